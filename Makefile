@@ -1,0 +1,54 @@
+# grove: the commands the README gives. CMake does the building; this file
+# only names the builds and runs them.
+#   make          release build into build/ (binaries in build/bin/)
+#   make test     every test, in three builds: release (assembly switch),
+#                 ucontext fallback, and AddressSanitizer+UBSan
+#   make bench    the benchmarks (see bench/)
+#   make install  PREFIX=/usr/local by default
+
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+all: build
+
+deps-build:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+deps-bench:
+	@scripts/deps.sh bench
+
+# $(1): directory, $(2): extra cmake flags
+define configure
+	cmake -S . -B $(1) -DGROVE_WERROR=ON $(2) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(1) -j $(JOBS)
+endef
+
+build: deps-build
+	$(call configure,build,-DCMAKE_BUILD_TYPE=Release)
+
+build-ucontext: deps-test
+	$(call configure,build-ucontext,-DCMAKE_BUILD_TYPE=Release -DGROVE_CONTEXT=ucontext)
+
+build-asan: deps-test
+	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_SANITIZE=ON)
+
+test: deps-test build build-ucontext build-asan
+	cd build && ctest --output-on-failure
+	cd build-ucontext && ctest --output-on-failure
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allow_user_segv_handler=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
+
+bench: deps-bench build
+	scripts/bench.sh
+
+install: build
+	cmake --install build --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-ucontext build-asan
+
+.PHONY: all build build-ucontext build-asan test bench install clean deps-build deps-test deps-bench

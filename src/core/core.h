@@ -1,0 +1,282 @@
+/* The core's internal contract: green-thread records, the hub, the one
+ * park/unpark primitive every blocking call is built on, wait queues and
+ * timers. Upper layers (io, net, sync, ...) include this header; it never
+ * includes theirs. */
+#ifndef GROVE_CORE_H
+#define GROVE_CORE_H
+
+#include "grove.h"
+
+#include "arch/ctx.h"
+#include "arch/stack.h"
+#include "backend/backend.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GR__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GR__ASAN 1
+#endif
+#endif
+
+#define GR__LIKELY(x) __builtin_expect(!!(x), 1)
+#define GR__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+struct gr__g;
+
+/* ------------------------------------------------------------ wait queues
+ * A waiter lives on the stack of the green thread that waits. Wakers unlink
+ * it; a waiter woken by a timeout or a kill is still linked and unlinks
+ * itself (gr__wq_remove). Wakers skip waiters whose thread is no longer
+ * parked, so a permit or a value is never handed to a thread that is about
+ * to return ETIMEDOUT. */
+typedef struct gr__waiter {
+    struct gr__waiter *prev, *next;
+    struct gr__g *g;
+    int events; /* what it waits for (fd waits) */
+    int fired;  /* what woke it (fd waits) */
+    void *data; /* a value handed over by the waker */
+    unsigned char linked;
+} gr__waiter;
+
+typedef struct gr__wq {
+    gr__waiter *head, *tail;
+} gr__wq;
+
+void gr__wq_push(gr__wq *q, gr__waiter *w, struct gr__g *g);
+void gr__wq_remove(gr__wq *q, gr__waiter *w);
+/* Pop the first waiter whose thread is still parked, or NULL. */
+gr__waiter *gr__wq_pop_parked(gr__wq *q);
+/* Unpark every parked waiter with status; unlink all. Returns how many were
+ * unparked. */
+size_t gr__wq_wake_all(gr__wq *q, int status);
+
+/* ------------------------------------------------------------- timers */
+typedef struct gr__timer {
+    int64_t when; /* absolute ms */
+    uint64_t seq; /* insertion order breaks ties: equal deadlines fire FIFO */
+    uint32_t idx; /* position in the heap + 1; 0 when not armed */
+} gr__timer;
+
+typedef struct gr__timer_heap {
+    gr__timer **v;
+    uint32_t n, cap;
+    uint64_t seq;
+} gr__timer_heap;
+
+int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when);
+void gr__timer_disarm(gr__timer_heap *h, gr__timer *t);
+static inline gr__timer *gr__timer_min(const gr__timer_heap *h)
+{
+    return h->n ? h->v[0] : NULL;
+}
+void gr__timer_heap_fini(gr__timer_heap *h);
+
+/* ------------------------------------------------------- green threads */
+enum gr__state {
+    GR__NEW,     /* spawned, function not yet called */
+    GR__READY,   /* in the ready queue */
+    GR__RUNNING, /* the hub's current thread */
+    GR__PARKED,  /* blocked in gr__park */
+    GR__DONE,    /* finished; record kept until joined */
+};
+
+typedef struct gr__exit_cb {
+    struct gr__exit_cb *next;
+    gr_exit_fn fn;
+    void *arg;
+} gr__exit_cb;
+
+/* A green thread's record. It lives at the top of its own stack, so a
+ * green thread costs one stack from the pool and nothing else; the record
+ * (and the stack) stays until the thread is joined or, if detached, until
+ * it finishes. The root and hub records are malloc'd. */
+typedef struct gr__g {
+    gr__ctx ctx;
+    struct gr__g *next; /* ready queue */
+    uint8_t state;
+    uint8_t cancelled;
+    uint8_t detached;
+    uint8_t kind; /* GR__KIND_* */
+    int wake;     /* park's outcome: 0 or an errno value */
+    int saved_errno;
+    uint32_t slot;
+    gr_t handle;
+    gr_fn fn;
+    void *arg;
+    void *result;
+    gr__timer timer;
+    gr__wq joiners;
+    uint32_t collectors; /* woken joiners yet to pick the result up */
+    const char *wait_what; /* why it is parked, for deadlock reports */
+    int64_t timeout_eff;   /* innermost gr_timeout's effective deadline */
+    gr_timeout *timeout;
+    gr__exit_cb *exit_cbs, *exit_cbs_tail;
+    void **locals;
+    gr__stack stack;
+#if defined(GR__ASAN)
+    void *asan_fake;
+    const void *asan_bottom;
+    size_t asan_size;
+#endif
+    char name[GR_NAME_MAX + 1];
+} gr__g;
+
+enum { GR__KIND_GREEN, GR__KIND_ROOT, GR__KIND_HUB };
+
+/* --------------------------------------------------------------- hub */
+typedef struct gr__slot {
+    gr__g *g;
+    uint32_t gen;
+    uint32_t next_free;
+} gr__slot;
+
+typedef struct gr__post {
+    struct gr__post *next;
+    void (*cb)(void *);
+    void *arg;
+} gr__post;
+
+/* Per-fd state. Records sit in fixed chunks and never move, so wait queues
+ * may point into them. */
+typedef struct gr__fdrec {
+    gr__wq readers, writers;
+    uint8_t registered;
+    uint8_t ready; /* GR_READ/GR_WRITE edges seen since the last EAGAIN */
+} gr__fdrec;
+
+#define GR__FD_CHUNK 4096
+#define GR__FD_CHUNKS 1024
+
+struct gr_hub {
+    gr__g *current;
+    gr__g *root;
+    gr__g *hubg;
+    gr__g *ready_head, *ready_tail;
+    size_t nready;
+    unsigned budget; /* direct switches left before the hub polls again */
+
+    int64_t now;    /* cached ms */
+    int64_t now_ns; /* cached ns, for precise poll time-outs */
+    gr__timer_heap timers;
+
+    gr__slot *slots;
+    uint32_t nslots, capslots, free_slot;
+    size_t nlive, nfinished;
+
+    gr__stack_pool stacks;
+    gr__stack hub_stack;
+
+    gr__backend backend;
+    gr__fdrec *fds[GR__FD_CHUNKS];
+    size_t nfd_waiters;
+
+    /* Cross-thread: guarded by lock, except the atomics. */
+    pthread_mutex_t lock;
+    gr__post *posts_head, *posts_tail;
+    atomic_int posted;
+    atomic_long refs;
+    int sleeping;  /* in the blocking poll: posters must write wakefd */
+    int wake_sent; /* wakefd written since the hub last slept */
+    int wakefd;
+
+    uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
+    uint8_t in_main;
+    uint8_t root_draining;
+    uint64_t switches;
+#if defined(GR__ASAN)
+    gr__g *switch_from; /* who switched to the context now resuming */
+#endif
+    void *altstack;
+};
+
+extern __thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's hub, created on first use (NULL/ENOMEM). */
+gr_hub *gr__hub(void);
+static inline gr_hub *gr__hub_peek(void)
+{
+    return gr__tls_hub;
+}
+
+/* ------------------------------------------------------- scheduling */
+
+/* Append g to the ready queue and mark it ready. */
+void gr__ready(gr_hub *h, gr__g *g);
+
+static inline gr__g *gr__ready_pop(gr_hub *h)
+{
+    gr__g *g = h->ready_head;
+
+    if (g) {
+        h->ready_head = g->next;
+        if (!h->ready_head)
+            h->ready_tail = NULL;
+        h->nready--;
+    }
+    return g;
+}
+
+/* Where a green thread's record sits in its stack: at the very top. */
+static inline gr__g *gr__record_of(const gr__stack *s)
+{
+    uintptr_t top = (uintptr_t)(s->lo + s->size);
+
+    return (gr__g *)((top - sizeof(gr__g)) & ~(uintptr_t)63);
+}
+
+/* How many direct switches between two looks at I/O and timers. */
+#define GR__BUDGET 64
+
+/* Block the current green thread until gr__unpark(), the deadline (or an
+ * enclosing gr_timeout's) or a kill. what names the wait in deadlock
+ * reports. Returns 0 when unparked with status 0, else -1 with errno set:
+ * ETIMEDOUT, ECANCELED, EDEADLK (in a hub callback, or nothing can wake the
+ * root), or the status given to gr__unpark. */
+int gr__park(int64_t deadline, const char *what);
+
+/* Make a parked g ready; park returns -status (0: success). Does nothing if
+ * g is not parked. */
+void gr__unpark(gr__g *g, int status);
+
+/* Give up the processor: the current thread has already been queued or
+ * parked. */
+void gr__schedule(gr_hub *h);
+
+/* Precondition for every blocking call: -1/EDEADLK in the hub context,
+ * -1/ECANCELED if the caller was killed, 0 otherwise. */
+int gr__may_block(gr_hub *h);
+
+/* ------------------------------------------------------------ internal */
+#define GR__NO_SLOT UINT32_MAX
+int gr__slot_alloc(gr_hub *h, gr__g *g);
+gr__g *gr__lookup(gr_hub *h, gr_t handle);
+void gr__release(gr_hub *h, gr__g *g);
+void gr__switch(gr_hub *h, gr__g *from, gr__g *to);
+/* The last switch of a finishing green thread. */
+void gr__switch_last(gr_hub *h, gr__g *from) __attribute__((noreturn));
+/* Block on fd; after_eagain: the caller just saw EAGAIN, so cached
+ * readiness is stale and is dropped without a check. */
+int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain);
+void gr__fire_timers(gr_hub *h);
+gr_hub *gr__hub_create(void);
+void gr__hub_destroy(gr_hub *h);
+void gr__update_now(gr_hub *h);
+void gr__fd_event(gr_hub *h, int fd, int ready);
+void gr__fds_fini(gr_hub *h);
+void gr__posts_run(gr_hub *h);
+int gr__posts_pending(gr_hub *h);
+void gr__posts_fini(gr_hub *h);
+void gr__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int gr__overflow_trap_init(gr_hub *h);
+void gr__overflow_trap_fini(gr_hub *h);
+void gr__overflow_canary(gr__g *g) __attribute__((noreturn));
+size_t gr__format_name(const gr__g *g, char *buf, size_t len);
+void gr__locals_destroy(gr__g *g);
+const gr_config *gr__config(void);
+
+#endif

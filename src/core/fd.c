@@ -1,0 +1,176 @@
+/* Waiting on file descriptors. Each fd is registered with the backend once,
+ * edge-triggered, for both directions; edges are remembered per fd so one
+ * that arrives while nobody waits is not lost. */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static gr__fdrec *fd_rec(gr_hub *h, int fd, int create)
+{
+    gr__fdrec **chunk;
+
+    if (fd < 0 || fd >= GR__FD_CHUNK * GR__FD_CHUNKS)
+        return NULL;
+    chunk = &h->fds[fd / GR__FD_CHUNK];
+    if (!*chunk) {
+        if (!create || !(*chunk = calloc(GR__FD_CHUNK, sizeof **chunk)))
+            return NULL;
+    }
+    return &(*chunk)[fd % GR__FD_CHUNK];
+}
+
+void gr__fds_fini(gr_hub *h)
+{
+    for (size_t i = 0; i < GR__FD_CHUNKS; i++) {
+        free(h->fds[i]);
+        h->fds[i] = NULL;
+    }
+}
+
+/* An edge seen earlier may be stale (the data may have been read since):
+ * ask the kernel. Returns the ready subset of events, 0, or -1/EBADF. */
+static int ready_now(int fd, int events)
+{
+    struct pollfd p = {fd, (short)((events & GR_READ ? POLLIN : 0) |
+                                   (events & GR_WRITE ? POLLOUT : 0)), 0};
+
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & POLLNVAL) {
+        errno = EBADF;
+        return -1;
+    }
+    if (p.revents & (POLLERR | POLLHUP))
+        return events;
+    return (p.revents & POLLIN ? GR_READ : 0) | (p.revents & POLLOUT ? GR_WRITE : 0);
+}
+
+static int ensure_registered(gr_hub *h, gr__fdrec *rec, int fd)
+{
+    if (rec->registered)
+        return 0;
+    if (gr__backend_add(&h->backend, fd) != 0)
+        return -1;
+    rec->registered = 1;
+    /* Unknown yet: treat as maybe-ready, so the first wait asks the kernel
+     * instead of sleeping through readiness that predates registration. */
+    rec->ready = GR_READ | GR_WRITE;
+    return 0;
+}
+
+static int park_on(gr_hub *h, gr__fdrec *rec, int events, int64_t deadline)
+{
+    gr__waiter rd = {0}, wr = {0};
+    int rc;
+
+    if (events & GR_READ) {
+        gr__wq_push(&rec->readers, &rd, h->current);
+        rd.events = events;
+    }
+    if (events & GR_WRITE) {
+        gr__wq_push(&rec->writers, &wr, h->current);
+        wr.events = events;
+    }
+    h->nfd_waiters++;
+    rc = gr__park(deadline, "fd");
+    h->nfd_waiters--;
+    gr__wq_remove(&rec->readers, &rd);
+    gr__wq_remove(&rec->writers, &wr);
+    return rc < 0 ? -1 : (rd.fired | wr.fired);
+}
+
+int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain)
+{
+    gr_hub *h = gr__hub();
+    gr__fdrec *rec;
+    int r;
+
+    if (!h)
+        return -1;
+    if (!events || (events & ~(GR_READ | GR_WRITE))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    if (gr__may_block(h) != 0)
+        return -1;
+    if (!(rec = fd_rec(h, fd, 1))) {
+        errno = fd >= GR__FD_CHUNK * GR__FD_CHUNKS ? EINVAL : ENOMEM;
+        return -1;
+    }
+    if (ensure_registered(h, rec, fd) != 0)
+        return errno == EPERM ? events : -1; /* EPERM: a regular file, always ready */
+    if (after_eagain) {
+        rec->ready &= (uint8_t)~events;
+    } else if (rec->ready & events) {
+        if ((r = ready_now(fd, events)) != 0)
+            return r;
+        rec->ready &= (uint8_t)~events;
+    }
+    return park_on(h, rec, events, deadline);
+}
+
+int gr_wait_fd(int fd, int events, int64_t deadline)
+{
+    return gr__wait_fd(fd, events, deadline, 0);
+}
+
+static void wake_fd_waiters(gr__wq *q, int ready)
+{
+    gr__waiter *w;
+
+    while ((w = gr__wq_pop_parked(q))) {
+        w->fired = ready & w->events;
+        gr__unpark(w->g, 0);
+    }
+}
+
+void gr__fd_event(gr_hub *h, int fd, int ready)
+{
+    gr__fdrec *rec;
+
+    if (fd == h->wakefd) {
+        uint64_t v;
+
+        /* Posts are found through h->posted; this only resets the counter. */
+        if (read(fd, &v, sizeof v) < 0) {
+        }
+        return;
+    }
+    if (!(rec = fd_rec(h, fd, 0)) || !rec->registered)
+        return;
+    rec->ready |= (uint8_t)ready;
+    if (ready & GR_READ)
+        wake_fd_waiters(&rec->readers, ready);
+    if (ready & GR_WRITE)
+        wake_fd_waiters(&rec->writers, ready);
+}
+
+int gr_fd_forget(int fd)
+{
+    gr_hub *h = gr__tls_hub;
+    gr__fdrec *rec;
+
+    if (!h || !(rec = fd_rec(h, fd, 0)))
+        return 0;
+    gr__wq_wake_all(&rec->readers, EBADF);
+    gr__wq_wake_all(&rec->writers, EBADF);
+    if (rec->registered)
+        gr__backend_del(&h->backend, fd);
+    rec->registered = 0;
+    rec->ready = 0;
+    return 0;
+}
+
+int gr_close(int fd)
+{
+    gr_fd_forget(fd);
+    return close(fd);
+}

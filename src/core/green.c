@@ -1,0 +1,412 @@
+/* Green threads: spawn, run, finish, join, kill, detach; the handle table. */
+#include "core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(GR__ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* ------------------------------------------------------------- handles
+ * A handle is (generation << 32 | slot). A slot's generation moves on each
+ * time it is reused, so an old handle never names a new thread. */
+
+int gr__slot_alloc(gr_hub *h, gr__g *g)
+{
+    uint32_t i;
+    gr__slot *e;
+
+    if (h->free_slot != GR__NO_SLOT) {
+        i = h->free_slot;
+        h->free_slot = h->slots[i].next_free;
+    } else {
+        if (h->nslots == h->capslots) {
+            uint32_t cap = h->capslots ? 2 * h->capslots : 256;
+            gr__slot *v = realloc(h->slots, cap * sizeof *v);
+
+            if (!v) {
+                errno = ENOMEM;
+                return -1;
+            }
+            h->slots = v;
+            h->capslots = cap;
+        }
+        i = h->nslots++;
+        h->slots[i].gen = 0;
+    }
+    e = &h->slots[i];
+    e->gen = (e->gen + 1) & 0x7fffffff;
+    if (!e->gen)
+        e->gen = 1;
+    e->g = g;
+    g->slot = i;
+    g->handle = (gr_t)((uint64_t)e->gen << 32 | i);
+    return 0;
+}
+
+static void slot_free(gr_hub *h, uint32_t i)
+{
+    h->slots[i].g = NULL;
+    h->slots[i].next_free = h->free_slot;
+    h->free_slot = i;
+}
+
+gr__g *gr__lookup(gr_hub *h, gr_t handle)
+{
+    uint32_t i = (uint32_t)handle;
+    gr__slot *e;
+
+    if (!h || handle <= 0 || i >= h->nslots)
+        return NULL;
+    e = &h->slots[i];
+    if (!e->g || e->gen != (uint32_t)(handle >> 32))
+        return NULL;
+    return e->g;
+}
+
+void gr__release(gr_hub *h, gr__g *g)
+{
+    h->nfinished--;
+    slot_free(h, g->slot);
+    gr__stack_put(&h->stacks, &g->stack);
+}
+
+/* --------------------------------------------------------------- life */
+
+static void run_exit_cbs(gr__g *g)
+{
+    gr__exit_cb *cb;
+
+    /* One at a time from the head, so a callback may add more. */
+    while ((cb = g->exit_cbs)) {
+        gr_exit_fn fn = cb->fn;
+        void *arg = cb->arg;
+
+        g->exit_cbs = cb->next;
+        if (!g->exit_cbs)
+            g->exit_cbs_tail = NULL;
+        free(cb);
+        fn(g->handle, g->result, arg);
+    }
+}
+
+static void __attribute__((noreturn)) finish(gr_hub *h, gr__g *g)
+{
+    run_exit_cbs(g);
+    gr__locals_destroy(g);
+    g->state = GR__DONE;
+    h->nlive--;
+    h->nfinished++;
+    g->collectors = (uint32_t)gr__wq_wake_all(&g->joiners, 0);
+    /* Nothing runs between this release and the switch below, so the stack
+     * cannot be handed out while we are still on it. */
+    if (g->detached && !g->collectors)
+        gr__release(h, g);
+    gr__switch_last(h, g);
+}
+
+static void green_entry(void *arg)
+{
+    gr__g *g = arg;
+    gr_hub *h = gr__tls_hub;
+
+#if defined(GR__ASAN)
+    __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
+                                    &h->switch_from->asan_size);
+#endif
+    errno = 0;
+    g->result = g->cancelled ? GR_CANCELED : g->fn(g->arg);
+    finish(h, g);
+}
+
+static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, size_t size)
+{
+    gr__stack s;
+    gr__g *g;
+
+    if (gr__stack_get(&h->stacks, size, &s) != 0)
+        return NULL;
+    g = gr__record_of(&s);
+    *g = (gr__g){
+        .kind = GR__KIND_GREEN,
+        .state = GR__NEW,
+        .fn = fn,
+        .arg = arg,
+        .timeout_eff = -1,
+        .stack = s,
+        .detached = opts && (opts->flags & GR_DETACHED),
+    };
+    if (gr__slot_alloc(h, g) != 0) {
+        gr__stack_put(&h->stacks, &s);
+        return NULL;
+    }
+    if (opts && opts->name) {
+        strncpy(g->name, opts->name, GR_NAME_MAX);
+        g->name[GR_NAME_MAX] = '\0';
+    }
+    gr__ctx_make(&g->ctx, s.lo + GR__STACK_RESERVED,
+                 (size_t)((char *)g - s.lo) - GR__STACK_RESERVED, green_entry, g);
+#if defined(GR__ASAN)
+    g->asan_bottom = s.lo + GR__STACK_RESERVED;
+    g->asan_size = (size_t)((char *)g - s.lo) - GR__STACK_RESERVED;
+#endif
+    h->nlive++;
+    return g;
+}
+
+static int check_opts(const gr_opts *opts, size_t *size)
+{
+    *size = gr__config()->stack_size;
+    if (!opts)
+        return 0;
+    if (opts->flags & ~GR_DETACHED)
+        return -1;
+    if (opts->stack_size) {
+        if (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX)
+            return -1;
+        *size = opts->stack_size;
+    }
+    return 0;
+}
+
+gr_t gr_spawn_opts(gr_fn fn, void *arg, const gr_opts *opts)
+{
+    size_t size;
+    gr_hub *h;
+    gr__g *g;
+
+    if (!fn || check_opts(opts, &size) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!(h = gr__hub()) || !(g = green_new(h, fn, arg, opts, size)))
+        return -1;
+    gr__ready(h, g);
+    return g->handle;
+}
+
+gr_t gr_spawn(gr_fn fn, void *arg)
+{
+    return gr_spawn_opts(fn, arg, NULL);
+}
+
+gr_t gr_spawn_later(int64_t delay_ms, gr_fn fn, void *arg, const gr_opts *opts)
+{
+    size_t size;
+    gr_hub *h;
+    gr__g *g;
+
+    if (!fn || delay_ms < 0 || check_opts(opts, &size) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!(h = gr__hub()) || !(g = green_new(h, fn, arg, opts, size)))
+        return -1;
+    if (delay_ms == 0) {
+        gr__ready(h, g);
+        return g->handle;
+    }
+    /* Stays NEW, out of the ready queue, until the timer makes it ready. */
+    if (gr__timer_arm(&h->timers, &g->timer, gr_now_update() + delay_ms) != 0) {
+        h->nlive--;
+        h->nfinished++;
+        gr__release(h, g);
+        return -1;
+    }
+    return g->handle;
+}
+
+/* ------------------------------------------------------ joining & co */
+
+static gr__g *lookup_green(gr_hub *h, gr_t handle)
+{
+    gr__g *g = gr__lookup(h, handle);
+
+    if (!g) {
+        errno = ESRCH;
+        return NULL;
+    }
+    if (g->kind != GR__KIND_GREEN) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return g;
+}
+
+static void take_result(gr_hub *h, gr__g *g, void **result)
+{
+    if (result)
+        *result = g->result;
+    if (g->collectors == 0)
+        gr__release(h, g);
+}
+
+int gr_join(gr_t handle, void **result, int64_t deadline)
+{
+    gr_hub *h = gr__hub_peek();
+    gr__g *g = gr__lookup(h, handle);
+    gr__waiter w;
+
+    if (!g) {
+        errno = ESRCH;
+        return -1;
+    }
+    if (g == h->current) {
+        gr__warn("a green thread cannot join itself (gr_join fails with EDEADLK)");
+        errno = EDEADLK;
+        return -1;
+    }
+    if (g->kind != GR__KIND_GREEN || g->detached) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (g->state == GR__DONE) {
+        take_result(h, g, result);
+        return 0;
+    }
+    gr__wq_push(&g->joiners, &w, h->current);
+    if (gr__park(deadline, "join") != 0) {
+        gr__wq_remove(&g->joiners, &w);
+        return -1;
+    }
+    /* finish() counted us among the collectors. */
+    g->collectors--;
+    take_result(h, g, result);
+    return 0;
+}
+
+int gr_kill(gr_t handle)
+{
+    gr_hub *h = gr__hub_peek();
+    gr__g *g = lookup_green(h, handle);
+
+    if (!g)
+        return -1;
+    if (g->state == GR__DONE || g->cancelled)
+        return 0;
+    g->cancelled = 1;
+    if (g->state == GR__PARKED) {
+        gr__unpark(g, ECANCELED);
+    } else if (g->state == GR__NEW) {
+        /* Run it now: it will see it is cancelled and finish at once. */
+        gr__timer_disarm(&h->timers, &g->timer);
+        gr__ready(h, g);
+    }
+    return 0;
+}
+
+int gr_detach(gr_t handle)
+{
+    gr_hub *h = gr__hub_peek();
+    gr__g *g = lookup_green(h, handle);
+
+    if (!g)
+        return -1;
+    if (g->detached) {
+        errno = EINVAL;
+        return -1;
+    }
+    g->detached = 1;
+    if (g->state == GR__DONE && !g->collectors)
+        gr__release(h, g);
+    return 0;
+}
+
+gr_t gr_self(void)
+{
+    gr_hub *h = gr__hub();
+
+    if (!h)
+        return -1;
+    if (h->current == h->hubg) {
+        errno = EPERM;
+        return -1;
+    }
+    return h->current->handle;
+}
+
+int gr_on_exit(gr_t handle, gr_exit_fn fn, void *arg)
+{
+    gr_hub *h = gr__hub_peek();
+    gr__g *g;
+    gr__exit_cb *cb;
+
+    if (!fn) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!(g = lookup_green(h, handle)))
+        return -1;
+    if (g->state == GR__DONE) {
+        fn(handle, g->result, arg);
+        return 0;
+    }
+    if (!(cb = malloc(sizeof *cb))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    *cb = (gr__exit_cb){NULL, fn, arg};
+    if (g->exit_cbs_tail)
+        g->exit_cbs_tail->next = cb;
+    else
+        g->exit_cbs = cb;
+    g->exit_cbs_tail = cb;
+    return 0;
+}
+
+/* Async-signal-safe: the stack-overflow reporter uses it. */
+size_t gr__format_name(const gr__g *g, char *buf, size_t len)
+{
+    char tmp[GR_NAME_MAX + 16];
+    size_t n = 0;
+
+    if (g->name[0]) {
+        while (g->name[n] && n < sizeof tmp - 1) {
+            tmp[n] = g->name[n];
+            n++;
+        }
+    } else if (g->kind != GR__KIND_GREEN) {
+        const char *s = g->kind == GR__KIND_ROOT ? "root" : "hub";
+
+        while (s[n]) {
+            tmp[n] = s[n];
+            n++;
+        }
+    } else {
+        char digits[12];
+        size_t d = 0;
+        uint32_t v = g->slot;
+
+        do
+            digits[d++] = (char)('0' + v % 10);
+        while ((v /= 10));
+        tmp[n++] = 'g';
+        while (d)
+            tmp[n++] = digits[--d];
+    }
+    if (len == 0)
+        return n;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+    return n;
+}
+
+int gr_name(gr_t handle, char *buf, size_t len)
+{
+    gr__g *g = gr__lookup(gr__hub_peek(), handle);
+
+    if (!buf || !len) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!g) {
+        errno = ESRCH;
+        return -1;
+    }
+    gr__format_name(g, buf, len);
+    return 0;
+}

@@ -1,0 +1,476 @@
+/* The hub: one per OS thread. It owns the ready queue, the timers, the
+ * poller and the stacks, and runs on a stack of its own whenever no green
+ * thread can run (or every GR__BUDGET switches):
+ *
+ *   loop: read the clock -> fire due timers -> run posted callbacks
+ *         -> nothing ready? settle gr_main/deadlock, else block in epoll
+ *            until the next timer -> dispatch the first ready thread
+ */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(GR__ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
+__thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t hub_key;
+static pthread_once_t hub_key_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int hubs_alive;
+static gr_config config = {GR_STACK_DEFAULT, GR_GUARD_AUTO, 0};
+
+const gr_config *gr__config(void)
+{
+    return &config;
+}
+
+void gr__warn(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    fprintf(stderr, "grove: %s\n", buf);
+}
+
+/* ---------------------------------------------------------------- time */
+
+static int64_t clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void gr__update_now(gr_hub *h)
+{
+    h->now_ns = clock_ns();
+    h->now = h->now_ns / 1000000;
+}
+
+int64_t gr_now(void)
+{
+    gr_hub *h = gr__tls_hub;
+
+    return h ? h->now : clock_ns() / 1000000;
+}
+
+int64_t gr_now_update(void)
+{
+    gr_hub *h = gr__tls_hub;
+
+    if (!h)
+        return clock_ns() / 1000000;
+    gr__update_now(h);
+    return h->now;
+}
+
+/* --------------------------------------------------------------- timers */
+
+void gr__fire_timers(gr_hub *h)
+{
+    gr__timer *t;
+
+    while ((t = gr__timer_min(&h->timers)) && t->when <= h->now) {
+        gr__g *g = (gr__g *)(void *)((char *)t - offsetof(gr__g, timer));
+
+        gr__timer_disarm(&h->timers, t);
+        if (g->state == GR__PARKED)
+            gr__unpark(g, ETIMEDOUT);
+        else if (g->state == GR__NEW)
+            gr__ready(h, g); /* gr_spawn_later's start time */
+    }
+}
+
+/* ------------------------------------------------------------ deadlock */
+
+static void report_deadlock(gr_hub *h)
+{
+    size_t shown = 0;
+
+    gr__warn("deadlock: %zu green thread(s) blocked and nothing can ever wake them "
+             "(no timers, no file descriptors, no gr_hub_ref):",
+             h->nlive);
+    for (uint32_t i = 0; i < h->nslots && shown < 20; i++) {
+        gr__g *g = h->slots[i].g;
+        char name[GR_NAME_MAX + 1];
+
+        if (!g || g->kind != GR__KIND_GREEN || g->state != GR__PARKED)
+            continue;
+        gr__format_name(g, name, sizeof name);
+        fprintf(stderr, "grove:   %s [%s]\n", name, g->wait_what ? g->wait_what : "?");
+        shown++;
+    }
+}
+
+static int nothing_can_happen(gr_hub *h)
+{
+    return h->timers.n == 0 && h->nfd_waiters == 0 && atomic_load(&h->refs) == 0 &&
+           !atomic_load(&h->posted);
+}
+
+/* Called with nothing ready. Wakes the root when gr_main may return, or
+ * with EDEADLK when nothing could ever wake anyone (then the root is the
+ * one parked: it can only be running, ready or parked). Returns 1 if it
+ * woke the root. */
+static int settle(gr_hub *h)
+{
+    if (h->root->state != GR__PARKED)
+        return 0;
+    if (h->root_draining && h->nlive == 0 && atomic_load(&h->refs) == 0 &&
+        !atomic_load(&h->posted)) {
+        gr__unpark(h->root, 0);
+        return 1;
+    }
+    if (nothing_can_happen(h)) {
+        gr__unpark(h->root, EDEADLK);
+        return 1;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- polling */
+
+static void on_event(void *ctx, int fd, int ready)
+{
+    gr__fd_event(ctx, fd, ready);
+}
+
+/* Block until an fd edge, a post or timeout_ns (-1: forever). The sleeping
+ * flag, set and cleared under the lock, tells posters whether the eventfd
+ * must be written: only a sleeping hub needs the system call. */
+static void poll_blocking(gr_hub *h, int64_t timeout_ns)
+{
+    pthread_mutex_lock(&h->lock);
+    if (atomic_load(&h->posted)) {
+        pthread_mutex_unlock(&h->lock);
+        return;
+    }
+    h->sleeping = 1;
+    pthread_mutex_unlock(&h->lock);
+    gr__backend_poll(&h->backend, timeout_ns, on_event, h);
+    pthread_mutex_lock(&h->lock);
+    h->sleeping = 0;
+    h->wake_sent = 0;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int64_t idle_timeout_ns(gr_hub *h)
+{
+    gr__timer *t = gr__timer_min(&h->timers);
+    int64_t ns;
+
+    if (!t)
+        return -1;
+    ns = t->when * 1000000 - h->now_ns;
+    return ns > 0 ? ns : 1;
+}
+
+static void look_around(gr_hub *h)
+{
+    gr__update_now(h);
+    gr__fire_timers(h);
+    if (atomic_load_explicit(&h->posted, memory_order_relaxed))
+        gr__posts_run(h);
+}
+
+static void hub_pass(gr_hub *h)
+{
+    look_around(h);
+    if (!h->ready_head && !settle(h)) {
+        poll_blocking(h, idle_timeout_ns(h));
+        look_around(h);
+    } else if (h->nfd_waiters) {
+        gr__backend_poll(&h->backend, 0, on_event, h);
+    }
+    /* Keep a quarter of the live population's worth of stacks warm. */
+    gr__stack_trim(&h->stacks, h->nlive / 4 > 64 ? h->nlive / 4 : 64);
+}
+
+static void hub_loop(void *arg)
+{
+    gr_hub *h = arg;
+
+#if defined(GR__ASAN)
+    __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
+                                    &h->switch_from->asan_size);
+#endif
+    for (;;) {
+        gr__g *next;
+
+        hub_pass(h);
+        if (!(next = gr__ready_pop(h)))
+            continue;
+        h->budget = GR__BUDGET;
+        gr__switch(h, h->hubg, next);
+    }
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static void hub_key_destructor(void *p)
+{
+    gr_hub *h = p;
+
+    if (h && gr__tls_hub == h && h->current == h->root)
+        gr__hub_destroy(h);
+}
+
+static void make_hub_key(void)
+{
+    pthread_key_create(&hub_key, hub_key_destructor);
+}
+
+static gr__g *new_context(gr_hub *h, int kind)
+{
+    gr__g *g = calloc(1, sizeof *g);
+
+    if (g) {
+        g->kind = (uint8_t)kind;
+        g->timeout_eff = -1;
+        g->stack.lo = (char *)&h->root_canary;
+        g->stack.guarded = 1; /* not ours to check */
+    }
+    return g;
+}
+
+static int hub_init(gr_hub *h)
+{
+    h->free_slot = GR__NO_SLOT;
+    h->backend.fd = -1;
+    h->wakefd = -1;
+    h->root_canary = GR__STACK_CANARY;
+    gr__stack_pool_init(&h->stacks, config.stack_guard);
+    if (pthread_mutex_init(&h->lock, NULL) != 0)
+        return -1;
+    if (!(h->root = new_context(h, GR__KIND_ROOT)) || !(h->hubg = new_context(h, GR__KIND_HUB)))
+        return -1;
+    h->root->state = GR__RUNNING;
+    h->current = h->root;
+    if (gr__slot_alloc(h, h->root) != 0)
+        return -1;
+    if (gr__backend_init(&h->backend) != 0)
+        return -1;
+    h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->wakefd < 0 || gr__backend_add(&h->backend, h->wakefd) != 0)
+        return -1;
+    if (gr__stack_get(&h->stacks, config.stack_size, &h->hubg->stack) != 0)
+        return -1;
+    gr__ctx_make(&h->hubg->ctx, h->hubg->stack.lo + GR__STACK_RESERVED,
+                 h->hubg->stack.size - GR__STACK_RESERVED, hub_loop, h);
+#if defined(GR__ASAN)
+    h->hubg->asan_bottom = h->hubg->stack.lo + GR__STACK_RESERVED;
+    h->hubg->asan_size = h->hubg->stack.size - GR__STACK_RESERVED;
+#endif
+    gr__update_now(h);
+    return gr__overflow_trap_init(h);
+}
+
+gr_hub *gr__hub_create(void)
+{
+    gr_hub *h;
+    int err;
+
+    pthread_mutex_lock(&config_lock);
+    atomic_fetch_add(&hubs_alive, 1);
+    pthread_mutex_unlock(&config_lock);
+    pthread_once(&hub_key_once, make_hub_key);
+    if (!(h = calloc(1, sizeof *h))) {
+        atomic_fetch_sub(&hubs_alive, 1);
+        errno = ENOMEM;
+        return NULL;
+    }
+    gr__tls_hub = h;
+    if (hub_init(h) != 0) {
+        err = errno ? errno : ENOMEM;
+        gr__hub_destroy(h);
+        errno = err;
+        return NULL;
+    }
+    pthread_setspecific(hub_key, h);
+    return h;
+}
+
+gr_hub *gr__hub(void)
+{
+    gr_hub *h = gr__tls_hub;
+
+    return GR__LIKELY(h != NULL) ? h : gr__hub_create();
+}
+
+gr_hub *gr_hub_current(void)
+{
+    return gr__hub();
+}
+
+static void free_record_extras(gr__g *g)
+{
+    gr__exit_cb *cb;
+
+    while ((cb = g->exit_cbs)) {
+        g->exit_cbs = cb->next;
+        free(cb);
+    }
+    free(g->locals);
+    g->locals = NULL;
+}
+
+/* Called from the root context. Green threads still alive are abandoned:
+ * their stacks are unmapped without running them again. */
+void gr__hub_destroy(gr_hub *h)
+{
+    gr__overflow_trap_fini(h);
+    for (uint32_t i = 0; i < h->nslots; i++)
+        if (h->slots[i].g)
+            free_record_extras(h->slots[i].g);
+    gr__posts_fini(h);
+    gr__fds_fini(h);
+    gr__timer_heap_fini(&h->timers);
+    if (h->wakefd >= 0)
+        close(h->wakefd);
+    gr__backend_fini(&h->backend);
+    gr__stack_pool_fini(&h->stacks);
+    pthread_mutex_destroy(&h->lock);
+    free(h->slots);
+    free(h->root);
+    free(h->hubg);
+    free(h);
+    gr__tls_hub = NULL;
+    pthread_setspecific(hub_key, NULL);
+    atomic_fetch_sub(&hubs_alive, 1);
+}
+
+/* ------------------------------------------------------------- gr_main */
+
+static void kill_all(gr_hub *h)
+{
+    for (uint32_t i = 0; i < h->nslots; i++) {
+        gr__g *g = h->slots[i].g;
+
+        if (g && g->kind == GR__KIND_GREEN && g->state != GR__DONE)
+            gr_kill(g->handle);
+    }
+}
+
+/* Park the root until every green thread has finished, killing them all
+ * the first time nothing could ever wake them. Returns 1 if that happened. */
+static int drain(gr_hub *h)
+{
+    int deadlocked = 0;
+
+    h->root_draining = 1;
+    while (h->nlive > 0 || atomic_load(&h->refs) > 0 || atomic_load(&h->posted)) {
+        if (gr__park(-1, "gr_main") != 0 && errno == EDEADLK) {
+            if (!deadlocked)
+                report_deadlock(h);
+            deadlocked = 1;
+            kill_all(h);
+        }
+    }
+    h->root_draining = 0;
+    return deadlocked;
+}
+
+int gr_main(gr_fn fn, void *arg, void **result)
+{
+    gr_hub *h = gr__tls_hub;
+    int deadlocked = 0;
+    gr_t g;
+
+    if (!fn || (h && (h->current != h->root || h->in_main))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!(h = gr__hub()))
+        return -1;
+    h->in_main = 1;
+    if ((g = gr_spawn(fn, arg)) < 0) {
+        int err = errno;
+
+        gr__hub_destroy(h);
+        errno = err;
+        return -1;
+    }
+    /* The join normally finishes; on a deadlock it fails, everything is
+     * killed, and once all have unwound the result is there to take. */
+    while (gr_join(g, result, -1) != 0) {
+        if (errno != EDEADLK) /* cannot happen: the root is never killed */
+            break;
+        if (!deadlocked)
+            report_deadlock(h);
+        deadlocked = 1;
+        kill_all(h);
+    }
+    deadlocked |= drain(h);
+    gr__hub_destroy(h);
+    if (deadlocked) {
+        errno = EDEADLK;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------- monitoring */
+
+int gr_stats_get(gr_stats *st)
+{
+    gr_hub *h = gr__tls_hub;
+
+    if (!st) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(st, 0, sizeof *st);
+    if (!h)
+        return 0;
+    st->threads = h->nlive;
+    st->finished = h->nfinished;
+    st->ready = h->nready;
+    st->timers = h->timers.n;
+    st->fd_waiters = h->nfd_waiters;
+    st->stacks_mapped = h->stacks.mapped;
+    st->stacks_guarded = h->stacks.guarded;
+    st->stacks_free = h->stacks.free;
+    st->switches = h->switches;
+    return 0;
+}
+
+int gr_configure(const gr_config *cfg)
+{
+    int rc = 0;
+
+    if (!cfg || (cfg->stack_size && (cfg->stack_size < GR_STACK_MIN ||
+                                     cfg->stack_size > GR_STACK_MAX)) ||
+        cfg->stack_guard < GR_GUARD_AUTO || cfg->stack_guard > GR_GUARD_NEVER) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&config_lock);
+    if (atomic_load(&hubs_alive) > 0) {
+        errno = EBUSY;
+        rc = -1;
+    } else {
+        config = *cfg;
+        if (!config.stack_size)
+            config.stack_size = GR_STACK_DEFAULT;
+    }
+    pthread_mutex_unlock(&config_lock);
+    return rc;
+}

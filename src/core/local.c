@@ -1,0 +1,112 @@
+/* Green-thread local storage: process-wide keys, per-thread values. A
+ * thread's value array is allocated on its first gr_local_set, so threads
+ * that never use locals pay one NULL pointer. */
+#include "core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static struct {
+    atomic_int used;
+    void (*_Atomic destructor)(void *);
+} keys[GR_KEYS_MAX];
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* pthread's rule: destructors that set values again get a few more rounds. */
+#define DESTRUCTOR_ROUNDS 4
+
+int gr_key_create(void (*destructor)(void *))
+{
+    int key = -1;
+
+    pthread_mutex_lock(&keys_lock);
+    for (int i = 0; i < GR_KEYS_MAX && key < 0; i++) {
+        if (!atomic_load(&keys[i].used)) {
+            atomic_store(&keys[i].destructor, destructor);
+            atomic_store(&keys[i].used, 1);
+            key = i;
+        }
+    }
+    pthread_mutex_unlock(&keys_lock);
+    if (key < 0)
+        errno = EAGAIN;
+    return key;
+}
+
+static int key_valid(int key)
+{
+    return key >= 0 && key < GR_KEYS_MAX && atomic_load(&keys[key].used);
+}
+
+int gr_key_delete(int key)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&keys_lock);
+    if (key_valid(key)) {
+        atomic_store(&keys[key].used, 0);
+    } else {
+        errno = EINVAL;
+        rc = -1;
+    }
+    pthread_mutex_unlock(&keys_lock);
+    return rc;
+}
+
+int gr_local_set(int key, void *value)
+{
+    gr_hub *h = gr__hub();
+    gr__g *g;
+
+    if (!h)
+        return -1;
+    g = h->current;
+    if (g == h->hubg) {
+        errno = EPERM;
+        return -1;
+    }
+    if (!key_valid(key)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!g->locals && !(g->locals = calloc(GR_KEYS_MAX, sizeof *g->locals))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    g->locals[key] = value;
+    return 0;
+}
+
+void *gr_local_get(int key)
+{
+    gr_hub *h = gr__tls_hub;
+    gr__g *g = h ? h->current : NULL;
+
+    if (!g || g == h->hubg || !g->locals || key < 0 || key >= GR_KEYS_MAX)
+        return NULL;
+    return g->locals[key];
+}
+
+void gr__locals_destroy(gr__g *g)
+{
+    for (int round = 0; g->locals && round < DESTRUCTOR_ROUNDS; round++) {
+        int again = 0;
+
+        for (int k = 0; k < GR_KEYS_MAX; k++) {
+            void *v = g->locals[k];
+            void (*destructor)(void *) = atomic_load(&keys[k].destructor);
+
+            if (!v)
+                continue;
+            g->locals[k] = NULL;
+            if (atomic_load(&keys[k].used) && destructor) {
+                destructor(v);
+                again = 1;
+            }
+        }
+        if (!again)
+            break;
+    }
+    free(g->locals);
+    g->locals = NULL;
+}

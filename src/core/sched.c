@@ -1,0 +1,293 @@
+/* The scheduler: the ready queue, switching, and the one park/unpark
+ * primitive under every blocking call. */
+#include "core.h"
+
+#include <errno.h>
+
+#if defined(GR__ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* ------------------------------------------------------------ wait queues */
+
+void gr__wq_push(gr__wq *q, gr__waiter *w, gr__g *g)
+{
+    w->g = g;
+    w->next = NULL;
+    w->prev = q->tail;
+    w->fired = 0;
+    w->linked = 1;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+}
+
+void gr__wq_remove(gr__wq *q, gr__waiter *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->linked = 0;
+}
+
+gr__waiter *gr__wq_pop_parked(gr__wq *q)
+{
+    gr__waiter *w;
+
+    while ((w = q->head)) {
+        gr__wq_remove(q, w);
+        if (w->g->state == GR__PARKED)
+            return w;
+    }
+    return NULL;
+}
+
+size_t gr__wq_wake_all(gr__wq *q, int status)
+{
+    size_t n = 0;
+    gr__waiter *w;
+
+    while ((w = gr__wq_pop_parked(q))) {
+        gr__unpark(w->g, status);
+        n++;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------- switching */
+
+void gr__ready(gr_hub *h, gr__g *g)
+{
+    g->state = GR__READY;
+    g->next = NULL;
+    if (h->ready_tail)
+        h->ready_tail->next = g;
+    else
+        h->ready_head = g;
+    h->ready_tail = g;
+    h->nready++;
+}
+
+void gr__switch(gr_hub *h, gr__g *from, gr__g *to)
+{
+    from->saved_errno = errno;
+    if (GR__UNLIKELY(!gr__stack_canary_ok(&from->stack)))
+        gr__overflow_canary(from);
+    h->current = to;
+    to->state = GR__RUNNING;
+    h->switches++;
+#if defined(GR__ASAN)
+    h->switch_from = from;
+    __sanitizer_start_switch_fiber(&from->asan_fake, to->asan_bottom, to->asan_size);
+    gr__ctx_switch(&from->ctx, &to->ctx);
+    __sanitizer_finish_switch_fiber(from->asan_fake, &h->switch_from->asan_bottom,
+                                    &h->switch_from->asan_size);
+#else
+    gr__ctx_switch(&from->ctx, &to->ctx);
+#endif
+    errno = from->saved_errno;
+}
+
+/* Straight to the next ready thread, but through the hub every so often,
+ * so I/O and timers are looked at even when threads never stop being
+ * ready. */
+static gr__g *pick_next(gr_hub *h)
+{
+    gr__g *next;
+
+    if (h->budget && (next = gr__ready_pop(h))) {
+        h->budget--;
+        return next;
+    }
+    return h->hubg;
+}
+
+void gr__switch_last(gr_hub *h, gr__g *from)
+{
+    gr__g *to = pick_next(h);
+
+    if (GR__UNLIKELY(!gr__stack_canary_ok(&from->stack)))
+        gr__overflow_canary(from);
+    h->current = to;
+    to->state = GR__RUNNING;
+    h->switches++;
+#if defined(GR__ASAN)
+    h->switch_from = from;
+    __sanitizer_start_switch_fiber(NULL, to->asan_bottom, to->asan_size);
+#endif
+    gr__ctx_switch(&from->ctx, &to->ctx);
+    __builtin_unreachable();
+}
+
+void gr__schedule(gr_hub *h)
+{
+    gr__g *cur = h->current;
+    gr__g *next = pick_next(h);
+
+    if (next == cur) {
+        cur->state = GR__RUNNING;
+        return;
+    }
+    gr__switch(h, cur, next);
+}
+
+/* ---------------------------------------------------------- park/unpark */
+
+int gr__may_block(gr_hub *h)
+{
+    if (GR__UNLIKELY(h->current == h->hubg)) {
+        gr__warn("a blocking call was made in a hub callback, where nothing can block "
+                 "(it fails with EDEADLK)");
+        errno = EDEADLK;
+        return -1;
+    }
+    if (GR__UNLIKELY(h->current->cancelled)) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t effective_deadline(const gr__g *g, int64_t deadline)
+{
+    if (g->timeout_eff >= 0 && (deadline < 0 || g->timeout_eff < deadline))
+        return g->timeout_eff;
+    return deadline;
+}
+
+int gr__park(int64_t deadline, const char *what)
+{
+    gr_hub *h = gr__tls_hub;
+    gr__g *g = h->current;
+
+    if (gr__may_block(h) != 0)
+        return -1;
+    deadline = effective_deadline(g, deadline);
+    if (deadline >= 0) {
+        if (deadline <= h->now) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (gr__timer_arm(&h->timers, &g->timer, deadline) != 0)
+            return -1;
+    }
+    g->state = GR__PARKED;
+    g->wake = 0;
+    g->wait_what = what;
+    gr__schedule(h);
+    if (g->timer.idx)
+        gr__timer_disarm(&h->timers, &g->timer);
+    if (g->wake) {
+        errno = g->wake;
+        return -1;
+    }
+    return 0;
+}
+
+void gr__unpark(gr__g *g, int status)
+{
+    if (g->state != GR__PARKED)
+        return;
+    g->wake = status;
+    gr__ready(gr__tls_hub, g);
+}
+
+/* --------------------------------------------------------- public calls */
+
+int gr_yield(void)
+{
+    gr_hub *h = gr__hub();
+    gr__g *g;
+
+    if (!h)
+        return -1;
+    g = h->current;
+    if (g == h->hubg) {
+        errno = EDEADLK;
+        return -1;
+    }
+    gr__ready(h, g);
+    gr__schedule(h);
+    if (g->cancelled) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
+}
+
+int gr_sleep(int64_t deadline)
+{
+    gr_hub *h = gr__hub();
+
+    if (!h)
+        return -1;
+    if (gr__park(deadline, "sleep") == 0)
+        return 0; /* nothing unparks a sleeper with success; kept for symmetry */
+    /* Reaching one's own deadline is what sleeping is for; a timeout region
+     * that ends first is an error. */
+    if (errno == ETIMEDOUT && deadline >= 0 && h->now >= deadline)
+        return 0;
+    return -1;
+}
+
+int gr_testcancel(void)
+{
+    gr_hub *h = gr__tls_hub;
+
+    if (h && h->current->cancelled) {
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- Timeout */
+
+int gr_timeout_begin(gr_timeout *t, int64_t deadline)
+{
+    gr_hub *h = gr__hub();
+    gr__g *g;
+
+    if (!h)
+        return -1;
+    g = h->current;
+    if (g == h->hubg) {
+        errno = EPERM;
+        return -1;
+    }
+    t->deadline_ = deadline < 0 ? -1 : deadline;
+    t->outer_ = g->timeout;
+    t->owner_ = g;
+    t->effective_ = effective_deadline(g, t->deadline_);
+    g->timeout = t;
+    g->timeout_eff = t->effective_;
+    return 0;
+}
+
+int gr_timeout_end(gr_timeout *t)
+{
+    gr_hub *h = gr__tls_hub;
+    gr__g *g = h ? h->current : NULL;
+
+    if (!g || g->timeout != t || t->owner_ != g) {
+        errno = EINVAL;
+        return -1;
+    }
+    g->timeout = t->outer_;
+    g->timeout_eff = t->outer_ ? t->outer_->effective_ : -1;
+    return gr_timeout_expired(t);
+}
+
+int gr_timeout_expired(const gr_timeout *t)
+{
+    return t->deadline_ >= 0 && gr_now() >= t->deadline_;
+}

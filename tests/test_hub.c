@@ -1,0 +1,246 @@
+/* The hub: gr_main, cross-thread posts, refs, deadlock detection, misuse
+ * from hub callbacks. */
+#include "common.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* ------------------------------------------------- cross-thread wake */
+
+static gr_hub *hub;
+static gr_t sleeper_handle;
+static atomic_int callbacks_run;
+
+static void *sleeps(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_sleep(-1), ECANCELED);
+    return (void *)11;
+}
+
+static void kill_sleeper(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&callbacks_run, 1);
+    /* Hub callbacks may not block... */
+    assert_fails(gr_sleep(gr_now() + 1), EDEADLK);
+    assert_fails(gr_yield(), EDEADLK);
+    assert_fails(gr_self(), EPERM);
+    /* ...but may kill and spawn. */
+    cr_assert_eq(gr_kill(sleeper_handle), 0);
+}
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    usleep(20000);
+    cr_assert_eq(gr_hub_post(hub, kill_sleeper, NULL), 0);
+    gr_hub_unref(hub);
+    return NULL;
+}
+
+static void *cross_thread(void *arg)
+{
+    pthread_t t;
+    void *r;
+
+    (void)arg;
+    hub = gr_hub_current();
+    cr_assert_not_null(hub);
+    sleeper_handle = gr_spawn(sleeps, NULL);
+    gr_hub_ref(hub); /* the other thread will post */
+    cr_assert_eq(pthread_create(&t, NULL, other_thread, NULL), 0);
+    cr_assert_eq(gr_join(sleeper_handle, &r, gr_now() + 5000), 0);
+    cr_assert_eq((intptr_t)r, 11);
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&callbacks_run), 1);
+    return NULL;
+}
+
+Test(hub, post_from_another_pthread_wakes_a_sleeping_hub, .timeout = 10)
+{
+    run_main(cross_thread, NULL);
+}
+
+/* Many posts from several threads: all run, each thread's in order. */
+enum { POSTERS = 4, PER_POSTER = 2000 };
+static int last_seen[POSTERS];
+static atomic_int total;
+
+static void ordered_cb(void *arg)
+{
+    intptr_t v = (intptr_t)arg;
+    int who = (int)(v / PER_POSTER), seq = (int)(v % PER_POSTER);
+
+    cr_assert_eq(seq, last_seen[who], "posts of one thread out of order");
+    last_seen[who]++;
+    atomic_fetch_add(&total, 1);
+}
+
+static void *poster(void *arg)
+{
+    intptr_t who = (intptr_t)arg;
+
+    for (int i = 0; i < PER_POSTER; i++)
+        cr_assert_eq(gr_hub_post(hub, ordered_cb, (void *)(who * PER_POSTER + i)), 0);
+    gr_hub_unref(hub);
+    return NULL;
+}
+
+static void *many_posts(void *arg)
+{
+    pthread_t t[POSTERS];
+
+    (void)arg;
+    hub = gr_hub_current();
+    for (intptr_t i = 0; i < POSTERS; i++) {
+        gr_hub_ref(hub);
+        cr_assert_eq(pthread_create(&t[i], NULL, poster, (void *)i), 0);
+    }
+    for (int i = 0; i < POSTERS; i++)
+        pthread_detach(t[i]);
+    /* Returning now is fine: gr_main keeps the hub alive for the refs. */
+    return NULL;
+}
+
+Test(hub, posts_from_many_threads_all_run_in_order, .timeout = 20)
+{
+    run_main(many_posts, NULL);
+    cr_assert_eq(atomic_load(&total), POSTERS * PER_POSTER);
+}
+
+static void spawn_from_callback_cb(void *arg)
+{
+    (void)arg;
+    cr_assert_gt(gr_spawn_opts(sleeps, NULL, &(gr_opts){.flags = GR_DETACHED}), 0);
+}
+
+static void *post_to_self(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(gr_hub_post(gr_hub_current(), spawn_from_callback_cb, NULL), 0);
+    /* Posts run at the hub's next look around, which blocking forces. */
+    cr_assert_eq(gr_sleep(gr_now() + 1), 0);
+    gr_stats st;
+    gr_stats_get(&st);
+    cr_assert_eq(st.threads, 2, "the callback's thread should exist");
+    return NULL;
+}
+
+Test(hub, callbacks_can_spawn, .timeout = 10)
+{
+    /* The spawned thread sleeps forever: gr_main reports the deadlock,
+     * kills it, and fails with EDEADLK. */
+    cr_assert_eq(gr_main(post_to_self, NULL, NULL), -1);
+    cr_assert_eq(errno, EDEADLK);
+}
+
+/* ------------------------------------------------------- deadlocks */
+
+static gr_t peer, main_thread;
+
+static void *joins_main(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_join(main_thread, NULL, -1), ECANCELED);
+    return NULL;
+}
+
+static void *deadlock_main(void *arg)
+{
+    (void)arg;
+    main_thread = gr_self();
+    peer = gr_spawn(joins_main, NULL);
+    /* peer waits for us, we wait for peer: nothing can wake either. */
+    assert_fails(gr_join(peer, NULL, -1), ECANCELED);
+    return (void *)3;
+}
+
+Test(hub, deadlock_is_reported_not_hung, .timeout = 10)
+{
+    void *r = NULL;
+
+    cr_redirect_stderr();
+    cr_assert_eq(gr_main(deadlock_main, NULL, &r), -1);
+    cr_assert_eq(errno, EDEADLK);
+    cr_assert_eq((intptr_t)r, 3, "the killed main thread still delivers its result");
+}
+
+Test(hub, root_blocking_forever_gets_edeadlk, .timeout = 10)
+{
+    cr_redirect_stderr();
+    assert_fails(gr_sleep(-1), EDEADLK);
+    /* With a ref held, sleeping forever is legitimate: a post may come.
+     * Use a deadline so the test ends. */
+    gr_hub_ref(gr_hub_current());
+    assert_fails(gr_join(gr_spawn(sleeps, NULL), NULL, gr_now() + 20), ETIMEDOUT);
+    gr_hub_unref(gr_hub_current());
+}
+
+static void *nested_main(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_main(nested_main, NULL, NULL), EINVAL);
+    return NULL;
+}
+
+Test(hub, gr_main_from_a_green_thread_is_einval, .timeout = 10)
+{
+    run_main(nested_main, NULL);
+    assert_fails(gr_main(NULL, NULL, NULL), EINVAL);
+}
+
+static void *leaves_workers(void *arg)
+{
+    static int done;
+
+    (void)arg;
+    if (done++)
+        return NULL;
+    for (int i = 0; i < 5; i++)
+        gr_spawn_later(10 + i, leaves_workers, NULL, &(gr_opts){.flags = GR_DETACHED});
+    return NULL;
+}
+
+Test(hub, gr_main_waits_for_every_thread, .timeout = 10)
+{
+    gr_stats st;
+
+    run_main(leaves_workers, NULL);
+    /* The hub is gone after gr_main. */
+    gr_stats_get(&st);
+    cr_assert_eq(st.threads, 0);
+    cr_assert_eq(st.stacks_mapped, 0);
+}
+
+/* --------------------------------------------------- configuration */
+
+Test(hub, configure_only_before_any_hub, .timeout = 10)
+{
+    gr_config bad = {.stack_size = 100};
+
+    assert_fails(gr_configure(NULL), EINVAL);
+    assert_fails(gr_configure(&bad), EINVAL);
+    bad = (gr_config){.stack_guard = 7};
+    assert_fails(gr_configure(&bad), EINVAL);
+    cr_assert_eq(gr_configure(&(gr_config){.stack_size = 64 * 1024}), 0);
+    gr_hub_current();
+    assert_fails(gr_configure(&(gr_config){0}), EBUSY);
+}
+
+static void *small_stack_default(void *arg)
+{
+    gr_stats st;
+
+    (void)arg;
+    gr_stats_get(&st);
+    cr_assert_gt(st.stacks_mapped, 0);
+    return NULL;
+}
+
+Test(hub, configured_default_stack_size_is_used, .timeout = 10)
+{
+    cr_assert_eq(gr_configure(&(gr_config){.stack_size = 32 * 1024}), 0);
+    run_main(small_stack_default, NULL);
+}
