@@ -230,7 +230,7 @@ typedef struct gr_stats {
     size_t stacks_mapped;  /* stacks carved from mapped slabs */
     size_t stacks_guarded; /* of which have a guard page */
     size_t stacks_free;    /* of which are pooled, ready for reuse */
-    size_t switches;       /* context switches since the hub was created */
+    size_t switches;       /* switches to ready threads since the hub was created */
 } gr_stats;
 
 /* Fill *st with the calling thread's hub counters (all zero if it has no

@@ -1,1 +1,289 @@
-int main(void){return 0;}
+/* grove-micro: the core's micro-benchmarks.
+ *
+ *   grove-micro [--json] [--runs N] [--million]
+ *
+ * Each figure is the median of N runs (default 5). ucontext_switch_ns is
+ * the baseline measured in the same run: swapcontext between two contexts.
+ * --million also spawns 1,000,000 idle green threads and reports their
+ * memory (needs about 5 GB of RAM and, on kernels before 6.13, a raised
+ * vm.max_map_count; see docs/design.md). */
+#define _GNU_SOURCE
+#include "core/core.h"
+
+#include <grove.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+
+#define MAX_RUNS 21
+
+static double now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ------------------------------------------------------------ switching */
+
+enum { YIELDS = 2000000 };
+
+static void *yield_loop(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < YIELDS; i++)
+        gr_yield();
+    return NULL;
+}
+
+static void *bench_switch(void *out)
+{
+    gr_t a = gr_spawn(yield_loop, NULL), b = gr_spawn(yield_loop, NULL);
+    double t0;
+
+    gr_yield(); /* both started, so the loop below times steady state */
+    t0 = now_ns();
+    gr_join(a, NULL, -1);
+    gr_join(b, NULL, -1);
+    *(double *)out = (now_ns() - t0) / (2.0 * YIELDS);
+    return NULL;
+}
+
+/* ------------------------------------------------------- spawn + join */
+
+enum { SPAWNS = 1000000 };
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static void *bench_spawn_join(void *out)
+{
+    double t0;
+
+    gr_join(gr_spawn(nothing, NULL), NULL, -1); /* warm the stack pool */
+    t0 = now_ns();
+    for (int i = 0; i < SPAWNS; i++)
+        gr_join(gr_spawn(nothing, NULL), NULL, -1);
+    *(double *)out = (now_ns() - t0) / SPAWNS;
+    return NULL;
+}
+
+/* ------------------------------------------------------ idle memory */
+
+static long status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t len = strlen(field);
+    long kb = -1;
+
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, len) && line[len] == ':')
+            kb = atol(line + len + 1);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static void *sleep_forever(void *arg)
+{
+    (void)arg;
+    gr_sleep(-1);
+    return NULL;
+}
+
+typedef struct idle {
+    int n;
+    double rss_bytes, pte_bytes, spawn_ns;
+    int ok;
+} idle;
+
+static void *bench_idle(void *arg)
+{
+    idle *r = arg;
+    gr_t *g = malloc((size_t)r->n * sizeof *g);
+    long rss0, pte0;
+    double t0;
+
+    rss0 = status_kb("VmRSS");
+    pte0 = status_kb("VmPTE");
+    t0 = now_ns();
+    r->ok = 1;
+    for (int i = 0; i < r->n && r->ok; i++)
+        if ((g[i] = gr_spawn(sleep_forever, NULL)) < 0)
+            r->ok = 0;
+    gr_yield(); /* every one runs and blocks in gr_sleep */
+    r->spawn_ns = (now_ns() - t0) / r->n;
+    r->rss_bytes = (double)(status_kb("VmRSS") - rss0) * 1024 / r->n;
+    r->pte_bytes = (double)(status_kb("VmPTE") - pte0) * 1024 / r->n;
+    for (int i = 0; i < r->n; i++)
+        if (g[i] > 0)
+            gr_kill(g[i]);
+    for (int i = 0; i < r->n; i++)
+        if (g[i] > 0)
+            gr_join(g[i], NULL, -1);
+    free(g);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ timers */
+
+enum { TIMERS = 100000, FIRES = 1000000 };
+
+/* The heap alone: 100,000 armed timers; each round fires the earliest
+ * (pops it) and arms it again at a later random deadline, as a hub with
+ * 100,000 sleeping threads does when one wakes and sleeps again. */
+static double bench_timer(void)
+{
+    gr__timer_heap heap = {0};
+    gr__timer *t = calloc(TIMERS, sizeof *t);
+    uint64_t x = 88172645463325252ULL;
+    int64_t horizon = 0;
+    double t0, ns;
+
+    for (int i = 0; i < TIMERS; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        gr__timer_arm(&heap, &t[i], (int64_t)(x % 1000000));
+    }
+    t0 = now_ns();
+    for (int i = 0; i < FIRES; i++) {
+        gr__timer *min = gr__timer_min(&heap);
+
+        gr__timer_disarm(&heap, min);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        horizon = min->when;
+        gr__timer_arm(&heap, min, horizon + (int64_t)(x % 1000000));
+    }
+    ns = (now_ns() - t0) / FIRES;
+    gr__timer_heap_fini(&heap);
+    free(t);
+    return ns;
+}
+
+/* ---------------------------------------------------- ucontext baseline */
+
+static ucontext_t uc_main, uc_peer;
+
+static void uc_peer_loop(void)
+{
+    for (;;)
+        swapcontext(&uc_peer, &uc_main);
+}
+
+static double bench_ucontext(void)
+{
+    static char stack[64 * 1024];
+    double t0;
+
+    getcontext(&uc_peer);
+    uc_peer.uc_stack.ss_sp = stack;
+    uc_peer.uc_stack.ss_size = sizeof stack;
+    uc_peer.uc_link = NULL;
+    makecontext(&uc_peer, uc_peer_loop, 0);
+    swapcontext(&uc_main, &uc_peer);
+    t0 = now_ns();
+    for (int i = 0; i < YIELDS / 4; i++)
+        swapcontext(&uc_main, &uc_peer);
+    return (now_ns() - t0) / (2.0 * (YIELDS / 4));
+}
+
+/* ------------------------------------------------------------------ main */
+
+static double run_in_main(gr_fn fn)
+{
+    double v = 0;
+
+    if (gr_main(fn, &v, NULL) != 0) {
+        perror("gr_main");
+        exit(1);
+    }
+    return v;
+}
+
+static idle run_idle(int n)
+{
+    idle r = {.n = n};
+
+    if (gr_main(bench_idle, &r, NULL) != 0) {
+        perror("gr_main");
+        exit(1);
+    }
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    double sw[MAX_RUNS], sj[MAX_RUNS], tm[MAX_RUNS], uc[MAX_RUNS];
+    int json = 0, runs = 5, million = 0;
+    idle one, mil = {0};
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--million"))
+            million = 1;
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--json] [--runs N] [--million]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (runs < 1 || runs > MAX_RUNS) {
+        fprintf(stderr, "grove-micro: --runs must be 1..%d\n", MAX_RUNS);
+        return 2;
+    }
+    for (int r = 0; r < runs; r++) {
+        sw[r] = run_in_main(bench_switch);
+        sj[r] = run_in_main(bench_spawn_join);
+        tm[r] = bench_timer();
+        uc[r] = bench_ucontext();
+    }
+    one = run_idle(100000);
+    if (million)
+        mil = run_idle(1000000);
+
+    double s = median(sw, runs), u = median(uc, runs);
+    if (json) {
+        printf("{\"switch_ns\": %.2f, \"spawn_join_ns\": %.2f, \"idle_bytes_per_greenlet\": %.0f, "
+               "\"idle_pte_bytes_per_greenlet\": %.0f, \"timer_ns\": %.2f, "
+               "\"ucontext_switch_ns\": %.2f, \"switch_vs_ucontext\": %.3f, \"runs\": %d",
+               s, median(sj, runs), one.rss_bytes, one.pte_bytes, median(tm, runs), u, s / u,
+               runs);
+        if (million)
+            printf(", \"million_ok\": %s, \"million_idle_bytes_per_greenlet\": %.0f, "
+                   "\"million_idle_pte_bytes_per_greenlet\": %.0f",
+                   mil.ok ? "true" : "false", mil.rss_bytes, mil.pte_bytes);
+        printf("}\n");
+        return 0;
+    }
+    printf("grove-micro (%s switch), medians of %d runs\n", gr__ctx_impl(), runs);
+    printf("  switch through the hub   %8.2f ns per yield\n", s);
+    printf("  ucontext swapcontext     %8.2f ns per switch (baseline; grove = %.3fx)\n", u, s / u);
+    printf("  spawn + run + join       %8.2f ns\n", median(sj, runs));
+    printf("  timer arm + fire         %8.2f ns (heap of %d)\n", median(tm, runs), TIMERS);
+    printf("  idle green thread        %8.0f bytes RSS + %.0f bytes page tables (100,000 asleep)\n",
+           one.rss_bytes, one.pte_bytes);
+    if (million)
+        printf("  1,000,000 idle           %s: %.0f bytes RSS + %.0f bytes page tables each\n",
+               mil.ok ? "ok" : "FAILED", mil.rss_bytes, mil.pte_bytes);
+    return 0;
+}

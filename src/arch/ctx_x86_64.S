@@ -26,21 +26,13 @@ gr__ctx_switch:
     subq    $8, %rsp
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
-    movq    %rsp, %rcx
     movq    %rsp, (%rdi)
     movq    (%rsi), %rsp
-    /* Loading the control registers serialises the pipeline; contexts
-     * nearly always share the same settings, so compare first. Only the
-     * control bits of MXCSR count: its sticky exception flags differ after
-     * almost any arithmetic, and carrying them per context is harmless. */
-    movl    (%rsp), %eax
-    xorl    (%rcx), %eax
-    testl   $0xffc0, %eax
-    jne     1f
-    movzwl  4(%rsp), %eax
-    cmpw    %ax, 4(%rcx)
-    jne     2f
-3:  addq    $8, %rsp
+    /* Unconditional loads: comparing first would read back the value
+     * stmxcsr just stored, a store-forwarding stall dearer than the loads. */
+    ldmxcsr (%rsp)
+    fldcw   4(%rsp)
+    addq    $8, %rsp
     popq    %r15
     popq    %r14
     popq    %r13
@@ -48,9 +40,6 @@ gr__ctx_switch:
     popq    %rbx
     popq    %rbp
     ret
-1:  ldmxcsr (%rsp)
-2:  fldcw   4(%rsp)
-    jmp     3b
     .cfi_endproc
     .size   gr__ctx_switch, .-gr__ctx_switch
 

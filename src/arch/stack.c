@@ -117,9 +117,11 @@ static gr__stack_class *class_for(gr__stack_pool *p, size_t size)
 {
     gr__stack_class *c;
 
+    if (p->last && p->last->size == size)
+        return p->last;
     for (size_t i = 0; i < p->nclasses; i++)
         if (p->classes[i].size == size)
-            return &p->classes[i];
+            return p->last = &p->classes[i];
     c = realloc(p->classes, (p->nclasses + 1) * sizeof *c);
     if (!c)
         return NULL;
@@ -128,7 +130,7 @@ static gr__stack_class *class_for(gr__stack_pool *p, size_t size)
     memset(c, 0, sizeof *c);
     c->size = size;
     c->region = size + page_size;
-    return c;
+    return p->last = c;
 }
 
 static int reserve_guard_maps(gr__stack_pool *p, size_t n)

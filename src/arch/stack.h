@@ -36,6 +36,7 @@ typedef struct gr__stack_class gr__stack_class;
 typedef struct gr__stack_pool {
     gr__stack_class *classes; /* one per distinct usable size */
     size_t nclasses;
+    gr__stack_class *last;    /* the class last used: nearly always the one */
     struct gr__slab *slabs;   /* every slab, for lookup and release */
     size_t nslabs, capslabs;
     int guard_mode;           /* GR_GUARD_* */

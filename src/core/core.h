@@ -11,6 +11,7 @@
 #include "arch/stack.h"
 #include "backend/backend.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -62,8 +63,15 @@ typedef struct gr__timer {
     uint32_t idx; /* position in the heap + 1; 0 when not armed */
 } gr__timer;
 
+/* The heap stores each key beside its pointer, so ordering it never
+ * touches the timers themselves (they live in many different stacks). */
+typedef struct gr__timer_slot {
+    int64_t when;
+    gr__timer *t;
+} gr__timer_slot;
+
 typedef struct gr__timer_heap {
-    gr__timer **v;
+    gr__timer_slot *v;
     uint32_t n, cap;
     uint64_t seq;
 } gr__timer_heap;
@@ -72,17 +80,16 @@ int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when);
 void gr__timer_disarm(gr__timer_heap *h, gr__timer *t);
 static inline gr__timer *gr__timer_min(const gr__timer_heap *h)
 {
-    return h->n ? h->v[0] : NULL;
+    return h->n ? h->v[0].t : NULL;
 }
 void gr__timer_heap_fini(gr__timer_heap *h);
 
 /* ------------------------------------------------------- green threads */
 enum gr__state {
-    GR__NEW,     /* spawned, function not yet called */
-    GR__READY,   /* in the ready queue */
-    GR__RUNNING, /* the hub's current thread */
-    GR__PARKED,  /* blocked in gr__park */
-    GR__DONE,    /* finished; record kept until joined */
+    GR__NEW,      /* spawned for later (gr_spawn_later), not yet runnable */
+    GR__RUNNABLE, /* running, or in the ready queue */
+    GR__PARKED,   /* blocked in gr__park */
+    GR__DONE,     /* finished; record kept until joined */
 };
 
 typedef struct gr__exit_cb {
@@ -97,13 +104,11 @@ typedef struct gr__exit_cb {
  * it finishes. The root and hub records are malloc'd. */
 typedef struct gr__g {
     gr__ctx ctx;
-    struct gr__g *next; /* ready queue */
     uint8_t state;
     uint8_t cancelled;
     uint8_t detached;
     uint8_t kind; /* GR__KIND_* */
     int wake;     /* park's outcome: 0 or an errno value */
-    int saved_errno;
     uint32_t slot;
     gr_t handle;
     gr_fn fn;
@@ -156,9 +161,13 @@ struct gr_hub {
     gr__g *current;
     gr__g *root;
     gr__g *hubg;
-    gr__g *ready_head, *ready_tail;
-    size_t nready;
-    unsigned budget; /* direct switches left before the hub polls again */
+    /* The ready queue: a ring of pointers, sized at spawn time for every
+     * thread that could be ready at once, so making one ready never fails
+     * and never writes into the thread's record. */
+    gr__g **ready;
+    uint32_t ready_head, ready_tail, ready_mask;
+    uint32_t pass_mark; /* ready_head when the hub last looked around */
+    uint64_t dispatched; /* switches counted up to pass_mark */
 
     int64_t now;    /* cached ms */
     int64_t now_ns; /* cached ns, for precise poll time-outs */
@@ -185,9 +194,9 @@ struct gr_hub {
     int wakefd;
 
     uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
+    int *errno_loc;       /* this thread's errno, without a libc call per switch */
     uint8_t in_main;
     uint8_t root_draining;
-    uint64_t switches;
 #if defined(GR__ASAN)
     gr__g *switch_from; /* who switched to the context now resuming */
 #endif
@@ -195,9 +204,31 @@ struct gr_hub {
 };
 
 extern __thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
+gr_hub *gr__hub_create(void);
 
 /* The calling thread's hub, created on first use (NULL/ENOMEM). */
-gr_hub *gr__hub(void);
+static inline gr_hub *gr__hub(void)
+{
+    gr_hub *h = gr__tls_hub;
+
+    return GR__LIKELY(h != NULL) ? h : gr__hub_create();
+}
+
+/* The running green thread (or root context), creating the hub if needed.
+ * NULL with errno ENOMEM, or err_in_hub when called in a hub callback,
+ * where no green thread runs. */
+static inline gr__g *gr__running(int err_in_hub)
+{
+    gr_hub *h = gr__hub();
+
+    if (!h)
+        return NULL;
+    if (GR__UNLIKELY(h->current == h->hubg)) {
+        errno = err_in_hub;
+        return NULL;
+    }
+    return h->current;
+}
 static inline gr_hub *gr__hub_peek(void)
 {
     return gr__tls_hub;
@@ -208,28 +239,42 @@ static inline gr_hub *gr__hub_peek(void)
 /* Append g to the ready queue and mark it ready. */
 void gr__ready(gr_hub *h, gr__g *g);
 
-static inline gr__g *gr__ready_pop(gr_hub *h)
+static inline void gr__ready_push(gr_hub *h, gr__g *g)
 {
-    gr__g *g = h->ready_head;
-
-    if (g) {
-        h->ready_head = g->next;
-        if (!h->ready_head)
-            h->ready_tail = NULL;
-        h->nready--;
-    }
-    return g;
+    h->ready[h->ready_tail++ & h->ready_mask] = g;
 }
 
-/* Where a green thread's record sits in its stack: at the very top. */
+static inline gr__g *gr__ready_pop(gr_hub *h)
+{
+    if (h->ready_head == h->ready_tail)
+        return NULL;
+    return h->ready[h->ready_head++ & h->ready_mask];
+}
+
+static inline int gr__ready_empty(const gr_hub *h)
+{
+    return h->ready_head == h->ready_tail;
+}
+
+/* Make room in the ready queue for n threads. -1/ENOMEM. */
+int gr__ready_reserve(gr_hub *h, size_t n);
+
+/* Where a green thread's record sits in its stack: near the top, shifted
+ * down by a "colour" of 0-15 cache lines taken from the stack's address.
+ * Without it every record and every stack top would sit at the same offset
+ * in its page, and the CPU would take the stores of the thread switching
+ * out for the loads of the thread switching in (4K aliasing), stalling
+ * every switch. */
 static inline gr__g *gr__record_of(const gr__stack *s)
 {
     uintptr_t top = (uintptr_t)(s->lo + s->size);
+    uintptr_t colour = ((uintptr_t)s->lo >> 12) & 15;
 
-    return (gr__g *)((top - sizeof(gr__g)) & ~(uintptr_t)63);
+    return (gr__g *)(((top - sizeof(gr__g)) & ~(uintptr_t)63) - colour * 64);
 }
 
-/* How many direct switches between two looks at I/O and timers. */
+/* How many direct switches between two looks at I/O and timers: few
+ * enough to keep I/O latency low, many enough to amortise a clock read. */
 #define GR__BUDGET 64
 
 /* Block the current green thread until gr__unpark(), the deadline (or an
@@ -263,7 +308,6 @@ void gr__switch_last(gr_hub *h, gr__g *from) __attribute__((noreturn));
  * readiness is stale and is dropped without a check. */
 int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain);
 void gr__fire_timers(gr_hub *h);
-gr_hub *gr__hub_create(void);
 void gr__hub_destroy(gr_hub *h);
 void gr__update_now(gr_hub *h);
 void gr__fd_event(gr_hub *h, int fd, int ready);

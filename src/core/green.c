@@ -94,12 +94,15 @@ static void run_exit_cbs(gr__g *g)
 
 static void __attribute__((noreturn)) finish(gr_hub *h, gr__g *g)
 {
-    run_exit_cbs(g);
-    gr__locals_destroy(g);
+    if (g->exit_cbs)
+        run_exit_cbs(g);
+    if (g->locals)
+        gr__locals_destroy(g);
     g->state = GR__DONE;
     h->nlive--;
     h->nfinished++;
-    g->collectors = (uint32_t)gr__wq_wake_all(&g->joiners, 0);
+    if (g->joiners.head)
+        g->collectors = (uint32_t)gr__wq_wake_all(&g->joiners, 0);
     /* Nothing runs between this release and the switch below, so the stack
      * cannot be handed out while we are still on it. */
     if (g->detached && !g->collectors)
@@ -116,7 +119,7 @@ static void green_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
                                     &h->switch_from->asan_size);
 #endif
-    errno = 0;
+    *h->errno_loc = 0;
     g->result = g->cancelled ? GR_CANCELED : g->fn(g->arg);
     finish(h, g);
 }
@@ -126,18 +129,29 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     gr__stack s;
     gr__g *g;
 
+    /* Room in the ready queue for every thread, the root and this one. */
+    if (GR__UNLIKELY(h->nlive + 2 > (size_t)h->ready_mask + 1) &&
+        gr__ready_reserve(h, h->nlive + 2) != 0)
+        return NULL;
     if (gr__stack_get(&h->stacks, size, &s) != 0)
         return NULL;
     g = gr__record_of(&s);
-    *g = (gr__g){
-        .kind = GR__KIND_GREEN,
-        .state = GR__NEW,
-        .fn = fn,
-        .arg = arg,
-        .timeout_eff = -1,
-        .stack = s,
-        .detached = opts && (opts->flags & GR_DETACHED),
-    };
+    /* Field by field: a spawn should not pay for clearing the whole record. */
+    g->state = GR__NEW;
+    g->cancelled = 0;
+    g->detached = opts && (opts->flags & GR_DETACHED);
+    g->kind = GR__KIND_GREEN;
+    g->fn = fn;
+    g->arg = arg;
+    g->timer.idx = 0;
+    g->joiners.head = g->joiners.tail = NULL;
+    g->collectors = 0;
+    g->timeout_eff = -1;
+    g->timeout = NULL;
+    g->exit_cbs = g->exit_cbs_tail = NULL;
+    g->locals = NULL;
+    g->stack = s;
+    g->name[0] = '\0';
     if (gr__slot_alloc(h, g) != 0) {
         gr__stack_put(&h->stacks, &s);
         return NULL;
@@ -149,6 +163,7 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     gr__ctx_make(&g->ctx, s.lo + GR__STACK_RESERVED,
                  (size_t)((char *)g - s.lo) - GR__STACK_RESERVED, green_entry, g);
 #if defined(GR__ASAN)
+    g->asan_fake = NULL;
     g->asan_bottom = s.lo + GR__STACK_RESERVED;
     g->asan_size = (size_t)((char *)g - s.lo) - GR__STACK_RESERVED;
 #endif
@@ -189,7 +204,17 @@ gr_t gr_spawn_opts(gr_fn fn, void *arg, const gr_opts *opts)
 
 gr_t gr_spawn(gr_fn fn, void *arg)
 {
-    return gr_spawn_opts(fn, arg, NULL);
+    gr_hub *h = gr__hub();
+    gr__g *g;
+
+    if (!fn) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!h || !(g = green_new(h, fn, arg, NULL, gr__config()->stack_size)))
+        return -1;
+    gr__ready(h, g);
+    return g->handle;
 }
 
 gr_t gr_spawn_later(int64_t delay_ms, gr_fn fn, void *arg, const gr_opts *opts)
@@ -316,15 +341,9 @@ int gr_detach(gr_t handle)
 
 gr_t gr_self(void)
 {
-    gr_hub *h = gr__hub();
+    gr__g *g = gr__running(EPERM);
 
-    if (!h)
-        return -1;
-    if (h->current == h->hubg) {
-        errno = EPERM;
-        return -1;
-    }
-    return h->current->handle;
+    return g ? g->handle : -1;
 }
 
 int gr_on_exit(gr_t handle, gr_exit_fn fn, void *arg)

@@ -5,6 +5,9 @@
  *   loop: read the clock -> fire due timers -> run posted callbacks
  *         -> nothing ready? settle gr_main/deadlock, else block in epoll
  *            until the next timer -> dispatch the first ready thread
+ *
+ * Threads then switch straight to one another through the ready queue;
+ * after GR__BUDGET such switches the next one goes through the hub.
  */
 #define _GNU_SOURCE
 #include "core.h"
@@ -194,7 +197,7 @@ static void look_around(gr_hub *h)
 static void hub_pass(gr_hub *h)
 {
     look_around(h);
-    if (!h->ready_head && !settle(h)) {
+    if (gr__ready_empty(h) && !settle(h)) {
         poll_blocking(h, idle_timeout_ns(h));
         look_around(h);
     } else if (h->nfd_waiters) {
@@ -218,7 +221,8 @@ static void hub_loop(void *arg)
         hub_pass(h);
         if (!(next = gr__ready_pop(h)))
             continue;
-        h->budget = GR__BUDGET;
+        h->dispatched += h->ready_head - h->pass_mark;
+        h->pass_mark = h->ready_head;
         gr__switch(h, h->hubg, next);
     }
 }
@@ -257,14 +261,15 @@ static int hub_init(gr_hub *h)
     h->backend.fd = -1;
     h->wakefd = -1;
     h->root_canary = GR__STACK_CANARY;
+    h->errno_loc = &errno;
     gr__stack_pool_init(&h->stacks, config.stack_guard);
     if (pthread_mutex_init(&h->lock, NULL) != 0)
         return -1;
     if (!(h->root = new_context(h, GR__KIND_ROOT)) || !(h->hubg = new_context(h, GR__KIND_HUB)))
         return -1;
-    h->root->state = GR__RUNNING;
+    h->root->state = GR__RUNNABLE;
     h->current = h->root;
-    if (gr__slot_alloc(h, h->root) != 0)
+    if (gr__slot_alloc(h, h->root) != 0 || gr__ready_reserve(h, 2) != 0)
         return -1;
     if (gr__backend_init(&h->backend) != 0)
         return -1;
@@ -308,13 +313,6 @@ gr_hub *gr__hub_create(void)
     return h;
 }
 
-gr_hub *gr__hub(void)
-{
-    gr_hub *h = gr__tls_hub;
-
-    return GR__LIKELY(h != NULL) ? h : gr__hub_create();
-}
-
 gr_hub *gr_hub_current(void)
 {
     return gr__hub();
@@ -349,6 +347,7 @@ void gr__hub_destroy(gr_hub *h)
     gr__stack_pool_fini(&h->stacks);
     pthread_mutex_destroy(&h->lock);
     free(h->slots);
+    free(h->ready);
     free(h->root);
     free(h->hubg);
     free(h);
@@ -442,13 +441,13 @@ int gr_stats_get(gr_stats *st)
         return 0;
     st->threads = h->nlive;
     st->finished = h->nfinished;
-    st->ready = h->nready;
+    st->ready = h->ready_tail - h->ready_head;
     st->timers = h->timers.n;
     st->fd_waiters = h->nfd_waiters;
     st->stacks_mapped = h->stacks.mapped;
     st->stacks_guarded = h->stacks.guarded;
     st->stacks_free = h->stacks.free;
-    st->switches = h->switches;
+    st->switches = h->dispatched + (h->ready_head - h->pass_mark);
     return 0;
 }
 

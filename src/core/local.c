@@ -55,16 +55,10 @@ int gr_key_delete(int key)
 
 int gr_local_set(int key, void *value)
 {
-    gr_hub *h = gr__hub();
-    gr__g *g;
+    gr__g *g = gr__running(EPERM);
 
-    if (!h)
+    if (!g)
         return -1;
-    g = h->current;
-    if (g == h->hubg) {
-        errno = EPERM;
-        return -1;
-    }
     if (!key_valid(key)) {
         errno = EINVAL;
         return -1;

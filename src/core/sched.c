@@ -3,6 +3,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 #if defined(GR__ASAN)
 #include <sanitizer/asan_interface.h>
@@ -67,24 +68,50 @@ size_t gr__wq_wake_all(gr__wq *q, int status)
 
 void gr__ready(gr_hub *h, gr__g *g)
 {
-    g->state = GR__READY;
-    g->next = NULL;
-    if (h->ready_tail)
-        h->ready_tail->next = g;
-    else
-        h->ready_head = g;
-    h->ready_tail = g;
-    h->nready++;
+    g->state = GR__RUNNABLE;
+    gr__ready_push(h, g);
 }
 
-void gr__switch(gr_hub *h, gr__g *from, gr__g *to)
+int gr__ready_reserve(gr_hub *h, size_t n)
 {
-    from->saved_errno = errno;
+    size_t cap = h->ready ? (size_t)h->ready_mask + 1 : 0;
+    uint32_t count = h->ready_tail - h->ready_head;
+    gr__g **v;
+
+    if (n <= cap)
+        return 0;
+    if (!cap)
+        cap = 64;
+    while (cap < n)
+        cap *= 2;
+    if (cap > UINT32_MAX / 2 || !(v = malloc(cap * sizeof *v))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (uint32_t i = 0; i < count; i++)
+        v[i] = h->ready[(h->ready_head + i) & h->ready_mask];
+    free(h->ready);
+    h->ready = v;
+    h->ready_head = 0;
+    h->ready_tail = count;
+    h->ready_mask = (uint32_t)cap - 1;
+    return 0;
+}
+
+/* Inlined into each blocking call: every call level between a blocking
+ * call and the context switch is a return the CPU mispredicts when the
+ * thread is resumed, since the return-stack predictor still holds the
+ * calls of the thread that ran before. */
+static inline __attribute__((always_inline)) void switch_inline(gr_hub *h, gr__g *from,
+                                                                gr__g *to)
+{
+    /* errno rides across the switch in a callee-saved register. */
+    int *errno_loc = h->errno_loc;
+    int saved_errno = *errno_loc;
+
     if (GR__UNLIKELY(!gr__stack_canary_ok(&from->stack)))
         gr__overflow_canary(from);
     h->current = to;
-    to->state = GR__RUNNING;
-    h->switches++;
 #if defined(GR__ASAN)
     h->switch_from = from;
     __sanitizer_start_switch_fiber(&from->asan_fake, to->asan_bottom, to->asan_size);
@@ -94,20 +121,21 @@ void gr__switch(gr_hub *h, gr__g *from, gr__g *to)
 #else
     gr__ctx_switch(&from->ctx, &to->ctx);
 #endif
-    errno = from->saved_errno;
+    *errno_loc = saved_errno;
+}
+
+void gr__switch(gr_hub *h, gr__g *from, gr__g *to)
+{
+    switch_inline(h, from, to);
 }
 
 /* Straight to the next ready thread, but through the hub every so often,
  * so I/O and timers are looked at even when threads never stop being
  * ready. */
-static gr__g *pick_next(gr_hub *h)
+static inline gr__g *pick_next(gr_hub *h)
 {
-    gr__g *next;
-
-    if (h->budget && (next = gr__ready_pop(h))) {
-        h->budget--;
-        return next;
-    }
+    if (h->ready_head - h->pass_mark < GR__BUDGET && !gr__ready_empty(h))
+        return gr__ready_pop(h);
     return h->hubg;
 }
 
@@ -118,8 +146,6 @@ void gr__switch_last(gr_hub *h, gr__g *from)
     if (GR__UNLIKELY(!gr__stack_canary_ok(&from->stack)))
         gr__overflow_canary(from);
     h->current = to;
-    to->state = GR__RUNNING;
-    h->switches++;
 #if defined(GR__ASAN)
     h->switch_from = from;
     __sanitizer_start_switch_fiber(NULL, to->asan_bottom, to->asan_size);
@@ -128,16 +154,18 @@ void gr__switch_last(gr_hub *h, gr__g *from)
     __builtin_unreachable();
 }
 
-void gr__schedule(gr_hub *h)
+static inline __attribute__((always_inline)) void schedule_inline(gr_hub *h)
 {
     gr__g *cur = h->current;
     gr__g *next = pick_next(h);
 
-    if (next == cur) {
-        cur->state = GR__RUNNING;
-        return;
-    }
-    gr__switch(h, cur, next);
+    if (next != cur)
+        switch_inline(h, cur, next);
+}
+
+void gr__schedule(gr_hub *h)
+{
+    schedule_inline(h);
 }
 
 /* ---------------------------------------------------------- park/unpark */
@@ -183,7 +211,7 @@ int gr__park(int64_t deadline, const char *what)
     g->state = GR__PARKED;
     g->wake = 0;
     g->wait_what = what;
-    gr__schedule(h);
+    schedule_inline(h);
     if (g->timer.idx)
         gr__timer_disarm(&h->timers, &g->timer);
     if (g->wake) {
@@ -205,18 +233,13 @@ void gr__unpark(gr__g *g, int status)
 
 int gr_yield(void)
 {
-    gr_hub *h = gr__hub();
-    gr__g *g;
+    gr__g *g = gr__running(EDEADLK);
+    gr_hub *h = gr__tls_hub;
 
-    if (!h)
+    if (!g)
         return -1;
-    g = h->current;
-    if (g == h->hubg) {
-        errno = EDEADLK;
-        return -1;
-    }
-    gr__ready(h, g);
-    gr__schedule(h);
+    gr__ready_push(h, g); /* already runnable */
+    schedule_inline(h);
     if (g->cancelled) {
         errno = ECANCELED;
         return -1;
@@ -254,16 +277,10 @@ int gr_testcancel(void)
 
 int gr_timeout_begin(gr_timeout *t, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
-    gr__g *g;
+    gr__g *g = gr__running(EPERM);
 
-    if (!h)
+    if (!g)
         return -1;
-    g = h->current;
-    if (g == h->hubg) {
-        errno = EPERM;
-        return -1;
-    }
     t->deadline_ = deadline < 0 ? -1 : deadline;
     t->outer_ = g->timeout;
     t->owner_ = g;

@@ -1,51 +1,58 @@
-/* Timers: a binary min-heap keyed by (deadline, insertion order), with each
- * timer knowing its own position so it can be cancelled in O(log n). The
- * timer records live in the green threads that wait; the heap only points
- * at them. */
+/* Timers: a 4-ary min-heap keyed by (deadline, insertion order). Four
+ * children per node halve the depth of a binary heap, and their keys share
+ * one cache line; each key is stored beside its timer pointer so sifting
+ * never dereferences a timer. Each timer knows its position, so cancelling
+ * one is O(log n). */
 #include "core.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-static int earlier(const gr__timer *a, const gr__timer *b)
+#define ARITY 4
+
+static inline int earlier(const gr__timer_slot *a, const gr__timer_slot *b)
 {
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+    /* Ties are rare: only then look at the insertion order. */
+    return a->when < b->when || (a->when == b->when && a->t->seq < b->t->seq);
 }
 
-static void place(gr__timer_heap *h, uint32_t i, gr__timer *t)
+static inline void place(gr__timer_heap *h, uint32_t i, gr__timer_slot s)
 {
-    h->v[i] = t;
-    t->idx = i + 1;
+    h->v[i] = s;
+    s.t->idx = i + 1;
 }
 
-static void sift_up(gr__timer_heap *h, uint32_t i, gr__timer *t)
+static void sift_up(gr__timer_heap *h, uint32_t i, gr__timer_slot s)
 {
     while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
+        uint32_t parent = (i - 1) / ARITY;
 
-        if (!earlier(t, h->v[parent]))
+        if (!earlier(&s, &h->v[parent]))
             break;
         place(h, i, h->v[parent]);
         i = parent;
     }
-    place(h, i, t);
+    place(h, i, s);
 }
 
-static void sift_down(gr__timer_heap *h, uint32_t i, gr__timer *t)
+static void sift_down(gr__timer_heap *h, uint32_t i, gr__timer_slot s)
 {
     for (;;) {
-        uint32_t c = 2 * i + 1;
+        uint32_t first = ARITY * i + 1, best, end;
 
-        if (c >= h->n)
+        if (first >= h->n)
             break;
-        if (c + 1 < h->n && earlier(h->v[c + 1], h->v[c]))
-            c++;
-        if (!earlier(h->v[c], t))
+        end = first + ARITY < h->n ? first + ARITY : h->n;
+        best = first;
+        for (uint32_t c = first + 1; c < end; c++)
+            if (earlier(&h->v[c], &h->v[best]))
+                best = c;
+        if (!earlier(&h->v[best], &s))
             break;
-        place(h, i, h->v[c]);
-        i = c;
+        place(h, i, h->v[best]);
+        i = best;
     }
-    place(h, i, t);
+    place(h, i, s);
 }
 
 int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when)
@@ -54,7 +61,7 @@ int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when)
         gr__timer_disarm(h, t);
     if (h->n == h->cap) {
         uint32_t cap = h->cap ? 2 * h->cap : 64;
-        gr__timer **v = realloc(h->v, cap * sizeof *v);
+        gr__timer_slot *v = realloc(h->v, cap * sizeof *v);
 
         if (!v) {
             errno = ENOMEM;
@@ -65,14 +72,14 @@ int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when)
     }
     t->when = when;
     t->seq = h->seq++;
-    sift_up(h, h->n++, t);
+    sift_up(h, h->n++, (gr__timer_slot){when, t});
     return 0;
 }
 
 void gr__timer_disarm(gr__timer_heap *h, gr__timer *t)
 {
     uint32_t i = t->idx - 1;
-    gr__timer *last;
+    gr__timer_slot last;
 
     if (!t->idx)
         return;
@@ -81,7 +88,7 @@ void gr__timer_disarm(gr__timer_heap *h, gr__timer *t)
     if (i == h->n)
         return;
     /* The last timer takes the hole and moves whichever way it must. */
-    if (i > 0 && earlier(last, h->v[(i - 1) / 2]))
+    if (i > 0 && earlier(&last, &h->v[(i - 1) / ARITY]))
         sift_up(h, i, last);
     else
         sift_down(h, i, last);
