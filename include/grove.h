@@ -11,7 +11,11 @@
  *   Every blocking call takes an absolute deadline: -1 waits forever, 0 or
  *   any time already past tries once and fails with ETIMEDOUT.
  * - Cancellation: gr_kill() makes every current and future blocking call of
- *   the target fail with ECANCELED. ETIMEDOUT and ECANCELED stay distinct.
+ *   the target fail with ECANCELED (gr_join of a thread that has already
+ *   finished excepted: it never waits, so clean-up code can collect finished
+ *   children). ETIMEDOUT and ECANCELED stay distinct.
+ * - Memory: calls that create the thread's hub fail with ENOMEM (or the
+ *   error of epoll_create1/eventfd, such as EMFILE) when it cannot be made.
  * - Threads: a hub and its green threads belong to one OS thread. Handles
  *   and every object below are hub-local and use no atomics, unless a
  *   function says it is thread-safe.
@@ -65,8 +69,9 @@ typedef void *(*gr_fn)(void *arg);
  * never called). */
 #define GR_CANCELED ((void *)(intptr_t)-1)
 
-/* Default usable stack size of a green thread: 128 KiB. Only the pages a
- * thread touches cost memory; see docs/design.md for the trade-off. */
+/* Default stack size of a green thread: 128 KiB. Only the pages a thread
+ * touches cost memory; see docs/design.md for the trade-off. grove keeps up
+ * to 1.25 KiB at the top of every stack for the thread's own record. */
 #define GR_STACK_DEFAULT ((size_t)128 * 1024)
 /* Smallest and largest stack size accepted by gr_spawn_opts. */
 #define GR_STACK_MIN ((size_t)16 * 1024)
@@ -80,8 +85,8 @@ typedef void *(*gr_fn)(void *arg);
 
 /* Options for gr_spawn_opts(). Zero-initialise and set what you need. */
 typedef struct gr_opts {
-    const char *name;  /* copied; NULL names the thread "g<handle>" */
-    size_t stack_size; /* usable bytes; 0 = the configured default */
+    const char *name;  /* copied; NULL names it "g<N>", N its slot number */
+    size_t stack_size; /* bytes; 0 = the configured default */
     unsigned flags;    /* GR_DETACHED */
 } gr_opts;
 
@@ -106,10 +111,11 @@ GR_API gr_t gr_spawn_later(int64_t delay_ms, gr_fn fn, void *arg, const gr_opts 
 /* Wait until g has finished and store its result in *result (result may be
  * NULL). A successful join releases g: the handle becomes stale. Several
  * green threads may join g at once; all get the result. Errors: ESRCH
- * (stale or unknown handle), EDEADLK (g is the caller, or the call would
- * block forever because nothing else can run; or called from a hub
- * callback), EINVAL (g is detached, or is a thread's root context),
- * ETIMEDOUT, ECANCELED (the caller was killed). On error g is untouched. */
+ * (stale or unknown handle), EDEADLK (g is the caller; or called from a hub
+ * callback; or, in the root context, nothing could ever wake the caller),
+ * EINVAL (g is detached, or is a thread's root context), ETIMEDOUT,
+ * ECANCELED (the caller was killed; joining a thread that has already
+ * finished still succeeds). On error g is untouched. */
 GR_API int gr_join(gr_t g, void **result, int64_t deadline);
 
 /* Cancel g: its current blocking call (if any) and every later one fail
@@ -122,8 +128,9 @@ GR_API int gr_join(gr_t g, void **result, int64_t deadline);
 GR_API int gr_kill(gr_t g);
 
 /* Let g's resources go as soon as it finishes, without a join. The handle
- * is stale from the moment g has finished. Errors: ESRCH, EINVAL (already
- * detached, or a root context). */
+ * is stale once g has finished (and the joiners already waiting, if any,
+ * have taken its result). Errors: ESRCH, EINVAL (already detached, or a
+ * root context). */
 GR_API int gr_detach(gr_t g);
 
 /* The running green thread. On a thread's own stack (its root context, as
@@ -140,8 +147,8 @@ GR_API int gr_yield(void);
 
 /* Block until the deadline (-1: until killed). Returns 0 when the deadline
  * is reached (at once if it has passed), or -1 with ECANCELED when killed,
- * ETIMEDOUT when an enclosing gr_timeout region ends first, EDEADLK when
- * nothing could ever wake a forever-sleeper, or inside a hub callback. */
+ * ETIMEDOUT when an enclosing gr_timeout region ends first, EDEADLK inside a
+ * hub callback, or in the root context when nothing could ever wake it. */
 GR_API int gr_sleep(int64_t deadline);
 
 /* 0 if the caller may go on, -1/ECANCELED if it has been killed. For loops
@@ -182,8 +189,8 @@ GR_API int gr_key_delete(int key);
  * only. Errors: EINVAL (unknown key), EPERM (in a hub callback), ENOMEM. */
 GR_API int gr_local_set(int key, void *value);
 
-/* The calling green thread's value for key; NULL if unset, unknown key or
- * in a hub callback. */
+/* The calling green thread's value for key; NULL if unset, if the key is
+ * unknown or deleted, or in a hub callback. */
 GR_API void *gr_local_get(int key);
 
 /* ---------------------------------------------------------------- hub */
@@ -210,8 +217,8 @@ GR_API gr_hub *gr_hub_current(void);
  * is how other OS threads talk to a hub. cb runs outside any green thread:
  * it must not block (blocking calls fail with EDEADLK) but may spawn, kill
  * and post. Callbacks run in the order posted. The caller must hold a
- * gr_hub_ref() or otherwise know the hub is still alive. Returns 0 or
- * -1/ENOMEM. */
+ * gr_hub_ref() or otherwise know the hub is still alive. Returns 0, or -1
+ * with ENOMEM, or EINVAL when hub or cb is NULL. */
 GR_API int gr_hub_post(gr_hub *hub, void (*cb)(void *arg), void *arg);
 
 /* Declare (ref) and retract (unref) an outside source of wake-ups, such as
@@ -261,11 +268,14 @@ GR_API int gr_configure(const gr_config *cfg);
 
 /* Block until fd is readable (GR_READ) and/or writable (GR_WRITE), as poll()
  * would report it. Returns the ready subset of events (> 0); errors and
- * hang-ups count as ready for both. Any number of green threads may wait on
- * the same fd. A descriptor epoll cannot wait on (a regular file) is always
- * ready. Errors: EBADF (fd invalid, or closed by gr_close() while waiting),
- * EINVAL (events empty or unknown bits), ETIMEDOUT, ECANCELED, EDEADLK
- * (hub callback). fd stays owned by the caller. */
+ * hang-ups count as ready for both directions, the peer's shutdown of its
+ * writing side as readable. Any number of green threads may wait on the
+ * same fd. A descriptor epoll cannot wait on (a regular file) is always
+ * ready. Errors: EBADF (fd invalid, or gr_close()/gr_fd_forget() called on
+ * it while waiting), EINVAL (events empty or unknown bits, or fd >= 4194304),
+ * ENOMEM, ETIMEDOUT, ECANCELED, EDEADLK (hub callback), or what
+ * epoll_ctl(2) reports when registering fd (such as ENOSPC). fd stays owned
+ * by the caller. */
 GR_API int gr_wait_fd(int fd, int events, int64_t deadline);
 
 /* Close fd after waking every green thread waiting on it (their
@@ -283,10 +293,11 @@ GR_API int gr_fd_forget(int fd);
 
 /* A scoped time limit (gevent.Timeout): while the region is open, every
  * blocking call of the green thread that opened it fails with ETIMEDOUT
- * once the region's deadline has passed, whatever deadline the call was
- * given. Regions nest; the earliest deadline wins. The struct lives in the
- * caller (normally on its stack) between begin and end; its fields are
- * private. */
+ * when it would have to wait past the region's deadline, whatever deadline
+ * the call was given (a call that need not wait, such as a wait on a ready
+ * fd, still succeeds). Regions nest; the earliest deadline wins. The struct
+ * lives in the caller (normally on its stack) between begin and end; its
+ * fields are private. */
 typedef struct gr_timeout {
     int64_t deadline_;  /* this region's own deadline */
     int64_t effective_; /* min of it and every outer region's */

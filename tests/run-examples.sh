@@ -15,4 +15,7 @@ run() { # name, expected-substring, args...
 }
 
 run hello "thread 3 returned 300"
+run cancel "main: limit expired: yes"
+run cancel "worker: cleaned up"
+run cross-thread "got 9 from a pthread"
 exit $fail

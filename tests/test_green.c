@@ -533,6 +533,29 @@ Test(green, local_storage_is_per_thread, .timeout = 10)
     run_main(locals, NULL);
 }
 
+static void *key_reuse(void *arg)
+{
+    int k1 = gr_key_create(NULL), k2;
+
+    (void)arg;
+    cr_assert_eq(gr_local_set(k1, (void *)1), 0);
+    cr_assert_eq(gr_key_delete(k1), 0);
+    cr_assert_null(gr_local_get(k1), "a deleted key has no value");
+    /* The number comes back for a new key: it starts NULL everywhere. */
+    k2 = gr_key_create(NULL);
+    cr_assert_eq(k2, k1);
+    cr_assert_null(gr_local_get(k2), "a new key must not see an old key's value");
+    cr_assert_eq(gr_local_set(k2, (void *)2), 0);
+    cr_assert_eq(gr_local_get(k2), (void *)2);
+    cr_assert_eq(gr_key_delete(k2), 0);
+    return NULL;
+}
+
+Test(green, reused_key_starts_null, .timeout = 10)
+{
+    run_main(key_reuse, NULL);
+}
+
 Test(green, keys_run_out_with_eagain, .timeout = 10)
 {
     int keys[GR_KEYS_MAX];

@@ -76,6 +76,9 @@ typedef struct gr__timer_heap {
     uint64_t seq;
 } gr__timer_heap;
 
+/* Arming fails (ENOMEM) only beyond the reserved capacity: spawn reserves
+ * one timer per green thread, so parking never fails for want of memory. */
+int gr__timer_reserve(gr__timer_heap *h, size_t n);
 int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when);
 void gr__timer_disarm(gr__timer_heap *h, gr__timer *t);
 static inline gr__timer *gr__timer_min(const gr__timer_heap *h)
@@ -121,7 +124,7 @@ typedef struct gr__g {
     int64_t timeout_eff;   /* innermost gr_timeout's effective deadline */
     gr_timeout *timeout;
     gr__exit_cb *exit_cbs, *exit_cbs_tail;
-    void **locals;
+    struct gr__local *locals; /* GR_KEYS_MAX entries, or NULL */
     gr__stack stack;
 #if defined(GR__ASAN)
     void *asan_fake;

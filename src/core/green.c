@@ -129,9 +129,12 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     gr__stack s;
     gr__g *g;
 
-    /* Room in the ready queue for every thread, the root and this one. */
-    if (GR__UNLIKELY(h->nlive + 2 > (size_t)h->ready_mask + 1) &&
-        gr__ready_reserve(h, h->nlive + 2) != 0)
+    /* Room in the ready queue and the timer heap for every thread, the
+     * root and this one, so that waking and parking never fail. */
+    if (GR__UNLIKELY(h->nlive + 2 > (size_t)h->ready_mask + 1 ||
+                     h->nlive + 2 > h->timers.cap) &&
+        (gr__ready_reserve(h, h->nlive + 2) != 0 ||
+         gr__timer_reserve(&h->timers, h->nlive + 2) != 0))
         return NULL;
     if (gr__stack_get(&h->stacks, size, &s) != 0)
         return NULL;
@@ -204,14 +207,14 @@ gr_t gr_spawn_opts(gr_fn fn, void *arg, const gr_opts *opts)
 
 gr_t gr_spawn(gr_fn fn, void *arg)
 {
-    gr_hub *h = gr__hub();
+    gr_hub *h;
     gr__g *g;
 
     if (!fn) {
         errno = EINVAL;
         return -1;
     }
-    if (!h || !(g = green_new(h, fn, arg, NULL, gr__config()->stack_size)))
+    if (!(h = gr__hub()) || !(g = green_new(h, fn, arg, NULL, gr__config()->stack_size)))
         return -1;
     gr__ready(h, g);
     return g->handle;

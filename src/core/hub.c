@@ -269,7 +269,8 @@ static int hub_init(gr_hub *h)
         return -1;
     h->root->state = GR__RUNNABLE;
     h->current = h->root;
-    if (gr__slot_alloc(h, h->root) != 0 || gr__ready_reserve(h, 2) != 0)
+    if (gr__slot_alloc(h, h->root) != 0 || gr__ready_reserve(h, 2) != 0 ||
+        gr__timer_reserve(&h->timers, 2) != 0)
         return -1;
     if (gr__backend_init(&h->backend) != 0)
         return -1;

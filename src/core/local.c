@@ -1,13 +1,24 @@
 /* Green-thread local storage: process-wide keys, per-thread values. A
  * thread's value array is allocated on its first gr_local_set, so threads
- * that never use locals pay one NULL pointer. */
+ * that never use locals pay one NULL pointer.
+ *
+ * Each key has a generation, bumped when the key is created; a value is
+ * stored with the generation it was set under. A value set under a deleted
+ * key is therefore never seen through a new key that reuses the number
+ * (pthread_key_create promises NULL for a new key in every thread). */
 #include "core.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+struct gr__local {
+    uint32_t gen;
+    void *value;
+};
+
 static struct {
     atomic_int used;
+    atomic_uint gen;
     void (*_Atomic destructor)(void *);
 } keys[GR_KEYS_MAX];
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -23,6 +34,7 @@ int gr_key_create(void (*destructor)(void *))
     for (int i = 0; i < GR_KEYS_MAX && key < 0; i++) {
         if (!atomic_load(&keys[i].used)) {
             atomic_store(&keys[i].destructor, destructor);
+            atomic_fetch_add(&keys[i].gen, 1);
             atomic_store(&keys[i].used, 1);
             key = i;
         }
@@ -67,7 +79,7 @@ int gr_local_set(int key, void *value)
         errno = ENOMEM;
         return -1;
     }
-    g->locals[key] = value;
+    g->locals[key] = (struct gr__local){atomic_load(&keys[key].gen), value};
     return 0;
 }
 
@@ -76,9 +88,10 @@ void *gr_local_get(int key)
     gr_hub *h = gr__tls_hub;
     gr__g *g = h ? h->current : NULL;
 
-    if (!g || g == h->hubg || !g->locals || key < 0 || key >= GR_KEYS_MAX)
+    if (!g || g == h->hubg || !g->locals || !key_valid(key) ||
+        g->locals[key].gen != atomic_load(&keys[key].gen))
         return NULL;
-    return g->locals[key];
+    return g->locals[key].value;
 }
 
 void gr__locals_destroy(gr__g *g)
@@ -87,14 +100,14 @@ void gr__locals_destroy(gr__g *g)
         int again = 0;
 
         for (int k = 0; k < GR_KEYS_MAX; k++) {
-            void *v = g->locals[k];
+            struct gr__local l = g->locals[k];
             void (*destructor)(void *) = atomic_load(&keys[k].destructor);
 
-            if (!v)
+            if (!l.value)
                 continue;
-            g->locals[k] = NULL;
-            if (atomic_load(&keys[k].used) && destructor) {
-                destructor(v);
+            g->locals[k].value = NULL;
+            if (key_valid(k) && l.gen == atomic_load(&keys[k].gen) && destructor) {
+                destructor(l.value);
                 again = 1;
             }
         }

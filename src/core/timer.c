@@ -55,21 +55,30 @@ static void sift_down(gr__timer_heap *h, uint32_t i, gr__timer_slot s)
     place(h, i, s);
 }
 
+int gr__timer_reserve(gr__timer_heap *h, size_t n)
+{
+    size_t cap = h->cap ? h->cap : 64;
+    gr__timer_slot *v;
+
+    if (n <= h->cap)
+        return 0;
+    while (cap < n)
+        cap *= 2;
+    if (cap > UINT32_MAX || !(v = realloc(h->v, cap * sizeof *v))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    h->v = v;
+    h->cap = (uint32_t)cap;
+    return 0;
+}
+
 int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when)
 {
     if (t->idx)
         gr__timer_disarm(h, t);
-    if (h->n == h->cap) {
-        uint32_t cap = h->cap ? 2 * h->cap : 64;
-        gr__timer_slot *v = realloc(h->v, cap * sizeof *v);
-
-        if (!v) {
-            errno = ENOMEM;
-            return -1;
-        }
-        h->v = v;
-        h->cap = cap;
-    }
+    if (h->n == h->cap && gr__timer_reserve(h, (size_t)h->n + 1) != 0)
+        return -1;
     t->when = when;
     t->seq = h->seq++;
     sift_up(h, h->n++, (gr__timer_slot){when, t});
