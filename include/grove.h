@@ -91,8 +91,9 @@ typedef struct gr_opts {
 } gr_opts;
 
 /* Create a green thread running fn(arg) and put it at the back of the
- * ready queue; it first runs when the caller next blocks or yields. Creates
- * the thread's hub if there is none. arg is passed through untouched and
+ * ready queue; it first runs when the caller next blocks or yields, with
+ * errno 0 and the default floating-point environment. Creates the thread's
+ * hub if there is none. arg is passed through untouched and
  * stays owned by the caller. Returns the handle, or -1 with errno ENOMEM
  * (no memory or no address space for a stack; see docs/design.md on
  * vm.max_map_count) or EINVAL (fn is NULL). */

@@ -20,23 +20,57 @@
 typedef struct gr__ctx {
 #if defined(GR_CTX_UCONTEXT)
     ucontext_t uc;
+    int started;
 #else
-    void *sp; /* everything else lives on the stack sp points into */
+    void *sp; /* NULL until the context first switches away; everything
+                 else lives on the stack sp points into */
 #endif
 } gr__ctx;
 
-/* Prepare ctx so that the first gr__ctx_switch() to it calls entry(arg) on
- * the stack [stack_lo, stack_lo + stack_size). The stack must be at least
- * 16-byte aligned at both ends. entry must never return (it must switch away
- * for the last time instead); if it does, the process traps. The initial
- * floating-point control state is copied from the caller's. */
-void gr__ctx_make(gr__ctx *ctx, void *stack_lo, size_t stack_size,
-                  void (*entry)(void *), void *arg);
+/* Mark ctx as a context that has not run yet (see gr__ctx_start). */
+static inline void gr__ctx_init(gr__ctx *ctx)
+{
+#if defined(GR_CTX_UCONTEXT)
+    ctx->started = 0;
+#else
+    ctx->sp = NULL;
+#endif
+}
 
-/* Save the current context into from and resume to. Returns when some other
- * context switches back to from. Preserves exactly what the ABI requires a
- * callee to preserve: on x86-64 rbx, rbp, r12-r15, rsp, MXCSR control bits
- * and the x87 control word; on aarch64 x19-x29, lr, sp, d8-d15 and FPCR. */
+/* 1 once ctx has been started: it can then be resumed by gr__ctx_switch. */
+static inline int gr__ctx_started(const gr__ctx *ctx)
+{
+#if defined(GR_CTX_UCONTEXT)
+    return ctx->started;
+#else
+    return ctx->sp != NULL;
+#endif
+}
+
+/* The function a new context runs. It returns the context to resume once
+ * it is finished (a started one); or it never returns. */
+typedef gr__ctx *(*gr__ctx_entry)(void *arg);
+
+/* Save the current context into from, then run entry(arg) as the context
+ * to, on the stack [stack_lo, stack_lo + stack_size) (16-byte aligned at
+ * both ends), with the default floating-point control state. When entry
+ * returns, to is finished and the context entry returned is resumed. The
+ * call returns when some context switches back to from.
+ *
+ * Why entry returns instead of switching away for good: the new context's
+ * first frame is a call made by the starter, and its death is a return to
+ * it, so the return-stack predictor of the CPU is right both times. In the
+ * common case (the starter is the one resumed, as when a thread spawns a
+ * child and joins it) not one return in the whole sequence is
+ * mispredicted. */
+void gr__ctx_start(gr__ctx *from, gr__ctx *to, void *stack_lo, size_t stack_size,
+                   gr__ctx_entry entry, void *arg);
+
+/* Save the current context into from and resume to (a started context).
+ * Returns when some other context switches back to from. Preserves exactly
+ * what the ABI requires a callee to preserve: on x86-64 rbx, rbp, r12-r15,
+ * rsp, MXCSR control bits and the x87 control word; on aarch64 x19-x29, lr,
+ * sp, d8-d15 and FPCR. */
 void gr__ctx_switch(gr__ctx *from, gr__ctx *to);
 
 /* The name of the implementation compiled in: "x86_64", "aarch64" or

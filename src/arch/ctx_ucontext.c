@@ -3,37 +3,54 @@
  * by the tests so the core never depends on what only the assembly does. */
 #include "ctx.h"
 
+#include <fenv.h>
+#include <fpu_control.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-/* makecontext passes only int arguments, so the entry and its argument
- * travel as 32-bit halves. */
-static void ucontext_start(unsigned entry_hi, unsigned entry_lo, unsigned arg_hi,
-                           unsigned arg_lo)
-{
-    uintptr_t entry = (uintptr_t)((uint64_t)entry_hi << 32 | entry_lo);
-    uintptr_t arg = (uintptr_t)((uint64_t)arg_hi << 32 | arg_lo);
+/* makecontext passes only int arguments, so the pointers travel as 32-bit
+ * halves. */
+typedef struct start {
+    gr__ctx_entry entry;
+    void *arg;
+} start;
 
-    ((void (*)(void *))entry)((void *)arg);
-    abort(); /* entry must never return */
+static void ucontext_start(unsigned hi, unsigned lo)
+{
+    start *s = (start *)(uintptr_t)((uint64_t)hi << 32 | lo);
+    gr__ctx *next;
+    fpu_control_t cw = _FPU_DEFAULT;
+
+    fesetenv(FE_DFL_ENV);
+    /* FE_DFL_ENV leaves what glibc takes for reserved bits as they were,
+     * on aarch64 FPCR's DN and AHP among them: set the default control word
+     * itself too. */
+    _FPU_SETCW(cw);
+    next = s->entry(s->arg);
+    setcontext(&next->uc);
+    abort();
 }
 
-void gr__ctx_make(gr__ctx *ctx, void *stack_lo, size_t stack_size,
-                  void (*entry)(void *), void *arg)
+void gr__ctx_start(gr__ctx *from, gr__ctx *to, void *stack_lo, size_t stack_size,
+                   gr__ctx_entry entry, void *arg)
 {
-    uint64_t e = (uint64_t)(uintptr_t)entry;
-    uint64_t a = (uint64_t)(uintptr_t)arg;
+    /* Lives in the starter's frame, which stays put until to has read it. */
+    start s = {entry, arg};
+    uint64_t p = (uint64_t)(uintptr_t)&s;
 
-    getcontext(&ctx->uc);
-    ctx->uc.uc_stack.ss_sp = stack_lo;
-    ctx->uc.uc_stack.ss_size = stack_size;
-    ctx->uc.uc_link = NULL;
-    makecontext(&ctx->uc, (void (*)(void))ucontext_start, 4, (unsigned)(e >> 32),
-                (unsigned)e, (unsigned)(a >> 32), (unsigned)a);
+    getcontext(&to->uc);
+    to->uc.uc_stack.ss_sp = stack_lo;
+    to->uc.uc_stack.ss_size = stack_size;
+    to->uc.uc_link = NULL;
+    to->started = 1;
+    from->started = 1;
+    makecontext(&to->uc, (void (*)(void))ucontext_start, 2, (unsigned)(p >> 32), (unsigned)p);
+    swapcontext(&from->uc, &to->uc);
 }
 
 void gr__ctx_switch(gr__ctx *from, gr__ctx *to)
 {
+    from->started = 1; /* a context that ran without being started: a root */
     swapcontext(&from->uc, &to->uc);
 }
 

@@ -23,24 +23,13 @@
 #define FIRST_SLAB 16
 #define SLAB_BYTES_MAX ((size_t)64 << 20)
 
-/* Pointers in the free lists carry the guarded flag in their low bit
- * (stacks are page-aligned). */
-#define GUARDED_BIT ((uintptr_t)1)
+#define GUARDED_BIT GR__STACK_GUARDED_BIT
 
 struct gr__slab {
     char *base;
     size_t bytes;
     size_t region; /* page + usable size of each stack */
     int guarded;   /* 0 none, 1 lightweight, 2 mprotect (costs mappings) */
-};
-
-struct gr__stack_class {
-    size_t size;   /* usable bytes */
-    size_t region; /* size + one page */
-    uintptr_t *free; /* [0, ncold) cold (madvised), [ncold, nfree) warm */
-    size_t nfree, capfree, ncold;
-    size_t total; /* stacks of this class in all slabs */
-    unsigned nslabs;
 };
 
 #ifndef MADV_GUARD_INSTALL
@@ -267,46 +256,48 @@ static int add_slab(gr__stack_pool *p, gr__stack_class *c)
     c->total += n;
     c->nslabs++;
     p->mapped += n;
-    p->free += n;
     p->slab_bytes += n * c->region;
     if (guarded)
         p->guarded += n;
     return 0;
 }
 
-int gr__stack_get(gr__stack_pool *p, size_t size, gr__stack *out)
+size_t gr__stack_round(size_t size)
 {
-    gr__stack_class *c;
+    size_t page = page_size ? page_size : (size_t)sysconf(_SC_PAGESIZE);
+
+    return (size + page - 1) & ~(page - 1);
+}
+
+uintptr_t gr__stack_get_slow(gr__stack_pool *p, size_t size)
+{
+    gr__stack_class *c = class_for(p, size);
     uintptr_t e;
 
-    size = (size + page_size - 1) & ~(page_size - 1);
-    c = class_for(p, size);
-    if (!c) {
+    if (!c || (c->nfree == 0 && add_slab(p, c) != 0)) {
         errno = ENOMEM;
-        return -1;
-    }
-    if (c->nfree == 0 && add_slab(p, c) != 0) {
-        errno = ENOMEM;
-        return -1;
+        return 0;
     }
     e = c->free[--c->nfree];
     if (c->ncold > c->nfree)
         c->ncold = c->nfree;
-    p->free--;
-    out->lo = (char *)(e & ~GUARDED_BIT);
-    out->size = size;
-    out->guarded = (e & GUARDED_BIT) != 0;
-    return 0;
+    return e;
 }
 
-void gr__stack_put(gr__stack_pool *p, const gr__stack *s)
+void gr__stack_put_slow(gr__stack_pool *p, const gr__stack *s)
 {
     gr__stack_class *c = class_for(p, s->size);
 
-    /* Room for every stack of the class was reserved when its slabs were
-     * added: cannot fail. */
     c->free[c->nfree++] = (uintptr_t)s->lo | (s->guarded ? GUARDED_BIT : 0);
-    p->free++;
+}
+
+size_t gr__stack_pooled(const gr__stack_pool *p)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->nclasses; i++)
+        n += p->classes[i].nfree;
+    return n;
 }
 
 void gr__stack_trim(gr__stack_pool *p, size_t keep)

@@ -31,7 +31,20 @@ typedef struct gr__stack {
     int guarded;   /* touching the page below lo faults */
 } gr__stack;
 
-typedef struct gr__stack_class gr__stack_class;
+#define GR__STACK_LIKELY(x) __builtin_expect(!!(x), 1)
+
+/* Pointers in the free lists carry the guarded flag in their low bit
+ * (stacks are page-aligned). */
+#define GR__STACK_GUARDED_BIT ((uintptr_t)1)
+
+typedef struct gr__stack_class {
+    size_t size;     /* usable bytes */
+    size_t region;   /* size + one page */
+    uintptr_t *free; /* [0, ncold) cold (madvised), [ncold, nfree) warm */
+    size_t nfree, capfree, ncold;
+    size_t total;    /* stacks of this class in all slabs */
+    unsigned nslabs;
+} gr__stack_class;
 
 typedef struct gr__stack_pool {
     gr__stack_class *classes; /* one per distinct usable size */
@@ -40,7 +53,7 @@ typedef struct gr__stack_pool {
     struct gr__slab *slabs;   /* every slab, for lookup and release */
     size_t nslabs, capslabs;
     int guard_mode;           /* GR_GUARD_* */
-    size_t mapped, guarded, free;
+    size_t mapped, guarded;
     size_t slab_bytes;        /* address space of all slabs */
 } gr__stack_pool;
 
@@ -50,15 +63,53 @@ void gr__stack_pool_init(gr__stack_pool *p, int guard_mode);
 /* Unmap every slab. Stacks still in use become invalid. */
 void gr__stack_pool_fini(gr__stack_pool *p);
 
-/* Take a stack of at least size usable bytes (a multiple of the page size
- * after rounding up). Returns 0, or -1 with ENOMEM when no slab can be
- * mapped (or, with GR_GUARD_ALWAYS, guarded). Touches no stack memory. */
-int gr__stack_get(gr__stack_pool *p, size_t size, gr__stack *out);
+/* Round a requested stack size up to what the pool hands out. */
+size_t gr__stack_round(size_t size);
+
+/* Take a stack of size usable bytes (a size from gr__stack_round). Returns
+ * its free-list entry (see gr__stack_from_entry), or 0 with errno ENOMEM
+ * when no slab can be mapped (or, with GR_GUARD_ALWAYS, guarded). Touches
+ * no stack memory. The entry, a plain integer, stays in registers: a
+ * gr__stack filled through a pointer and copied would cost a failed
+ * store-to-load forward on the spawn path. */
+uintptr_t gr__stack_get_slow(gr__stack_pool *p, size_t size);
+
+static inline void gr__stack_from_entry(uintptr_t e, size_t size, gr__stack *out)
+{
+    out->lo = (char *)(e & ~GR__STACK_GUARDED_BIT);
+    out->size = size;
+    out->guarded = (e & GR__STACK_GUARDED_BIT) != 0;
+}
+
+/* The common case inline: a warm stack of the size last used. */
+static inline uintptr_t gr__stack_get(gr__stack_pool *p, size_t size)
+{
+    gr__stack_class *c = p->last;
+
+    if (GR__STACK_LIKELY(c && c->size == size && c->nfree > c->ncold))
+        return c->free[--c->nfree];
+    return gr__stack_get_slow(p, size);
+}
 
 /* Return a stack to its pool. No system call: it may be called while still
  * running on that stack, as long as nothing else runs before the caller
  * leaves it. */
-void gr__stack_put(gr__stack_pool *p, const gr__stack *s);
+void gr__stack_put_slow(gr__stack_pool *p, const gr__stack *s);
+
+static inline void gr__stack_put(gr__stack_pool *p, const gr__stack *s)
+{
+    gr__stack_class *c = p->last;
+
+    /* Room for every stack of the class was reserved when its slabs were
+     * added: cannot fail. */
+    if (c && c->size == s->size)
+        c->free[c->nfree++] = (uintptr_t)s->lo | (s->guarded ? GR__STACK_GUARDED_BIT : 0);
+    else
+        gr__stack_put_slow(p, s);
+}
+
+/* How many stacks are pooled, ready for reuse. */
+size_t gr__stack_pooled(const gr__stack_pool *p);
 
 /* Give the memory of pooled stacks beyond keep per size back to the kernel
  * (madvise); they stay mapped and reusable. Must not be called on a stack

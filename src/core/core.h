@@ -107,6 +107,8 @@ typedef struct gr__exit_cb {
  * it finishes. The root and hub records are malloc'd. */
 typedef struct gr__g {
     gr__ctx ctx;
+    gr__ctx_entry entry; /* what the context runs when first resumed */
+    char *start_top;     /* its stack runs from stack.lo up to here */
     uint8_t state;
     uint8_t cancelled;
     uint8_t detached;
@@ -268,12 +270,17 @@ int gr__ready_reserve(gr_hub *h, size_t n);
  * in its page, and the CPU would take the stores of the thread switching
  * out for the loads of the thread switching in (4K aliasing), stalling
  * every switch. */
-static inline gr__g *gr__record_of(const gr__stack *s)
+static inline gr__g *gr__record_at(char *lo, size_t size)
 {
-    uintptr_t top = (uintptr_t)(s->lo + s->size);
-    uintptr_t colour = ((uintptr_t)s->lo >> 12) & 15;
+    uintptr_t top = (uintptr_t)(lo + size);
+    uintptr_t colour = ((uintptr_t)lo >> 12) & 15;
 
     return (gr__g *)(((top - sizeof(gr__g)) & ~(uintptr_t)63) - colour * 64);
+}
+
+static inline gr__g *gr__record_of(const gr__stack *s)
+{
+    return gr__record_at(s->lo, s->size);
 }
 
 /* How many direct switches between two looks at I/O and timers: few
@@ -305,8 +312,9 @@ int gr__slot_alloc(gr_hub *h, gr__g *g);
 gr__g *gr__lookup(gr_hub *h, gr_t handle);
 void gr__release(gr_hub *h, gr__g *g);
 void gr__switch(gr_hub *h, gr__g *from, gr__g *to);
-/* The last switch of a finishing green thread. */
-void gr__switch_last(gr_hub *h, gr__g *from) __attribute__((noreturn));
+/* The context a finishing green thread hands the processor to: returned by
+ * its entry function (see gr__ctx_start). */
+gr__ctx *gr__leave(gr_hub *h, gr__g *from);
 /* Block on fd; after_eagain: the caller just saw EAGAIN, so cached
  * readiness is stale and is dropped without a check. */
 int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain);
@@ -324,6 +332,11 @@ void gr__overflow_trap_fini(gr_hub *h);
 void gr__overflow_canary(gr__g *g) __attribute__((noreturn));
 size_t gr__format_name(const gr__g *g, char *buf, size_t len);
 void gr__locals_destroy(gr__g *g);
-const gr_config *gr__config(void);
+/* Process-wide configuration (gr_configure), read-only once a hub exists. */
+extern gr_config gr__cfg;
+static inline const gr_config *gr__config(void)
+{
+    return &gr__cfg;
+}
 
 #endif

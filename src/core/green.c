@@ -13,7 +13,7 @@
  * A handle is (generation << 32 | slot). A slot's generation moves on each
  * time it is reused, so an old handle never names a new thread. */
 
-int gr__slot_alloc(gr_hub *h, gr__g *g)
+static inline int slot_alloc(gr_hub *h, gr__g *g)
 {
     uint32_t i;
     gr__slot *e;
@@ -44,6 +44,11 @@ int gr__slot_alloc(gr_hub *h, gr__g *g)
     g->slot = i;
     g->handle = (gr_t)((uint64_t)e->gen << 32 | i);
     return 0;
+}
+
+int gr__slot_alloc(gr_hub *h, gr__g *g)
+{
+    return slot_alloc(h, g);
 }
 
 static void slot_free(gr_hub *h, uint32_t i)
@@ -92,7 +97,7 @@ static void run_exit_cbs(gr__g *g)
     }
 }
 
-static void __attribute__((noreturn)) finish(gr_hub *h, gr__g *g)
+static gr__ctx *finish(gr_hub *h, gr__g *g)
 {
     if (g->exit_cbs)
         run_exit_cbs(g);
@@ -107,10 +112,12 @@ static void __attribute__((noreturn)) finish(gr_hub *h, gr__g *g)
      * cannot be handed out while we are still on it. */
     if (g->detached && !g->collectors)
         gr__release(h, g);
-    gr__switch_last(h, g);
+    return gr__leave(h, g);
 }
 
-static void green_entry(void *arg)
+/* Runs on the thread's own stack, started by gr__ctx_start; returning hands
+ * the processor to the context it names. */
+static gr__ctx *green_entry(void *arg)
 {
     gr__g *g = arg;
     gr_hub *h = gr__tls_hub;
@@ -121,12 +128,13 @@ static void green_entry(void *arg)
 #endif
     *h->errno_loc = 0;
     g->result = g->cancelled ? GR_CANCELED : g->fn(g->arg);
-    finish(h, g);
+    return finish(h, g);
 }
 
 static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, size_t size)
 {
-    gr__stack s;
+    uintptr_t e;
+    char *lo;
     gr__g *g;
 
     /* Room in the ready queue and the timer heap for every thread, the
@@ -136,9 +144,11 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
         (gr__ready_reserve(h, h->nlive + 2) != 0 ||
          gr__timer_reserve(&h->timers, h->nlive + 2) != 0))
         return NULL;
-    if (gr__stack_get(&h->stacks, size, &s) != 0)
+    if (!(e = gr__stack_get(&h->stacks, size)))
         return NULL;
-    g = gr__record_of(&s);
+    /* Scalars, not a gr__stack copied whole: see gr__stack_get. */
+    lo = (char *)(e & ~GR__STACK_GUARDED_BIT);
+    g = gr__record_at(lo, size);
     /* Field by field: a spawn should not pay for clearing the whole record. */
     g->state = GR__NEW;
     g->cancelled = 0;
@@ -153,22 +163,25 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     g->timeout = NULL;
     g->exit_cbs = g->exit_cbs_tail = NULL;
     g->locals = NULL;
-    g->stack = s;
+    g->stack.lo = lo;
+    g->stack.size = size;
+    g->stack.guarded = (e & GR__STACK_GUARDED_BIT) != 0;
     g->name[0] = '\0';
-    if (gr__slot_alloc(h, g) != 0) {
-        gr__stack_put(&h->stacks, &s);
+    if (slot_alloc(h, g) != 0) {
+        gr__stack_put(&h->stacks, &g->stack);
         return NULL;
     }
     if (opts && opts->name) {
         strncpy(g->name, opts->name, GR_NAME_MAX);
         g->name[GR_NAME_MAX] = '\0';
     }
-    gr__ctx_make(&g->ctx, s.lo + GR__STACK_RESERVED,
-                 (size_t)((char *)g - s.lo) - GR__STACK_RESERVED, green_entry, g);
+    gr__ctx_init(&g->ctx);
+    g->entry = green_entry;
+    g->start_top = (char *)g;
 #if defined(GR__ASAN)
     g->asan_fake = NULL;
-    g->asan_bottom = s.lo + GR__STACK_RESERVED;
-    g->asan_size = (size_t)((char *)g - s.lo) - GR__STACK_RESERVED;
+    g->asan_bottom = lo + GR__STACK_RESERVED;
+    g->asan_size = (size_t)((char *)g - lo) - GR__STACK_RESERVED;
 #endif
     h->nlive++;
     return g;
@@ -184,7 +197,7 @@ static int check_opts(const gr_opts *opts, size_t *size)
     if (opts->stack_size) {
         if (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX)
             return -1;
-        *size = opts->stack_size;
+        *size = gr__stack_round(opts->stack_size);
     }
     return 0;
 }

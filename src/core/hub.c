@@ -31,12 +31,8 @@ static pthread_key_t hub_key;
 static pthread_once_t hub_key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int hubs_alive;
-static gr_config config = {GR_STACK_DEFAULT, GR_GUARD_AUTO, 0};
-
-const gr_config *gr__config(void)
-{
-    return &config;
-}
+gr_config gr__cfg = {GR_STACK_DEFAULT, GR_GUARD_AUTO, 0};
+#define config gr__cfg
 
 void gr__warn(const char *fmt, ...)
 {
@@ -207,10 +203,11 @@ static void hub_pass(gr_hub *h)
     gr__stack_trim(&h->stacks, h->nlive / 4 > 64 ? h->nlive / 4 : 64);
 }
 
-static void hub_loop(void *arg)
+static gr__ctx *hub_loop(void *arg)
 {
-    gr_hub *h = arg;
+    gr_hub *h = gr__tls_hub;
 
+    (void)arg;
 #if defined(GR__ASAN)
     __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
                                     &h->switch_from->asan_size);
@@ -225,6 +222,7 @@ static void hub_loop(void *arg)
         h->pass_mark = h->ready_head;
         gr__switch(h, h->hubg, next);
     }
+    __builtin_unreachable(); /* the hub is freed, never finished */
 }
 
 /* ------------------------------------------------------------ lifetime */
@@ -257,6 +255,8 @@ static gr__g *new_context(gr_hub *h, int kind)
 
 static int hub_init(gr_hub *h)
 {
+    uintptr_t e;
+
     h->free_slot = GR__NO_SLOT;
     h->backend.fd = -1;
     h->wakefd = -1;
@@ -277,10 +277,12 @@ static int hub_init(gr_hub *h)
     h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (h->wakefd < 0 || gr__backend_add(&h->backend, h->wakefd) != 0)
         return -1;
-    if (gr__stack_get(&h->stacks, config.stack_size, &h->hubg->stack) != 0)
+    if (!(e = gr__stack_get(&h->stacks, config.stack_size)))
         return -1;
-    gr__ctx_make(&h->hubg->ctx, h->hubg->stack.lo + GR__STACK_RESERVED,
-                 h->hubg->stack.size - GR__STACK_RESERVED, hub_loop, h);
+    gr__stack_from_entry(e, config.stack_size, &h->hubg->stack);
+    gr__ctx_init(&h->hubg->ctx);
+    h->hubg->entry = hub_loop;
+    h->hubg->start_top = h->hubg->stack.lo + h->hubg->stack.size;
 #if defined(GR__ASAN)
     h->hubg->asan_bottom = h->hubg->stack.lo + GR__STACK_RESERVED;
     h->hubg->asan_size = h->hubg->stack.size - GR__STACK_RESERVED;
@@ -447,7 +449,7 @@ int gr_stats_get(gr_stats *st)
     st->fd_waiters = h->nfd_waiters;
     st->stacks_mapped = h->stacks.mapped;
     st->stacks_guarded = h->stacks.guarded;
-    st->stacks_free = h->stacks.free;
+    st->stacks_free = gr__stack_pooled(&h->stacks);
     st->switches = h->dispatched + (h->ready_head - h->pass_mark);
     return 0;
 }
@@ -468,8 +470,8 @@ int gr_configure(const gr_config *cfg)
         rc = -1;
     } else {
         config = *cfg;
-        if (!config.stack_size)
-            config.stack_size = GR_STACK_DEFAULT;
+        config.stack_size = gr__stack_round(config.stack_size ? config.stack_size
+                                                              : GR_STACK_DEFAULT);
     }
     pthread_mutex_unlock(&config_lock);
     return rc;

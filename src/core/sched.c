@@ -98,6 +98,16 @@ int gr__ready_reserve(gr_hub *h, size_t n)
     return 0;
 }
 
+/* Resume to, starting it if it has never run. */
+static inline __attribute__((always_inline)) void resume(gr__g *from, gr__g *to)
+{
+    if (GR__LIKELY(gr__ctx_started(&to->ctx)))
+        gr__ctx_switch(&from->ctx, &to->ctx);
+    else
+        gr__ctx_start(&from->ctx, &to->ctx, to->stack.lo + GR__STACK_RESERVED,
+                      (size_t)(to->start_top - to->stack.lo) - GR__STACK_RESERVED, to->entry, to);
+}
+
 /* Inlined into each blocking call: every call level between a blocking
  * call and the context switch is a return the CPU mispredicts when the
  * thread is resumed, since the return-stack predictor still holds the
@@ -115,11 +125,11 @@ static inline __attribute__((always_inline)) void switch_inline(gr_hub *h, gr__g
 #if defined(GR__ASAN)
     h->switch_from = from;
     __sanitizer_start_switch_fiber(&from->asan_fake, to->asan_bottom, to->asan_size);
-    gr__ctx_switch(&from->ctx, &to->ctx);
+    resume(from, to);
     __sanitizer_finish_switch_fiber(from->asan_fake, &h->switch_from->asan_bottom,
                                     &h->switch_from->asan_size);
 #else
-    gr__ctx_switch(&from->ctx, &to->ctx);
+    resume(from, to);
 #endif
     *errno_loc = saved_errno;
 }
@@ -139,7 +149,7 @@ static inline gr__g *pick_next(gr_hub *h)
     return h->hubg;
 }
 
-void gr__switch_last(gr_hub *h, gr__g *from)
+gr__ctx *gr__leave(gr_hub *h, gr__g *from)
 {
     gr__g *to = pick_next(h);
 
@@ -150,7 +160,12 @@ void gr__switch_last(gr_hub *h, gr__g *from)
     h->switch_from = from;
     __sanitizer_start_switch_fiber(NULL, to->asan_bottom, to->asan_size);
 #endif
-    gr__ctx_switch(&from->ctx, &to->ctx);
+    if (GR__LIKELY(gr__ctx_started(&to->ctx)))
+        return &to->ctx;
+    /* Never run yet: start it from here. Nothing returns to this frame; the
+     * save into our record is harmless, nothing can reuse it before the
+     * switch. */
+    resume(from, to);
     __builtin_unreachable();
 }
 
