@@ -2,6 +2,8 @@
  * while it sleeps: its blocking call fails with ECANCELED and it unwinds
  * through its own clean-up. Then a Timeout region bounds a whole sequence
  * of blocking calls with one deadline. */
+/* example-expect: main: limit expired: yes */
+/* example-expect: worker: cleaned up */
 #include <errno.h>
 #include <grove.h>
 #include <stdio.h>

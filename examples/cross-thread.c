@@ -3,6 +3,8 @@
  * gr_hub_post(); the callback, running in the hub, spawns a green thread
  * per result. gr_hub_ref() tells the hub that posts are coming, so it
  * neither exits nor reports a deadlock while it waits for them. */
+/* example-expect: got 9 from a pthread */
+/* example-expect: got 4 from a pthread */
 #include <grove.h>
 #include <pthread.h>
 #include <stdint.h>

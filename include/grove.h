@@ -25,8 +25,15 @@
 #ifndef GROVE_H
 #define GROVE_H
 
+#include <netdb.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -290,6 +297,17 @@ GR_API int gr_close(int fd);
  * just closed): waiters are woken with EBADF. Returns 0. */
 GR_API int gr_fd_forget(int fd);
 
+/* poll(2) for green threads: block until one of the nfds descriptors has an
+ * event in its .events (POLLIN, POLLOUT; errors and hang-ups are always
+ * reported), then fill every .revents as poll() does and return how many
+ * are non-zero. Entries with a negative fd are ignored. deadline 0 polls
+ * once without blocking and returns 0 when nothing is ready (as poll with
+ * a zero time-out), and so does reaching any deadline: the time-out of
+ * poll is not an error. Errors: EINVAL (nfds over 65536, or fds NULL with
+ * nfds > 0), ENOMEM, ECANCELED, EDEADLK (hub callback), ETIMEDOUT only
+ * when an enclosing gr_timeout region ends first. fds stays the caller's. */
+GR_API int gr_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline);
+
 /* ---------------------------------------------------------- Timeout */
 
 /* A scoped time limit (gevent.Timeout): while the region is open, every
@@ -317,6 +335,488 @@ GR_API int gr_timeout_end(gr_timeout *t);
 
 /* 1 if the region's deadline has passed (by the hub's cached time). */
 GR_API int gr_timeout_expired(const gr_timeout *t);
+
+
+/* ================================================================== I/O
+ * Cooperative versions of the blocking calls, for descriptors in
+ * non-blocking mode (grove's own sockets are; gr_fd_nonblock makes any
+ * other fd so). Each behaves as its POSIX namesake, except that where the
+ * call would block, the green thread waits (until deadline) and the hub
+ * runs others. Each is a cancellation point and fails with ECANCELED once
+ * the caller is killed, and with ETIMEDOUT at the deadline. Sends never
+ * raise SIGPIPE: a write to a closed peer fails with EPIPE. Buffers stay
+ * the caller's; nothing is kept after the call returns. */
+
+/* Put fd in non-blocking, close-on-exec mode. Returns 0 or -1 (EBADF). */
+GR_API int gr_fd_nonblock(int fd);
+
+GR_API ssize_t gr_read(int fd, void *buf, size_t len, int64_t deadline);
+GR_API ssize_t gr_write(int fd, const void *buf, size_t len, int64_t deadline);
+GR_API ssize_t gr_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+GR_API ssize_t gr_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+GR_API ssize_t gr_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+GR_API ssize_t gr_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+GR_API ssize_t gr_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                           socklen_t *addrlen, int64_t deadline);
+GR_API ssize_t gr_sendto(int fd, const void *buf, size_t len, int flags,
+                         const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
+/* gr_recvmsg adds MSG_CMSG_CLOEXEC: received descriptors are close-on-exec. */
+GR_API ssize_t gr_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline);
+GR_API ssize_t gr_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline);
+
+/* sendfile(2) from a regular file in_fd to a socket out_fd: waits while
+ * the socket is full. *offset as sendfile (NULL: in_fd's own offset). */
+GR_API ssize_t gr_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, int64_t deadline);
+
+/* Write all len bytes, however many writes that takes. Returns 0, or -1
+ * with errno (EPIPE, ECONNRESET, ETIMEDOUT, ECANCELED, ...). If done is not
+ * NULL it receives the number of bytes written, on success or failure,
+ * so a caller can tell how far a timed-out write got. */
+GR_API int gr_write_all(int fd, const void *buf, size_t len, size_t *done, int64_t deadline);
+
+/* Read exactly len bytes. Returns 0, or -1 with errno; EPIPE means the
+ * peer closed the stream before len bytes came. *done (if not NULL)
+ * receives the number of bytes read, on success or failure. */
+GR_API int gr_read_exact(int fd, void *buf, size_t len, size_t *done, int64_t deadline);
+
+/* A buffered reader over a stream fd, for protocol code: lines, delimited
+ * records, exact counts. The struct lives where the caller puts it; the
+ * buffer is the caller's (cap bytes, at least 64), so a reader allocates
+ * nothing. Fields are private. */
+typedef struct gr_reader {
+    int fd_;
+    char *buf_;
+    size_t cap_, start_, end_;
+    int eof_;
+} gr_reader;
+
+/* Set r up to read fd through buf. Returns 0, or -1/EINVAL (buf NULL or cap
+ * under 64). Neither fd nor buf is owned by the reader. */
+GR_API int gr_reader_init(gr_reader *r, int fd, void *buf, size_t cap);
+
+/* Read up to len bytes: buffered bytes first, else one read of the fd.
+ * Returns the count, 0 at end of stream, or -1 with errno. */
+GR_API ssize_t gr_reader_read(gr_reader *r, void *buf, size_t len, int64_t deadline);
+
+/* Read up to and including the first occurrence of delim (dlen bytes,
+ * 1 <= dlen <= 64) into out (max bytes); out is not NUL-terminated.
+ * Returns the length, delimiter included; 0 at end of stream with nothing
+ * buffered; the bytes left when the stream ends without a delimiter (as
+ * for a last line without a newline); or -1 with errno: EMSGSIZE when no
+ * delimiter was found within max bytes (nothing is consumed, so the caller
+ * may recover), EINVAL, ETIMEDOUT, ECANCELED or a read error. A record
+ * longer than the reader's buffer cannot be found: make the buffer at
+ * least as large as max. */
+GR_API ssize_t gr_reader_until(gr_reader *r, const void *delim, size_t dlen, void *out,
+                               size_t max, int64_t deadline);
+
+/* gr_reader_until with "\n", and the line NUL-terminated in out (so at
+ * most max - 1 bytes of line; max >= 2). */
+GR_API ssize_t gr_reader_line(gr_reader *r, char *out, size_t max, int64_t deadline);
+
+/* Bytes read from the fd but not yet consumed (to hand a connection over
+ * to other code together with what was read ahead). */
+GR_API size_t gr_reader_buffered(const gr_reader *r);
+
+/* =========================================================== sockets */
+
+/* A socket address of any family grove speaks: IPv4, IPv6, Unix. */
+typedef struct gr_addr {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_un un;
+        struct sockaddr_storage ss;
+    } u;
+    socklen_t len;
+} gr_addr;
+
+/* Fill a from a numeric host ("127.0.0.1", "::1", "[::1]", or NULL/"" for
+ * any address, IPv6 dual-stack) and port; no name resolution. Returns 0 or
+ * -1/EINVAL. */
+GR_API int gr_addr_ip(gr_addr *a, const char *host, int port);
+
+/* Fill a with a Unix-domain path (a leading '@' names an abstract socket).
+ * Returns 0 or -1 with EINVAL or ENAMETOOLONG. */
+GR_API int gr_addr_unix(gr_addr *a, const char *path);
+
+/* Format a as "1.2.3.4:80", "[::1]:80" or the Unix path, NUL-terminated in
+ * buf. Returns the length, or -1 with ENOSPC (buf too small; len >= 64 is
+ * always enough for IP) or EAFNOSUPPORT. */
+GR_API int gr_addr_format(const gr_addr *a, char *buf, size_t len);
+
+/* socket(2), always non-blocking and close-on-exec. */
+GR_API int gr_socket(int domain, int type, int protocol);
+
+/* connect(2) on a non-blocking socket, waiting for the outcome: returns 0,
+ * or -1 with the errno the kernel reports (ECONNREFUSED, ENETUNREACH,
+ * EHOSTUNREACH, ETIMEDOUT from the kernel or the deadline, ...), or
+ * ECANCELED. */
+GR_API int gr_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
+
+/* accept4(2) waiting for a connection. The new fd is non-blocking and
+ * close-on-exec. peer (may be NULL) receives the peer's address. Errors:
+ * as accept(2) (EMFILE, ENFILE, ...), ETIMEDOUT, ECANCELED, EBADF when the
+ * listening socket is closed with gr_close while waiting. */
+GR_API int gr_accept(int fd, gr_addr *peer, int64_t deadline);
+
+/* A listening socket: SO_REUSEADDR, and SO_REUSEPORT when reuseport is 1
+ * (several processes may then listen on one port). backlog <= 0 means
+ * SOMAXCONN. Returns the fd or -1 with errno (EADDRINUSE, EACCES, ...). */
+GR_API int gr_listen(const gr_addr *addr, int backlog, int reuseport);
+
+/* gr_listen on a numeric host and TCP port (port 0: any free port, see
+ * gr_local_port). */
+GR_API int gr_tcp_listen(const char *host, int port, int backlog);
+
+/* The local port a socket is bound to, or -1. */
+GR_API int gr_local_port(int fd);
+
+/* Connect to host:port over TCP, like Python's create_connection: resolve
+ * host (names, or numeric addresses), then try each address in turn,
+ * IPv6 and IPv4 interleaved, starting the next attempt 250 ms after the
+ * previous one if it has not finished (Happy Eyeballs, RFC 8305); the
+ * first to connect wins and the others are abandoned. Returns a connected,
+ * non-blocking socket with TCP_NODELAY set, or -1 with the errno of the
+ * last failure (ECONNREFUSED, ...), ETIMEDOUT, ECANCELED, EADDRNOTAVAIL
+ * when the name does not resolve (NXDOMAIN, no address), EAGAIN when the
+ * resolver failed temporarily, EINVAL for a bad port. */
+GR_API int gr_tcp_connect(const char *host, int port, int64_t deadline);
+
+/* Connect to a Unix-domain stream socket. */
+GR_API int gr_unix_connect(const char *path, int64_t deadline);
+
+/* A UDP socket bound to host:port (numeric; port 0 for any). */
+GR_API int gr_udp_bind(const char *host, int port);
+
+/* setsockopt TCP_NODELAY. Returns 0 or -1. */
+GR_API int gr_tcp_nodelay(int fd, int on);
+
+/* ============================================================ servers */
+
+/* A connection handler: runs in its own green thread with a connected,
+ * non-blocking socket. The server closes fd when the handler returns (so
+ * the handler must not close it; dup() it to keep it). peer is valid for
+ * the handler's run. */
+typedef void (*gr_handler_fn)(int fd, const gr_addr *peer, void *arg);
+
+/* Options for gr_server_new; zero-initialise. */
+typedef struct gr_server_opts {
+    size_t pool;       /* at most this many handlers at once (gevent's spawn=N);
+                          the accept loop waits for room. 0: unbounded */
+    size_t stack_size; /* handler stacks; 0: the default */
+    const char *name;  /* handler thread names; NULL: "conn" */
+} gr_server_opts;
+
+typedef struct gr_server gr_server;
+
+/* A stream server (gevent's StreamServer) on the listening socket fd,
+ * which it owns from now on. Returns NULL with EINVAL or ENOMEM. */
+GR_API gr_server *gr_server_new(int fd, gr_handler_fn handler, void *arg,
+                                const gr_server_opts *opts);
+
+/* Start accepting in a green thread of its own and return at once.
+ * Errors: EINVAL (already started), ENOMEM. */
+GR_API int gr_server_start(gr_server *s);
+
+/* Accept in the calling green thread until gr_server_stop (returns 0) or
+ * the caller is killed (-1/ECANCELED); also -1 with EINVAL (already
+ * started or stopped) or ETIMEDOUT (an enclosing gr_timeout region). On
+ * EMFILE/ENFILE the server logs once, backs off (10 ms doubling to 1 s,
+ * and at once when a handler exits) and keeps serving what it has; it
+ * recovers when descriptors free up. */
+GR_API int gr_server_serve(gr_server *s);
+
+/* Graceful stop: stop accepting and close the listening socket, let
+ * handlers finish until deadline, then kill the rest and wait for them to
+ * unwind. Returns 0, or -1/ETIMEDOUT if handlers had to be killed, or
+ * -1/ECANCELED if the caller was killed (handlers are then killed but not
+ * waited for). A handler may stop its own server. */
+GR_API int gr_server_stop(gr_server *s, int64_t deadline);
+
+/* Counters of a server. */
+typedef struct gr_server_stats {
+    size_t active;     /* handlers running */
+    uint64_t accepted; /* connections accepted (datagrams, for a datagram server) */
+    uint64_t fd_limit; /* accepts that failed with EMFILE or ENFILE */
+} gr_server_stats;
+
+GR_API int gr_server_stats_get(const gr_server *s, gr_server_stats *st);
+
+/* Free a stopped (or never started) server. EBUSY if it is running. */
+GR_API int gr_server_free(gr_server *s);
+
+/* A datagram handler: one datagram, its sender, the server's socket to
+ * reply on (gr_sendto). data is valid for the handler's run. */
+typedef void (*gr_datagram_fn)(int fd, const void *data, size_t len, const gr_addr *peer,
+                               void *arg);
+
+/* A datagram server (gevent's DatagramServer) on a bound UDP (or Unix
+ * datagram) socket fd, which it owns. Each datagram, up to max_size bytes
+ * (0: 65535), runs the handler in a green thread, at most opts->pool at
+ * once (0: one at a time, in arrival order). Start, serve, stop and free
+ * with the gr_server functions. */
+GR_API gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg,
+                                         size_t max_size, const gr_server_opts *opts);
+
+/* ================================================================ DNS */
+
+/* Resolvers (gr_resolver_set): c-ares on the hub, the default, or the
+ * system's getaddrinfo run in the thread pool. */
+#define GR_RESOLVER_ARES 0
+#define GR_RESOLVER_THREAD 1
+
+/* Choose the resolver for the calling OS thread's later lookups. The
+ * environment variable GROVE_RESOLVER=ares|thread sets the initial choice.
+ * Returns 0 or -1/EINVAL. */
+GR_API int gr_resolver_set(int which);
+
+/* Use these name servers instead of /etc/resolv.conf's, for the calling OS
+ * thread's c-ares resolver: "ip[:port],ip[:port]..." (as c-ares's
+ * ares_set_servers_ports_csv). NULL restores resolv.conf. The setting is
+ * per OS thread and applies to lookups started afterwards. Returns 0 or -1
+ * (EINVAL: not parsable; ENOMEM). */
+GR_API int gr_resolver_servers(const char *csv);
+
+/* getaddrinfo(3) that blocks only the green thread: honours /etc/hosts and
+ * /etc/resolv.conf. Returns 0 or an EAI_* code as getaddrinfo does
+ * (EAI_NONAME for NXDOMAIN, ...); EAI_SYSTEM with errno ETIMEDOUT at the
+ * deadline or ECANCELED when killed (the lookup is abandoned), EINVAL when
+ * res is NULL, EDEADLK in a hub callback. Free *res with gr_freeaddrinfo,
+ * never freeaddrinfo. */
+GR_API int gr_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                          struct addrinfo **res, int64_t deadline);
+
+GR_API void gr_freeaddrinfo(struct addrinfo *res);
+
+/* getnameinfo(3) that blocks only the green thread (reverse lookups).
+ * Returns 0 or an EAI_* code, with EAI_SYSTEM/errno as gr_getaddrinfo. */
+GR_API int gr_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+                          size_t hostlen, char *serv, size_t servlen, int flags,
+                          int64_t deadline);
+
+/* ========================================================= thread pool */
+
+/* A function run on a pool OS thread: it may block as it likes. */
+typedef void *(*gr_work_fn)(void *arg);
+
+/* Run fn(arg) on the process-wide thread pool and wait, cooperatively, for
+ * its result (stored in *result if result is not NULL). Returns 0, or -1
+ * with ETIMEDOUT or ECANCELED: the caller returns at once; fn still runs to
+ * completion on its thread and, if discard is not NULL, discard(its result,
+ * arg) is then called on that thread, so nothing leaks. ETIMEDOUT and
+ * ECANCELED always mean exactly that, even for a deadline already past or
+ * a caller already killed (the job is queued and given up at once); a job
+ * that finishes just as its caller gives up returns 0. arg must stay valid
+ * until fn (and discard) are done with it, which after a time-out is later
+ * than the call. Also ENOMEM, EAGAIN when the pool's queue is full, and
+ * EDEADLK in a hub callback. */
+GR_API int gr_thread_run(gr_work_fn fn, void *arg, void **result,
+                         void (*discard)(void *result, void *arg), int64_t deadline);
+
+/* Size the pool: at most max_threads OS threads (default 16), and at most
+ * max_queue jobs waiting for one (default 1024; 0: unlimited). Threads are
+ * started on demand and leave after 10 s idle. Returns 0 or -1/EINVAL. */
+GR_API int gr_thread_pool_size(size_t max_threads, size_t max_queue);
+
+/* Regular files through the pool, since epoll cannot wait on them. As
+ * open(2) (O_CLOEXEC added), pread(2)/pwrite(2) when offset >= 0, else
+ * read(2)/write(2); at most 16 MiB moves per call (more gives a short
+ * count). The data goes through a buffer of the job's own, so a caller that
+ * times out or is killed returns at once and its buffer is never touched
+ * afterwards. Unlike gr_thread_run, they fail before doing anything when
+ * the caller is already killed or the deadline has passed. */
+GR_API int gr_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
+GR_API ssize_t gr_file_read(int fd, void *buf, size_t len, off_t offset, int64_t deadline);
+GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset,
+                             int64_t deadline);
+
+/* ============================================================ sync
+ * Synchronisation between green threads of one hub. Every object is
+ * hub-local and uses no atomics: use it only from the OS thread whose hub
+ * its waiters belong to (a queue belongs to the hub of the thread that
+ * created it; gr_queue_post is the one thread-safe entry). Structs may live
+ * anywhere (stack, heap, inside other structs), a zero-filled struct is a
+ * valid object, and they must not move or be freed while a green thread
+ * waits on them; their fields are private.
+ *
+ * Every call that waits takes a deadline and fails with ETIMEDOUT at it,
+ * ECANCELED when the caller is killed, and in a hub callback with EDEADLK
+ * when it would have to wait (ETIMEDOUT if its deadline has passed).
+ * Calls that take or hand over something (acquire, get, put, send,
+ * receive, gr_cond_wait) fail with ECANCELED at once in a killed thread,
+ * so a killed worker stops taking jobs; calls that wait for an outcome
+ * (gr_event_wait, gr_async_get, gr_queue_peek, gr_queue_join,
+ * gr_group_join) succeed if the outcome is already there, as gr_join of a
+ * finished thread does. Waiters are served first come, first served, and
+ * what is released goes straight to the first waiter (no barging). See
+ * docs/sync.md. */
+
+/* A waiter list, the one internal piece every object below embeds. */
+typedef struct gr_waitq_ {
+    void *head_, *tail_;
+} gr_waitq_;
+
+/* Event: a flag green threads can wait for (gevent.event.Event). */
+typedef struct gr_event {
+    gr_waitq_ q_;
+    int set_;
+} gr_event;
+
+GR_API void gr_event_init(gr_event *e);
+/* Set the flag and wake every waiter. */
+GR_API void gr_event_set(gr_event *e);
+GR_API void gr_event_clear(gr_event *e);
+GR_API int gr_event_is_set(const gr_event *e);
+/* Wait until the flag is set (returns 0 at once if it is). Errors:
+ * ETIMEDOUT, ECANCELED, EDEADLK (hub callback). */
+GR_API int gr_event_wait(gr_event *e, int64_t deadline);
+
+/* AsyncResult: a value or an error delivered once, waited for by any
+ * number (gevent.event.AsyncResult). */
+typedef struct gr_async {
+    gr_waitq_ q_;
+    void *value_;
+    int state_; /* 0 pending, 1 value, 2 error */
+    int error_;
+} gr_async;
+
+GR_API void gr_async_init(gr_async *a);
+/* Deliver a value and wake every waiter. -1/EALREADY if already set. */
+GR_API int gr_async_set(gr_async *a, void *value);
+/* Deliver an error (an errno value, > 0). -1/EALREADY, or EINVAL. */
+GR_API int gr_async_set_error(gr_async *a, int err);
+/* 1 once a value or an error has been delivered. */
+GR_API int gr_async_ready(const gr_async *a);
+/* Wait for the outcome: 0 and *value (if value not NULL), or -1 with the
+ * delivered error as errno; or -1 with ETIMEDOUT/ECANCELED/EDEADLK. */
+GR_API int gr_async_get(gr_async *a, void **value, int64_t deadline);
+
+/* Semaphore and BoundedSemaphore. */
+typedef struct gr_sem {
+    gr_waitq_ q_;
+    size_t value_;
+    size_t bound_; /* 0: unbounded */
+} gr_sem;
+
+GR_API void gr_sem_init(gr_sem *s, size_t value);
+/* A bounded semaphore: releasing above the initial value is an error. */
+GR_API void gr_sem_init_bounded(gr_sem *s, size_t value);
+/* Take one unit, waiting for one if there is none. */
+GR_API int gr_sem_acquire(gr_sem *s, int64_t deadline);
+/* Give one unit back (or hand it to the first waiter). -1/EOVERFLOW for a
+ * bounded semaphore already at its bound (or any at SIZE_MAX). */
+GR_API int gr_sem_release(gr_sem *s);
+GR_API size_t gr_sem_value(const gr_sem *s);
+
+/* Lock (owned by the green thread that acquired it) and RLock (the owner
+ * may acquire again; it is free after as many releases). */
+typedef struct gr_lock {
+    gr_waitq_ q_;
+    gr_t owner_;
+    size_t depth_;
+    int recursive_;
+} gr_lock;
+
+GR_API void gr_lock_init(gr_lock *l);
+GR_API void gr_rlock_init(gr_lock *l);
+/* Acquire. Errors: EDEADLK (a non-recursive lock already held by the
+ * caller, or hub callback), ETIMEDOUT, ECANCELED. */
+GR_API int gr_lock_acquire(gr_lock *l, int64_t deadline);
+/* Release. -1/EPERM if the caller does not own it. The lock goes to the
+ * first waiter, if any. */
+GR_API int gr_lock_release(gr_lock *l);
+/* 1 if some green thread holds it. */
+GR_API int gr_lock_locked(const gr_lock *l);
+
+/* Condition variable over a gr_lock (or RLock, fully released while
+ * waiting). */
+typedef struct gr_cond {
+    gr_waitq_ q_;
+} gr_cond;
+
+GR_API void gr_cond_init(gr_cond *c);
+/* Release l, wait for a signal, re-acquire l (even on error: on return the
+ * caller holds l again, as pthread_cond_wait; the re-acquire ignores kills
+ * and time-out regions). Errors: EPERM (the caller does not hold l, or hub
+ * callback), ETIMEDOUT, ECANCELED; EDEADLK in a root context that nothing
+ * can ever wake, which then returns without l. */
+GR_API int gr_cond_wait(gr_cond *c, gr_lock *l, int64_t deadline);
+GR_API void gr_cond_signal(gr_cond *c);
+GR_API void gr_cond_broadcast(gr_cond *c);
+
+/* Queues of pointers: FIFO, LIFO or priority order, bounded or not
+ * (gevent.queue). Every queue is also joinable (JoinableQueue):
+ * gr_queue_task_done / gr_queue_join. */
+#define GR_QUEUE_FIFO 0
+#define GR_QUEUE_LIFO 1
+#define GR_QUEUE_PRIORITY 2 /* smallest first by cmp; equal ones FIFO */
+
+typedef struct gr_queue gr_queue;
+
+/* A new queue. maxsize 0: unbounded. cmp is required for
+ * GR_QUEUE_PRIORITY (and ignored otherwise): like qsort's, on the item
+ * pointers themselves. Returns NULL with EINVAL or ENOMEM. */
+GR_API gr_queue *gr_queue_new(int kind, size_t maxsize, int (*cmp)(const void *a, const void *b));
+/* Free a queue nobody waits on and no post is on its way to (-1/EBUSY
+ * otherwise). NULL is accepted. Items still in it are the caller's to free
+ * first (gr_queue_get with deadline 0). */
+GR_API int gr_queue_free(gr_queue *q);
+/* Add item, waiting for room in a full bounded queue. A waiting getter
+ * receives it directly. Also ENOMEM (an unbounded queue that cannot grow). */
+GR_API int gr_queue_put(gr_queue *q, void *item, int64_t deadline);
+/* Remove the next item into *item, waiting for one. Getters are served in
+ * the order they came. */
+GR_API int gr_queue_get(gr_queue *q, void **item, int64_t deadline);
+/* The next item without removing it (0, or -1/ETIMEDOUT at deadline). */
+GR_API int gr_queue_peek(gr_queue *q, void **item, int64_t deadline);
+GR_API size_t gr_queue_size(const gr_queue *q);
+/* Mark one item taken by a get as processed. -1/EINVAL if more calls than
+ * puts. */
+GR_API int gr_queue_task_done(gr_queue *q);
+/* Wait until every item put has been marked done. */
+GR_API int gr_queue_join(gr_queue *q, int64_t deadline);
+/* Thread-safe, from any OS thread: put item in the queue soon, through
+ * its hub (gr_hub_post), ignoring maxsize. Items posted by one thread
+ * arrive in order. The queue (and its hub) must outlive the call. Returns
+ * 0 or -1/ENOMEM. */
+GR_API int gr_queue_post(gr_queue *q, void *item);
+
+/* Channel: unbuffered rendezvous; a send completes when a receiver takes
+ * the value. */
+typedef struct gr_chan {
+    gr_waitq_ senders_, receivers_;
+    int closed_;
+} gr_chan;
+
+GR_API void gr_chan_init(gr_chan *c);
+/* Hand v to a receiver, waiting for one. -1/EPIPE once closed. */
+GR_API int gr_chan_send(gr_chan *c, void *v, int64_t deadline);
+/* Take a value from a sender, waiting for one. -1/EPIPE once closed. */
+GR_API int gr_chan_recv(gr_chan *c, void **v, int64_t deadline);
+/* Close: every waiting and later send and receive fails with EPIPE. */
+GR_API void gr_chan_close(gr_chan *c);
+
+/* Group: a set of green threads to wait for or kill together; with a
+ * limit it is a Pool, whose spawn waits for room (gevent.pool). Members
+ * are detached: their results are dropped; use gr_async to return data. */
+typedef struct gr_group gr_group;
+
+/* limit 0: a plain group. Returns NULL/ENOMEM. */
+GR_API gr_group *gr_group_new(size_t limit);
+/* Spawn fn(arg) into the group, first waiting for room (pools; only that
+ * wait can be cancelled). Returns its handle, stale once the member has
+ * finished, or -1 with ETIMEDOUT, ECANCELED, or gr_spawn_opts' errors. */
+GR_API gr_t gr_group_spawn(gr_group *g, gr_fn fn, void *arg, const gr_opts *opts,
+                           int64_t deadline);
+/* Wait until every member has finished. EDEADLK when called by a member. */
+GR_API int gr_group_join(gr_group *g, int64_t deadline);
+/* Kill every member (they unwind on their own; join to wait). */
+GR_API void gr_group_kill(gr_group *g);
+GR_API size_t gr_group_size(const gr_group *g);
+/* Free an empty group (-1/EBUSY while it has members). NULL is accepted. */
+GR_API int gr_group_free(gr_group *g);
 
 #ifdef __cplusplus
 }

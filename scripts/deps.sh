@@ -4,7 +4,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-build="cmake gcc make pkg-config libc6-dev"
+build="cmake gcc make pkg-config libc6-dev libc-ares-dev"
 test="$build libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 bench="$build"
 

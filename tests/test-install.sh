@@ -19,7 +19,7 @@ readelf -d "$libdir/libgrove.so" | grep -q 'SONAME.*libgrove.so.0' ||
 cc -Wall -Wextra -Werror "$top/examples/hello.c" $(pkg-config --cflags --libs grove) \
     -Wl,-rpath,"$libdir" -o "$prefix/hello-shared"
 cc -Wall -Wextra -Werror "$top/examples/hello.c" $(pkg-config --cflags grove) \
-    "$libdir/libgrove.a" -pthread -lm -o "$prefix/hello-static"
+    "$libdir/libgrove.a" -pthread -lm -lcares -o "$prefix/hello-static"
 for v in shared static; do
     out=$("$prefix/hello-$v")
     echo "$out" | grep -q "thread 3 returned 300" || { echo "hello-$v: $out"; exit 1; }

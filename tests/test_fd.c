@@ -214,3 +214,122 @@ Test(fd, killed_thread_cannot_wait, .timeout = 10)
 {
     run_main(cancelled_before_wait, NULL);
 }
+
+/* ----------------------------------------------------------- gr_poll */
+
+static int q[2];
+
+static void *write_to_q_later(void *arg)
+{
+    (void)arg;
+    gr_sleep(gr_now() + 10);
+    cr_assert_eq(write(q[1], "!", 1), 1);
+    return NULL;
+}
+
+static void *poll_many(void *arg)
+{
+    struct pollfd fds[3];
+    gr_t w;
+    int n;
+
+    (void)arg;
+    make_pipe();
+    cr_assert_eq(pipe2(q, O_NONBLOCK), 0);
+    fds[0] = (struct pollfd){.fd = p[0], .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = -1, .events = POLLIN}; /* ignored */
+    fds[2] = (struct pollfd){.fd = q[0], .events = POLLIN};
+    /* Nothing ready: deadline 0 polls once, a deadline times out with 0. */
+    cr_assert_eq(gr_poll(fds, 3, 0), 0);
+    cr_assert_eq(gr_poll(fds, 3, gr_now() + 5), 0);
+    w = gr_spawn(write_to_q_later, NULL);
+    n = gr_poll(fds, 3, gr_now() + 5000);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(fds[0].revents, 0);
+    cr_assert_eq(fds[1].revents, 0);
+    cr_assert_eq(fds[2].revents, POLLIN);
+    gr_join(w, NULL, -1);
+    /* A write end is ready at once; a closed peer reports POLLHUP. */
+    fds[0] = (struct pollfd){.fd = p[1], .events = POLLOUT};
+    cr_assert_eq(gr_poll(fds, 1, -1), 1);
+    cr_assert_eq(fds[0].revents, POLLOUT);
+    close(q[1]);
+    fds[0] = (struct pollfd){.fd = q[0], .events = POLLIN};
+    cr_assert_eq(gr_poll(fds, 1, -1), 1);
+    cr_assert(fds[0].revents & (POLLIN | POLLHUP));
+    assert_fails(gr_poll(NULL, 1, 0), EINVAL);
+    gr_close(q[0]);
+    gr_close(p[0]);
+    gr_close(p[1]);
+    return NULL;
+}
+
+Test(fd, poll_waits_on_many_descriptors, .timeout = 10)
+{
+    run_main(poll_many, NULL);
+}
+
+static void *poll_big(void *arg)
+{
+    enum { N = 100 };
+    struct pollfd fds[N];
+    int pipes[N][2];
+    gr_t w;
+
+    (void)arg;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(pipe2(pipes[i], O_NONBLOCK), 0);
+        fds[i] = (struct pollfd){.fd = pipes[i][0], .events = POLLIN};
+    }
+    q[1] = pipes[77][1];
+    w = gr_spawn(write_to_q_later, NULL);
+    cr_assert_eq(gr_poll(fds, N, gr_now() + 5000), 1);
+    cr_assert_eq(fds[77].revents, POLLIN);
+    gr_join(w, NULL, -1);
+    for (int i = 0; i < N; i++) {
+        gr_close(pipes[i][0]);
+        gr_close(pipes[i][1]);
+    }
+    return NULL;
+}
+
+Test(fd, poll_more_descriptors_than_fit_on_the_stack, .timeout = 10)
+{
+    run_main(poll_big, NULL);
+}
+
+static void *poll_killed(void *arg)
+{
+    struct pollfd fd = {.fd = p[0], .events = POLLIN};
+
+    (void)arg;
+    assert_fails(gr_poll(&fd, 1, -1), ECANCELED);
+    return NULL;
+}
+
+static void *kill_poller(void *arg)
+{
+    gr_t g;
+    gr_timeout t;
+    struct pollfd fd;
+
+    (void)arg;
+    make_pipe();
+    g = gr_spawn(poll_killed, NULL);
+    gr_yield();
+    gr_kill(g);
+    cr_assert_eq(gr_join(g, NULL, -1), 0);
+    /* A Timeout region ending first is an error, unlike poll's own time-out. */
+    fd = (struct pollfd){.fd = p[0], .events = POLLIN};
+    gr_timeout_begin(&t, gr_now_update() + 5);
+    assert_fails(gr_poll(&fd, 1, -1), ETIMEDOUT);
+    gr_timeout_end(&t);
+    gr_close(p[0]);
+    gr_close(p[1]);
+    return NULL;
+}
+
+Test(fd, poll_cancel_and_timeout_region, .timeout = 10)
+{
+    run_main(kill_poller, NULL);
+}

@@ -37,6 +37,7 @@ struct gr__g;
  * to return ETIMEDOUT. */
 typedef struct gr__waiter {
     struct gr__waiter *prev, *next;
+    struct gr__wq *q; /* the queue it is linked in */
     struct gr__g *g;
     int events; /* what it waits for (fd waits) */
     int fired;  /* what woke it (fd waits) */
@@ -48,13 +49,7 @@ typedef struct gr__wq {
     gr__waiter *head, *tail;
 } gr__wq;
 
-void gr__wq_push(gr__wq *q, gr__waiter *w, struct gr__g *g);
-void gr__wq_remove(gr__wq *q, gr__waiter *w);
-/* Pop the first waiter whose thread is still parked, or NULL. */
-gr__waiter *gr__wq_pop_parked(gr__wq *q);
-/* Unpark every parked waiter with status; unlink all. Returns how many were
- * unparked. */
-size_t gr__wq_wake_all(gr__wq *q, int status);
+/* (The wait-queue operations are inline, below the thread record.) */
 
 /* ------------------------------------------------------------- timers */
 typedef struct gr__timer {
@@ -200,6 +195,7 @@ struct gr_hub {
 
     uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
     int *errno_loc;       /* this thread's errno, without a libc call per switch */
+    struct gr__hub_hook *on_destroy; /* subsystems' clean-up, newest first */
     uint8_t in_main;
     uint8_t root_draining;
 #if defined(GR__ASAN)
@@ -241,8 +237,6 @@ static inline gr_hub *gr__hub_peek(void)
 
 /* ------------------------------------------------------- scheduling */
 
-/* Append g to the ready queue and mark it ready. */
-void gr__ready(gr_hub *h, gr__g *g);
 
 static inline void gr__ready_push(gr_hub *h, gr__g *g)
 {
@@ -263,6 +257,76 @@ static inline int gr__ready_empty(const gr_hub *h)
 
 /* Make room in the ready queue for n threads. -1/ENOMEM. */
 int gr__ready_reserve(gr_hub *h, size_t n);
+
+/* Append g to the ready queue and mark it runnable. */
+static inline void gr__ready(gr_hub *h, gr__g *g)
+{
+    g->state = GR__RUNNABLE;
+    gr__ready_push(h, g);
+}
+
+/* Make a parked g ready; its gr__park returns 0 for status 0, else -1
+ * with errno = status. Does nothing if g is not parked. */
+static inline void gr__unpark(gr__g *g, int status)
+{
+    if (g->state != GR__PARKED)
+        return;
+    g->wake = status;
+    gr__ready(gr__tls_hub, g);
+}
+
+/* ------------------------------------------------------------ wait queues
+ * Inline: they sit on the path of every handoff (a channel message, a
+ * semaphore release), where a call each would show. */
+
+static inline void gr__wq_push(gr__wq *q, gr__waiter *w, gr__g *g)
+{
+    w->q = q;
+    w->g = g;
+    w->next = NULL;
+    w->prev = q->tail;
+    w->fired = 0;
+    w->linked = 1;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+}
+
+/* Unlink w from the queue it is in, if any (q is only a reminder). */
+static inline void gr__wq_remove(gr__wq *q, gr__waiter *w)
+{
+    if (!w->linked)
+        return;
+    q = w->q;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->linked = 0;
+}
+
+/* Pop the first waiter whose thread is still parked, or NULL. */
+static inline gr__waiter *gr__wq_pop_parked(gr__wq *q)
+{
+    gr__waiter *w;
+
+    while ((w = q->head)) {
+        gr__wq_remove(q, w);
+        if (w->g->state == GR__PARKED)
+            return w;
+    }
+    return NULL;
+}
+
+/* Unpark every parked waiter with status; unlink all. Returns how many were
+ * unparked. */
+size_t gr__wq_wake_all(gr__wq *q, int status);
 
 /* Where a green thread's record sits in its stack: near the top, shifted
  * down by a "colour" of 0-15 cache lines taken from the stack's address.
@@ -294,9 +358,6 @@ static inline gr__g *gr__record_of(const gr__stack *s)
  * root), or the status given to gr__unpark. */
 int gr__park(int64_t deadline, const char *what);
 
-/* Make a parked g ready; park returns -status (0: success). Does nothing if
- * g is not parked. */
-void gr__unpark(gr__g *g, int status);
 
 /* Give up the processor: the current thread has already been queued or
  * parked. */
@@ -320,6 +381,16 @@ gr__ctx *gr__leave(gr_hub *h, gr__g *from);
 int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain);
 void gr__fire_timers(gr_hub *h);
 void gr__hub_destroy(gr_hub *h);
+
+/* Run fn(arg) when h is destroyed (after its green threads are gone, before
+ * its memory is freed), for subsystems that keep per-hub state, such as the
+ * DNS channel. Hooks run newest first. Returns 0 or -1/ENOMEM. */
+typedef struct gr__hub_hook {
+    struct gr__hub_hook *next;
+    void (*fn)(void *arg);
+    void *arg;
+} gr__hub_hook;
+int gr__hub_on_destroy(gr_hub *h, void (*fn)(void *arg), void *arg);
 void gr__update_now(gr_hub *h);
 void gr__fd_event(gr_hub *h, int fd, int ready);
 void gr__fds_fini(gr_hub *h);

@@ -174,3 +174,108 @@ int gr_close(int fd)
     gr_fd_forget(fd);
     return close(fd);
 }
+
+/* ------------------------------------------------------------- gr_poll */
+
+#define POLL_MAX 65536
+#define POLL_STACK 8 /* waiters kept on the stack; more are allocated */
+
+static int poll_events_to_gr(short events)
+{
+    int e = 0;
+
+    if (events & (POLLIN | POLLPRI | POLLRDHUP))
+        e |= GR_READ;
+    if (events & POLLOUT)
+        e |= GR_WRITE;
+    return e ? e : GR_READ; /* errors and hang-ups wake readers too */
+}
+
+static int poll_register(gr_hub *h, struct pollfd *fds, nfds_t nfds, gr__waiter *w)
+{
+    /* All unlinked first: poll_unregister must be safe after a failure. */
+    for (nfds_t i = 0; i < 2 * nfds; i++)
+        w[i].linked = 0;
+    for (nfds_t i = 0; i < nfds; i++) {
+        gr__fdrec *rec;
+        int e;
+
+        if (fds[i].fd < 0)
+            continue;
+        if (!(rec = fd_rec(h, fds[i].fd, 1))) {
+            errno = ENOMEM;
+            return -1;
+        }
+        /* Cannot be waited on (regular file): poll() called it ready. */
+        if (ensure_registered(h, rec, fds[i].fd) != 0)
+            continue;
+        e = poll_events_to_gr(fds[i].events);
+        gr__wq_push(e & GR_READ ? &rec->readers : &rec->writers, &w[i], h->current);
+        w[i].events = e;
+        if ((e & GR_READ) && (e & GR_WRITE)) {
+            /* One waiter per queue: the write side gets a twin. */
+            gr__wq_push(&rec->writers, &w[nfds + i], h->current);
+            w[nfds + i].events = e;
+        }
+    }
+    return 0;
+}
+
+static void poll_unregister(gr__waiter *w, nfds_t nfds)
+{
+    for (nfds_t i = 0; i < 2 * nfds; i++)
+        gr__wq_remove(NULL, &w[i]);
+}
+
+int gr_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline)
+{
+    gr__waiter stack_w[2 * POLL_STACK], *w = stack_w;
+    gr_hub *h = gr__hub();
+    int n, rc;
+
+    if (!h)
+        return -1;
+    if (nfds > POLL_MAX || (!fds && nfds)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gr__may_block(h) != 0)
+        return -1;
+    if (nfds > POLL_STACK && !(w = calloc(2 * nfds, sizeof *w))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (;;) {
+        /* The kernel's answer is exact; edges only tell when to ask again. */
+        if ((n = poll(fds, nfds, 0)) != 0 && !(n < 0 && errno == EINTR))
+            break;
+        if (deadline >= 0 && deadline <= h->now) {
+            n = 0; /* poll once: nothing ready */
+            break;
+        }
+        if ((n = poll_register(h, fds, nfds, w)) == 0) {
+            h->nfd_waiters++;
+            rc = gr__park(deadline, "poll");
+            h->nfd_waiters--;
+        } else {
+            rc = -1;
+        }
+        poll_unregister(w, nfds);
+        if (rc != 0) {
+            /* Reaching poll's own deadline is a time-out, not an error. */
+            if (errno == ETIMEDOUT && deadline >= 0 && h->now >= deadline) {
+                n = poll(fds, nfds, 0);
+            } else {
+                n = -1;
+            }
+            break;
+        }
+    }
+    if (w != stack_w) {
+        int err = errno;
+
+        free(w);
+        errno = err;
+    }
+    return n;
+}

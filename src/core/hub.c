@@ -335,8 +335,33 @@ static void free_record_extras(gr__g *g)
 
 /* Called from the root context. Green threads still alive are abandoned:
  * their stacks are unmapped without running them again. */
+int gr__hub_on_destroy(gr_hub *h, void (*fn)(void *arg), void *arg)
+{
+    gr__hub_hook *k = malloc(sizeof *k);
+
+    if (!k) {
+        errno = ENOMEM;
+        return -1;
+    }
+    *k = (gr__hub_hook){h->on_destroy, fn, arg};
+    h->on_destroy = k;
+    return 0;
+}
+
+static void run_destroy_hooks(gr_hub *h)
+{
+    gr__hub_hook *k;
+
+    while ((k = h->on_destroy)) {
+        h->on_destroy = k->next;
+        k->fn(k->arg);
+        free(k);
+    }
+}
+
 void gr__hub_destroy(gr_hub *h)
 {
+    run_destroy_hooks(h);
     gr__overflow_trap_fini(h);
     for (uint32_t i = 0; i < h->nslots; i++)
         if (h->slots[i].g)

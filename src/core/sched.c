@@ -11,47 +11,6 @@
 
 /* ------------------------------------------------------------ wait queues */
 
-void gr__wq_push(gr__wq *q, gr__waiter *w, gr__g *g)
-{
-    w->g = g;
-    w->next = NULL;
-    w->prev = q->tail;
-    w->fired = 0;
-    w->linked = 1;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-}
-
-void gr__wq_remove(gr__wq *q, gr__waiter *w)
-{
-    if (!w->linked)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->linked = 0;
-}
-
-gr__waiter *gr__wq_pop_parked(gr__wq *q)
-{
-    gr__waiter *w;
-
-    while ((w = q->head)) {
-        gr__wq_remove(q, w);
-        if (w->g->state == GR__PARKED)
-            return w;
-    }
-    return NULL;
-}
-
 size_t gr__wq_wake_all(gr__wq *q, int status)
 {
     size_t n = 0;
@@ -65,12 +24,6 @@ size_t gr__wq_wake_all(gr__wq *q, int status)
 }
 
 /* ---------------------------------------------------------- switching */
-
-void gr__ready(gr_hub *h, gr__g *g)
-{
-    g->state = GR__RUNNABLE;
-    gr__ready_push(h, g);
-}
 
 int gr__ready_reserve(gr_hub *h, size_t n)
 {
@@ -234,14 +187,6 @@ int gr__park(int64_t deadline, const char *what)
         return -1;
     }
     return 0;
-}
-
-void gr__unpark(gr__g *g, int status)
-{
-    if (g->state != GR__PARKED)
-        return;
-    g->wake = status;
-    gr__ready(gr__tls_hub, g);
 }
 
 /* --------------------------------------------------------- public calls */
