@@ -1,0 +1,523 @@
+/* Stream and datagram servers (gevent's StreamServer and DatagramServer).
+ *
+ * One loop (accept, or receive) runs in a green thread of its own or in
+ * the caller's; every connection or datagram gets a detached handler
+ * thread, tracked in a list so that stop can wait for them or kill them.
+ * The pool limit, stop and the EMFILE back-off are built on the core's
+ * park/unpark: the loop parks when the pool is full or while it backs off,
+ * and a finishing handler unparks it. */
+#define _GNU_SOURCE
+#include "net/net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 1000
+#define DGRAM_MAX_DEFAULT 65535
+#define ACCEPT_BURST 64
+/* The status with which stop wakes the loop out of one of its waits. */
+#define WAKE_STOP ESHUTDOWN
+
+enum { KIND_STREAM, KIND_DGRAM };
+enum { WAIT_FD, WAIT_ROOM, WAIT_BACKOFF };
+
+/* One handler thread: a connection, or a datagram (with its bytes copied
+ * behind the record when several handlers may run at once). */
+typedef struct conn {
+    struct conn *prev, *next;
+    gr_server *s;
+    gr_t g;
+    int fd;
+    uint8_t started;   /* the handler function was entered */
+    uint8_t cancelled; /* stopped before it started: never call it */
+    gr_addr peer;
+    const void *data;
+    size_t len;
+    char bytes[];
+} conn;
+
+struct gr_server {
+    int fd;
+    int kind;
+    gr_handler_fn on_conn;
+    gr_datagram_fn on_dgram;
+    void *arg;
+    char *dbuf; /* datagram receive buffer, max_size bytes */
+    size_t max_size;
+    int copy_dgrams;
+    size_t pool; /* 0: unbounded */
+    size_t stack_size;
+    char name[GR_NAME_MAX + 1];
+
+    conn *conns;
+    size_t active;
+    uint64_t accepted, fd_limit;
+
+    gr__g *loop;          /* the thread running the loop, or NULL */
+    uint8_t loop_waiting; /* parked in one of its own waits: stop may wake it */
+    uint8_t loop_parked;  /* waiting for room or backing off: exits wake it */
+    uint8_t stopping, stopped, fd_closed;
+    uint8_t logged_fd_limit, logged_spawn;
+    size_t stoppers; /* gr_server_stop calls in progress */
+    gr__wq stop_q;
+};
+
+/* ------------------------------------------------------------ creation */
+
+static gr_server *server_alloc(int fd, const gr_server_opts *opts)
+{
+    gr_server *s;
+
+    if (fd < 0 || (opts && opts->stack_size &&
+                   (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(s = calloc(1, sizeof *s))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->fd = fd;
+    if (opts) {
+        s->pool = opts->pool;
+        s->stack_size = opts->stack_size;
+    }
+    strncpy(s->name, opts && opts->name ? opts->name : "conn", GR_NAME_MAX);
+    return s;
+}
+
+gr_server *gr_server_new(int fd, gr_handler_fn handler, void *arg, const gr_server_opts *opts)
+{
+    gr_server *s;
+
+    if (!handler) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(s = server_alloc(fd, opts)))
+        return NULL;
+    s->kind = KIND_STREAM;
+    s->on_conn = handler;
+    s->arg = arg;
+    return s;
+}
+
+gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, size_t max_size,
+                                  const gr_server_opts *opts)
+{
+    gr_server *s;
+
+    if (!handler) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(s = server_alloc(fd, opts)))
+        return NULL;
+    s->kind = KIND_DGRAM;
+    s->on_dgram = handler;
+    s->arg = arg;
+    s->max_size = max_size ? max_size : DGRAM_MAX_DEFAULT;
+    /* One at a time (pool 0 or 1): the loop waits for each handler before
+     * receiving again, so the handler can be given the loop's buffer. */
+    s->copy_dgrams = s->pool > 1;
+    if (!s->pool)
+        s->pool = 1;
+    if (!(s->dbuf = malloc(s->max_size))) {
+        free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static void close_fd(gr_server *s)
+{
+    if (!s->fd_closed)
+        gr_close(s->fd);
+    s->fd_closed = 1;
+}
+
+/* Stopped once the loop and every handler are gone; a datagram server's
+ * socket is closed only then, since handlers reply on it. */
+static void maybe_finish(gr_server *s)
+{
+    if (s->stopping && !s->loop && !s->active) {
+        close_fd(s);
+        s->stopped = 1;
+    }
+    gr__wq_wake_all(&s->stop_q, 0);
+}
+
+static void conn_done(conn *c)
+{
+    gr_server *s = c->s;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->active--;
+    /* Room in the pool, and a descriptor freed for a backed-off accept. */
+    if (s->loop_parked)
+        gr__unpark(s->loop, 0);
+    maybe_finish(s);
+    free(c);
+}
+
+static void *handler_main(void *arg)
+{
+    conn *c = arg;
+    gr_server *s = c->s;
+
+    if (!c->cancelled) {
+        c->started = 1;
+        if (s->kind == KIND_STREAM)
+            s->on_conn(c->fd, &c->peer, s->arg);
+        else
+            s->on_dgram(s->fd, c->data, c->len, &c->peer, s->arg);
+    }
+    if (s->kind == KIND_STREAM)
+        gr_close(c->fd);
+    conn_done(c);
+    return NULL;
+}
+
+static int spawn_handler(gr_server *s, conn *c)
+{
+    gr_opts o = {.name = s->name, .stack_size = s->stack_size, .flags = GR_DETACHED};
+
+    c->s = s;
+    c->started = c->cancelled = 0;
+    if ((c->g = gr_spawn_opts(handler_main, c, &o)) < 0)
+        return -1;
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->active++;
+    return 0;
+}
+
+/* ---------------------------------------------------------- the loop */
+
+/* One of the loop's waits. Returns 0 to go on (the caller looks at
+ * stopping), or -1 with errno when the loop must end: killed, a Timeout
+ * region, or the socket failed. */
+static int loop_wait(gr_server *s, int kind, int64_t deadline)
+{
+    int rc;
+
+    s->loop_waiting = 1;
+    s->loop_parked = kind != WAIT_FD;
+    if (kind == WAIT_FD)
+        rc = gr__wait_fd(s->fd, GR_READ, -1, 1);
+    else
+        rc = gr__park(deadline, kind == WAIT_ROOM ? "server pool" : "server back-off");
+    s->loop_waiting = s->loop_parked = 0;
+    if (rc >= 0 || s->stopping)
+        return 0;
+    if (errno == ETIMEDOUT && deadline >= 0 && gr_now() >= deadline)
+        return 0; /* the back-off is over */
+    return -1;
+}
+
+static int wait_room(gr_server *s)
+{
+    while (s->pool && s->active >= s->pool && !s->stopping)
+        if (loop_wait(s, WAIT_ROOM, -1) != 0)
+            return -1;
+    return 0;
+}
+
+/* Out of descriptors or memory: wait 10 ms, doubling to 1 s while it
+ * lasts, or until a handler finishes and frees one. */
+static int back_off(gr_server *s, int64_t *delay)
+{
+    *delay = *delay ? *delay * 2 : BACKOFF_MIN_MS;
+    if (*delay > BACKOFF_MAX_MS)
+        *delay = BACKOFF_MAX_MS;
+    return loop_wait(s, WAIT_BACKOFF, gr_now_update() + *delay);
+}
+
+static void log_once(uint8_t *logged, const char *what, int err)
+{
+    if (*logged)
+        return;
+    *logged = 1;
+    gr__warn("server: %s: %s; backing off (10 ms doubling to 1 s) and serving the existing "
+             "connections until it recovers (logged once per server)",
+             what, strerror(err));
+}
+
+static int is_resource_error(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/* Accept one connection and start its handler. Returns 1 when a handler
+ * was started, 0 after waiting (for a connection, or out of resources),
+ * -1 when the loop must end. */
+static int accept_one(gr_server *s, int64_t *delay)
+{
+    conn *c;
+    gr_addr peer;
+    int fd = gr__accept_now(s->fd, &peer);
+
+    if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return loop_wait(s, WAIT_FD, -1);
+        if (!is_resource_error(errno))
+            return -1;
+        if (errno == EMFILE || errno == ENFILE)
+            s->fd_limit++;
+        log_once(&s->logged_fd_limit, "accept", errno);
+        return back_off(s, delay);
+    }
+    *delay = 0;
+    s->accepted++;
+    if ((c = malloc(sizeof *c))) {
+        c->fd = fd;
+        c->peer = peer;
+        if (spawn_handler(s, c) == 0)
+            return 1;
+        free(c);
+    }
+    gr_close(fd);
+    log_once(&s->logged_spawn, "starting a connection handler", ENOMEM);
+    return back_off(s, delay);
+}
+
+static int dispatch_dgram(gr_server *s, size_t n, const gr_addr *peer, int64_t *delay)
+{
+    conn *c = malloc(sizeof *c + (s->copy_dgrams ? n : 0));
+
+    if (c) {
+        c->fd = -1;
+        c->peer = *peer;
+        c->len = n;
+        c->data = s->copy_dgrams ? memcpy(c->bytes, s->dbuf, n) : s->dbuf;
+        if (spawn_handler(s, c) == 0)
+            return 1;
+        free(c);
+    }
+    log_once(&s->logged_spawn, "starting a datagram handler (the datagram was dropped)", ENOMEM);
+    return back_off(s, delay);
+}
+
+/* The same for one datagram. */
+static int receive_one(gr_server *s, int64_t *delay)
+{
+    gr_addr peer;
+    ssize_t n;
+
+    peer.len = sizeof peer.u;
+    n = recvfrom(s->fd, s->dbuf, s->max_size, MSG_DONTWAIT, &peer.u.sa, &peer.len);
+    if (n >= 0) {
+        *delay = 0;
+        s->accepted++;
+        return dispatch_dgram(s, (size_t)n, &peer, delay);
+    }
+    switch (errno) {
+    case EAGAIN:
+        return loop_wait(s, WAIT_FD, -1);
+    case EINTR:
+    case ECONNREFUSED: /* an ICMP error for an earlier reply: not ours to end */
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        return 0;
+    default:
+        return is_resource_error(errno) ? back_off(s, delay) : -1;
+    }
+}
+
+/* A flood of connections must not starve the handlers: after a burst of
+ * accepts that found the next one already waiting, let them run. */
+static int take_turns(gr_server *s, unsigned *burst)
+{
+    if (++*burst < ACCEPT_BURST)
+        return 0;
+    *burst = 0;
+    return gr_yield() == 0 || s->stopping ? 0 : -1;
+}
+
+static int run_loop(gr_server *s)
+{
+    int64_t delay = 0;
+    unsigned burst = 0;
+    int rc = 0, err = 0;
+
+    while (!s->stopping && rc == 0) {
+        if ((rc = wait_room(s)) != 0 || s->stopping)
+            break;
+        rc = s->kind == KIND_STREAM ? accept_one(s, &delay) : receive_one(s, &delay);
+        if (rc > 0)
+            rc = take_turns(s, &burst);
+        else if (rc == 0)
+            burst = 0;
+    }
+    if (rc != 0)
+        err = errno;
+    if (s->stopping && s->kind == KIND_STREAM)
+        close_fd(s);
+    s->loop = NULL;
+    maybe_finish(s);
+    errno = err;
+    return rc;
+}
+
+static void *loop_main(void *arg)
+{
+    gr_server *s = arg;
+
+    if (run_loop(s) != 0 && errno != ECANCELED)
+        gr__warn("server: the %s loop ended: %s", s->kind == KIND_STREAM ? "accept" : "receive",
+                 strerror(errno));
+    return NULL;
+}
+
+int gr_server_start(gr_server *s)
+{
+    gr_opts o = {.name = "server", .flags = GR_DETACHED};
+    gr_t g;
+
+    if (!s || s->loop || s->stopping) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((g = gr_spawn_opts(loop_main, s, &o)) < 0)
+        return -1;
+    s->loop = gr__lookup(gr__hub_peek(), g);
+    return 0;
+}
+
+int gr_server_serve(gr_server *s)
+{
+    gr__g *g = gr__running(EDEADLK);
+
+    if (!g)
+        return -1;
+    if (!s || s->loop || s->stopping) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gr__may_block(gr__hub_peek()) != 0)
+        return -1;
+    s->loop = g;
+    return run_loop(s);
+}
+
+/* ---------------------------------------------------------------- stop */
+
+/* Wait until the loop has ended and only `self` handlers (the caller's
+ * own, when a handler stops its server) are left. */
+static int wait_quiet(gr_server *s, int64_t deadline, size_t self)
+{
+    while (s->loop || s->active > self) {
+        gr__waiter w;
+        int rc;
+
+        gr__wq_push(&s->stop_q, &w, gr__hub_peek()->current);
+        rc = gr__park(deadline, "server stop");
+        gr__wq_remove(&s->stop_q, &w);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static conn *caller_conn(gr_server *s)
+{
+    gr_t me = gr_self();
+
+    for (conn *c = s->conns; c; c = c->next)
+        if (c->g == me)
+            return c;
+    return NULL;
+}
+
+/* Kill every handler but self. One that has not started yet is only
+ * marked: killing it would skip its function, and its clean-up with it. */
+static size_t kill_handlers(gr_server *s, const conn *self)
+{
+    size_t n = 0;
+
+    for (conn *c = s->conns; c; c = c->next) {
+        if (c == self)
+            continue;
+        if (c->started)
+            gr_kill(c->g);
+        else
+            c->cancelled = 1;
+        n++;
+    }
+    return n;
+}
+
+static int stop_steps(gr_server *s, int64_t deadline)
+{
+    conn *self = caller_conn(s);
+    size_t nself = self != NULL;
+    int err;
+
+    s->stopping = 1;
+    if (s->loop && s->loop_waiting)
+        gr__unpark(s->loop, WAKE_STOP);
+    if (!s->loop && s->kind == KIND_STREAM)
+        close_fd(s);
+    maybe_finish(s);
+    if (wait_quiet(s, deadline, nself) == 0)
+        return 0;
+    err = errno;
+    if (kill_handlers(s, self) == 0 && err == ETIMEDOUT)
+        err = 0; /* only the loop was left, and it is on its way out */
+    if (wait_quiet(s, -1, nself) != 0)
+        return -1;
+    errno = err;
+    return err ? -1 : 0;
+}
+
+int gr_server_stop(gr_server *s, int64_t deadline)
+{
+    int rc;
+
+    if (!s) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!gr__running(EDEADLK))
+        return -1;
+    s->stoppers++;
+    rc = stop_steps(s, deadline);
+    s->stoppers--;
+    return rc;
+}
+
+int gr_server_stats_get(const gr_server *s, gr_server_stats *st)
+{
+    if (!s || !st) {
+        errno = EINVAL;
+        return -1;
+    }
+    *st = (gr_server_stats){s->active, s->accepted, s->fd_limit};
+    return 0;
+}
+
+int gr_server_free(gr_server *s)
+{
+    if (!s)
+        return 0;
+    if (s->loop || s->active || s->stoppers) {
+        errno = EBUSY;
+        return -1;
+    }
+    close_fd(s);
+    free(s->dbuf);
+    free(s);
+    return 0;
+}
