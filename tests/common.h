@@ -5,10 +5,14 @@
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grove.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 /* Run fn(arg) under gr_main and require that it returned cleanly. */
 static inline void run_main(gr_fn fn, void *arg)
@@ -17,6 +21,79 @@ static inline void run_main(gr_fn fn, void *arg)
     int rc = gr_main(fn, arg, &result);
 
     cr_assert_eq(rc, 0, "gr_main failed: %s", strerror(errno));
+}
+
+/* run_main(fn, arg), returning how long it took in ms (on the monotonic
+ * clock, read around the whole of gr_main). */
+static inline int64_t run_main_ms(gr_fn fn, void *arg)
+{
+    struct timespec a, b;
+
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    run_main(fn, arg);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+}
+
+/* How many entries /proc/self/<what> has: "fd" counts the open
+ * descriptors, "task" the process's OS threads. */
+static inline int proc_self_count(const char *what)
+{
+    char path[64];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/self/%s", what);
+    d = opendir(path);
+    cr_assert_not_null(d, "%s: %s", path, strerror(errno));
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* ------------------------------------------------------------- sockets */
+
+/* A connected, non-blocking Unix stream pair. */
+static inline void unix_pair(int sv[2])
+{
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+/* A TCP listener on 127.0.0.1, on a free port (see gr_local_port). */
+static inline int loopback_listen(void)
+{
+    int l = gr_tcp_listen("127.0.0.1", 0, 0);
+
+    cr_assert_geq(l, 0, "listen: %s", strerror(errno));
+    return l;
+}
+
+/* A TCP connection to 127.0.0.1:port. */
+static inline int loopback_connect(int port)
+{
+    int c = gr_tcp_connect("127.0.0.1", port, gr_now() + 5000);
+
+    cr_assert_geq(c, 0, "connect: %s", strerror(errno));
+    return c;
+}
+
+/* A connected TCP pair on loopback: sv[0] the client, sv[1] the server. */
+static inline void tcp_pair(int sv[2])
+{
+    int l = loopback_listen();
+
+    sv[0] = loopback_connect(gr_local_port(l));
+    sv[1] = gr_accept(l, NULL, gr_now() + 5000);
+    cr_assert_geq(sv[1], 0, "accept: %s", strerror(errno));
+    gr_close(l);
+}
+
+static inline void close_pair(int sv[2])
+{
+    gr_close(sv[0]);
+    gr_close(sv[1]);
 }
 
 /* Assert a call failed with the given errno. */

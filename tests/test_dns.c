@@ -6,7 +6,6 @@
 #include "common.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -408,14 +407,9 @@ static void *silent_deadline(void *arg)
 Test(dns, a_silent_server_times_out_at_the_deadline, .timeout = 10, .init = start_dns,
      .fini = stop_dns)
 {
-    struct timespec a, b;
-
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    run_main(silent_deadline, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &b);
     /* The abandoned lookup was cancelled: gr_main did not wait for
      * c-ares' own time-out (seconds). */
-    cr_assert_lt((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000, 1000);
+    cr_assert_lt(run_main_ms(silent_deadline, NULL), 1000);
 }
 
 static void *retry_timeout(void *arg)
@@ -755,28 +749,16 @@ Test(dns, changing_servers_applies_to_later_lookups, .timeout = 10, .init = star
 
 /* --------------------------------------------- the thread-pool resolver */
 
-static int os_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 static void *thread_resolver(void *arg)
 {
     struct sockaddr_in a = ipv4("127.0.0.1", 80);
     char host[NI_MAXHOST], serv[NI_MAXSERV];
     struct addrinfo *res;
-    int before = os_threads();
+    int before = proc_self_count("task");
 
     (void)arg;
     expect("localhost", AF_INET, "127.0.0.1");
-    cr_assert_gt(os_threads(), before, "a pool thread ran the lookup");
+    cr_assert_gt(proc_self_count("task"), before, "a pool thread ran the lookup");
     expect("127.0.0.1", AF_UNSPEC, "127.0.0.1");
     expect("::1", AF_UNSPEC, "::1");
     cr_assert_eq(gr_getaddrinfo("localhost", "no-such-service", &tcp, &res, -1), EAI_SERVICE);

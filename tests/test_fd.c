@@ -132,7 +132,7 @@ static void *many_waiters_one_fd(void *arg)
     gr_t g[3];
 
     (void)arg;
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    unix_pair(sv);
     for (int i = 0; i < 3; i++)
         g[i] = gr_spawn(reader_of_socket, (void *)(intptr_t)sv[0]);
     gr_yield();
@@ -158,7 +158,7 @@ static void *hangup_wakes(void *arg)
     int sv[2];
 
     (void)arg;
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    unix_pair(sv);
     close(sv[1]);
     cr_assert_eq(gr_wait_fd(sv[0], GR_READ, gr_now() + 1000), GR_READ);
     gr_close(sv[0]);

@@ -2,7 +2,6 @@
  * and callers that give up while the system call is stuck (a FIFO). */
 #include "common.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,19 +25,6 @@ static void remove_dir(void)
     unlink(path);
     unlink(fifo);
     rmdir(dir);
-}
-
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    cr_assert_not_null(d);
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 /* ------------------------------------------------------- read, write */
@@ -216,7 +202,7 @@ static void *opens_fifo(void *arg)
 
 static void *cancel_open(void *arg)
 {
-    int before = open_fds(), w; /* the hub's own fds included */
+    int before = proc_self_count("fd"), w; /* the hub's own fds included */
     int64_t killed_at;
     gr_t g;
 
@@ -238,7 +224,7 @@ static void *cancel_open(void *arg)
     for (int i = 0; i < 500 && write(w, "x", 1) == 1; i++)
         gr_sleep(gr_now() + 2);
     assert_fails(write(w, "x", 1), EPIPE);
-    cr_assert_eq(open_fds(), before + 1, "the abandoned open's fd was closed");
+    cr_assert_eq(proc_self_count("fd"), before + 1, "the abandoned open's fd was closed");
     close(w);
     return NULL;
 }

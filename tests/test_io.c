@@ -15,30 +15,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static void unix_pair(int sv[2])
-{
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-}
-
-/* A connected TCP pair on loopback: sv[0] the client, sv[1] the server. */
-static void tcp_pair(int sv[2])
-{
-    int l = gr_tcp_listen("127.0.0.1", 0, 16);
-
-    cr_assert_geq(l, 0, "listen: %s", strerror(errno));
-    sv[0] = gr_tcp_connect("127.0.0.1", gr_local_port(l), gr_now() + 5000);
-    cr_assert_geq(sv[0], 0, "connect: %s", strerror(errno));
-    sv[1] = gr_accept(l, NULL, gr_now() + 5000);
-    cr_assert_geq(sv[1], 0, "accept: %s", strerror(errno));
-    gr_close(l);
-}
-
-static void close_pair(int sv[2])
-{
-    gr_close(sv[0]);
-    gr_close(sv[1]);
-}
-
 /* Fill fd's send path until a write would block. Returns bytes written. */
 static size_t fill_socket(int fd)
 {

@@ -3,35 +3,11 @@
  * JoinableQueue, gr_queue_post from other OS threads. Channels: rendezvous,
  * order, close, one switch per message. Races are arranged
  * deterministically (equal deadlines fire in arming order in one pass). */
-#include "common.h"
+#include "sync_common.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-
-static char trail[256];
-static size_t ntrail;
-
-static void mark(char c)
-{
-    cr_assert_lt(ntrail, sizeof trail - 1);
-    trail[ntrail++] = c;
-}
-
-#define assert_trail(want) cr_assert_str_eq(trail, want)
-#define ARG(c) ((void *)(intptr_t)(c))
-
-static void join_all(const gr_t *g, int n)
-{
-    for (int i = 0; i < n; i++)
-        cr_assert_eq(gr_join(g[i], NULL, -1), 0);
-}
-
-/* Still blocked: a join that cannot wait fails. */
-static void assert_blocked(gr_t g)
-{
-    assert_fails(gr_join(g, NULL, 0), ETIMEDOUT);
-}
 
 static intptr_t get_now(gr_queue *q)
 {
@@ -244,8 +220,6 @@ Test(queue, maxsize_blocks_put_and_get_admits_putters_in_order, .timeout = 10)
     run_main(bounded, NULL);
 }
 
-static int64_t instant;
-
 static void *putter_at_instant(void *arg)
 {
     cr_assert_eq(gr_sleep(instant), 0);
@@ -304,8 +278,7 @@ static void *timed_out_waiters(void *arg)
     cr_assert_eq(get_now(q), 'j');
 
     /* A putter timing out as room appears does not get its item in. */
-    ntrail = 0;
-    memset(trail, 0, sizeof trail);
+    reset_trail();
     cr_assert_eq(gr_queue_put(q, ARG('a'), -1), 0);
     instant = gr_now_update() + 20;
     g[0] = gr_spawn(getter_at_instant, NULL);

@@ -15,22 +15,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static int listener(void)
-{
-    int l = gr_tcp_listen("127.0.0.1", 0, 0);
-
-    cr_assert_geq(l, 0, "listen: %s", strerror(errno));
-    return l;
-}
-
-static int client(int port)
-{
-    int c = gr_tcp_connect("127.0.0.1", port, gr_now() + 5000);
-
-    cr_assert_geq(c, 0, "connect: %s", strerror(errno));
-    return c;
-}
-
 static gr_server_stats stats(gr_server *s)
 {
     gr_server_stats st;
@@ -68,7 +52,7 @@ static void reply_then_return(int fd, const gr_addr *peer, void *arg)
 static void *basics(void *arg)
 {
     gr_server_opts o = {.name = "basic"};
-    int l = listener(), port = gr_local_port(l), c[10];
+    int l = loopback_listen(), port = gr_local_port(l), c[10];
     gr_server *s;
 
     (void)arg;
@@ -81,7 +65,7 @@ static void *basics(void *arg)
     for (int i = 0; i < 10; i++) {
         char buf[8];
 
-        c[i] = client(port);
+        c[i] = loopback_connect(port);
         cr_assert_eq(gr_write(c[i], "ping", 4, -1), 4);
         cr_assert_eq(gr_read_exact(c[i], buf, 4, NULL, gr_now() + 5000), 0);
         cr_assert_eq(memcmp(buf, "ping", 4), 0);
@@ -133,7 +117,7 @@ static void *serves(void *arg)
 
 static void *serve_in_caller(void *arg)
 {
-    int l = listener(), c;
+    int l = loopback_listen(), c;
     char buf[4];
     void *r;
     gr_t g;
@@ -141,7 +125,7 @@ static void *serve_in_caller(void *arg)
     (void)arg;
     serve_me = gr_server_new(l, reply_then_return, NULL, NULL);
     g = gr_spawn(serves, NULL);
-    c = client(gr_local_port(l));
+    c = loopback_connect(gr_local_port(l));
     cr_assert_eq(gr_write(c, "abc", 3, -1), 3);
     cr_assert_eq(gr_read_exact(c, buf, 3, NULL, gr_now() + 5000), 0);
     cr_assert_eq(gr_server_stop(serve_me, gr_now() + 1000), 0);
@@ -151,7 +135,7 @@ static void *serve_in_caller(void *arg)
     gr_close(c);
 
     /* A killed serve returns ECANCELED; the server can still be stopped. */
-    serve_me = gr_server_new(listener(), reply_then_return, NULL, NULL);
+    serve_me = gr_server_new(loopback_listen(), reply_then_return, NULL, NULL);
     g = gr_spawn(serves, NULL);
     gr_yield();
     gr_kill(g);
@@ -186,14 +170,14 @@ static void counted(int fd, const gr_addr *peer, void *arg)
 static void *pool_limit(void *arg)
 {
     gr_server_opts o = {.pool = 3, .stack_size = 32768};
-    int l = listener(), c[20];
+    int l = loopback_listen(), c[20];
     gr_server *s = gr_server_new(l, counted, NULL, &o);
 
     (void)arg;
     /* Every connection is queued before the server starts: it could take
      * them all at once, but may run only 3 handlers. */
     for (int i = 0; i < 20; i++)
-        c[i] = client(gr_local_port(l));
+        c[i] = loopback_connect(gr_local_port(l));
     cr_assert_eq(gr_server_start(s), 0);
     for (int i = 0; i < 20; i++) {
         char x;
@@ -248,7 +232,7 @@ static void *send_late(void *arg)
 
 static void *graceful_stop(void *arg)
 {
-    int l = listener(), q, st;
+    int l = loopback_listen(), q, st;
     gr_server *s = gr_server_new(l, quick_or_stubborn, NULL, NULL);
     int64_t t0;
     char c;
@@ -256,8 +240,8 @@ static void *graceful_stop(void *arg)
 
     (void)arg;
     gr_server_start(s);
-    q = client(gr_local_port(l));
-    st = client(gr_local_port(l));
+    q = loopback_connect(gr_local_port(l));
+    st = loopback_connect(gr_local_port(l));
     gr_write(q, "q", 1, -1);
     gr_write(st, "s", 1, -1);
     WAIT_FOR(handlers_ready == 2);
@@ -296,13 +280,13 @@ static void stops_its_server(int fd, const gr_addr *peer, void *arg)
 
 static void *stop_from_handler(void *arg)
 {
-    int l = listener(), c;
+    int l = loopback_listen(), c;
     char buf[4];
 
     (void)arg;
     stopped_by_handler = gr_server_new(l, stops_its_server, NULL, NULL);
     gr_server_start(stopped_by_handler);
-    c = client(gr_local_port(l));
+    c = loopback_connect(gr_local_port(l));
     cr_assert_eq(gr_read_exact(c, buf, 3, NULL, gr_now() + 5000), 0);
     cr_assert_eq(gr_read(c, buf, 1, gr_now() + 5000), 0);
     WAIT_FOR(gr_server_free(stopped_by_handler) == 0);
@@ -434,7 +418,7 @@ static int open_fds(void)
  * requests on ctl: 'm' measures CPU time over 1 s and reports, 's' stops. */
 static void *emfile_child(void *arg)
 {
-    int l = listener(), port = gr_local_port(l);
+    int l = loopback_listen(), port = gr_local_port(l);
     gr_server *s = gr_server_new(l, echo_handler, NULL, NULL);
     struct rlimit rl;
     char cmd;
@@ -483,7 +467,7 @@ static void *emfile_parent(void *arg)
     (void)arg;
     cr_assert_eq(gr_read_exact(ctl[0], &port, sizeof port, NULL, gr_now() + 5000), 0);
     for (int i = 0; i < 30; i++)
-        c[i] = client(port); /* completes in the kernel's accept queue */
+        c[i] = loopback_connect(port); /* completes in the kernel's accept queue */
     r = measure();
     k = r.accepted;
     cr_assert(k > 0 && k < 30, "accepted %lu", (unsigned long)k);
@@ -509,7 +493,7 @@ Test(server, emfile_backs_off_logs_once_and_recovers, .timeout = 30)
     ssize_t n, len = 0;
     pid_t pid;
 
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ctl), 0);
+    unix_pair(ctl);
     cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
     if ((pid = fork()) == 0) {
         dup2(err[1], 2);
@@ -601,7 +585,7 @@ static void *echo_client_main(void *arg)
     ssize_t n;
     gr_t w;
 
-    ec.fd = client(echo_port);
+    ec.fd = loopback_connect(echo_port);
     stream_init(&expect, ec.id);
     stream_init(&sum, ec.id);
     w = gr_spawn(client_writer, &ec);

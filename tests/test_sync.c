@@ -2,34 +2,9 @@
  * Group/Pool (queues and channels are in test_queue.c). Orders are
  * asserted exactly; races are arranged deterministically (equal deadlines
  * fire in arming order in one pass). */
-#include "common.h"
+#include "sync_common.h"
 
 #include <stdlib.h>
-
-static char trail[256];
-static size_t ntrail;
-
-static void mark(char c)
-{
-    cr_assert_lt(ntrail, sizeof trail - 1);
-    trail[ntrail++] = c;
-}
-
-#define assert_trail(want) cr_assert_str_eq(trail, want)
-
-#define ARG(c) ((void *)(intptr_t)(c))
-
-static void join_all(const gr_t *g, int n)
-{
-    for (int i = 0; i < n; i++)
-        cr_assert_eq(gr_join(g[i], NULL, -1), 0);
-}
-
-/* Still blocked: a join that cannot wait fails. */
-static void assert_blocked(gr_t g)
-{
-    assert_fails(gr_join(g, NULL, 0), ETIMEDOUT);
-}
 
 /* ================================================================ Event */
 
@@ -266,8 +241,6 @@ Test(sem, waiters_take_units_first_come_first_served, .timeout = 10)
     run_main(sem_fifo, NULL);
 }
 
-static int64_t instant;
-
 static void *sem_releaser_at_instant(void *arg)
 {
     (void)arg;
@@ -302,8 +275,7 @@ static void *sem_race(void *arg)
     cr_assert_eq(gr_sem_value(&sem), 1, "the unit was lost");
 
     /* Same again, with a patient waiter behind: it gets the unit. */
-    ntrail = 0;
-    memset(trail, 0, sizeof trail);
+    reset_trail();
     gr_sem_init(&sem, 0);
     instant = gr_now_update() + 20;
     g[0] = gr_spawn(sem_releaser_at_instant, NULL);

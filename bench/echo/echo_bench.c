@@ -17,6 +17,8 @@
  * machine disturbs far less than the rate. --only epoll measures a bare
  * epoll loop instead: the kernel's own ceiling. */
 #define _GNU_SOURCE
+#include "../bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grove.h>
@@ -24,9 +26,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,12 +49,6 @@ static void pin_to(int cpu)
         perror("sched_setaffinity"); /* a one-CPU machine: measure anyway */
 }
 
-static __attribute__((noreturn)) void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
-
 /* ------------------------------------------------------ grove's server */
 
 static void grove_echo(int fd, const gr_addr *peer, void *arg)
@@ -77,7 +70,7 @@ static void *grove_server(void *arg)
     gr_server *s = gr_server_new(fd, grove_echo, NULL, NULL);
 
     if (!s || gr_server_serve(s) != 0)
-        die("grove server");
+        bench_die("grove server");
     return NULL;
 }
 
@@ -118,11 +111,11 @@ static void threads_server(int lfd)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            die("accept");
+            bench_die("accept");
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (pthread_create(&t, &attr, thread_echo, (void *)(intptr_t)fd) != 0)
-            die("pthread_create");
+            bench_die("pthread_create");
     }
 }
 
@@ -169,15 +162,15 @@ static pid_t start_server(int kind, int *port)
     pid_t pid;
 
     if (pipe(p) != 0)
-        die("pipe");
+        bench_die("pipe");
     if ((pid = fork()) < 0)
-        die("fork");
+        bench_die("fork");
     if (pid == 0) {
         int fd = gr_tcp_listen("127.0.0.1", 0, 0), lport = gr_local_port(fd);
 
         pin_to(0);
         if (fd < 0 || write(p[1], &lport, sizeof lport) != sizeof lport)
-            die("server listen");
+            bench_die("server listen");
         if (kind == SERVER_GROVE) {
             gr_main(grove_server, (void *)(intptr_t)fd, NULL);
         } else if (kind == SERVER_EPOLL) {
@@ -192,7 +185,7 @@ static pid_t start_server(int kind, int *port)
     }
     close(p[1]);
     if (read(p[0], port, sizeof *port) != sizeof *port)
-        die("server start");
+        bench_die("server start");
     close(p[0]);
     return pid;
 }
@@ -286,7 +279,7 @@ static void *run_point(void *arg)
     for (int i = 0; i < pt->conns; i++) {
         ca[i] = (conn_arg){pt, pt->fds[i]};
         if ((g[i] = gr_spawn_opts(ping_pong, &ca[i], &o)) < 0)
-            die("spawn");
+            bench_die("spawn");
     }
     gr_sleep(gr_now_update() + WARMUP_MS);
     c0 = pt->count;
@@ -319,7 +312,7 @@ static result measure(int kind, int conns, int seconds)
     pt.server = start_server(kind, &pt.port);
     pt.fds = calloc((size_t)conns, sizeof *pt.fds);
     if (!pt.fds || gr_main(run_point, &pt, NULL) != 0)
-        die("client");
+        bench_die("client");
     kill(pt.server, SIGKILL);
     waitpid(pt.server, &status, 0);
     free(pt.fds);
@@ -344,20 +337,36 @@ static int parse_conns(const char *s, int *v)
     return n;
 }
 
+/* "<server>_<what>_<connections>": one figure of one point. */
+static void json_figure(int k, const char *what, int conns, const char *fmt, double v)
+{
+    char key[64];
+
+    snprintf(key, sizeof key, "%s_%s_%d", server_names[k], what, conns);
+    bench_json(key, fmt, v);
+}
+
 static void print_json(const result r[][MAX_POINTS], int first, int last, const int *conns,
                        int npoints, int seconds)
 {
-    printf("{");
-    for (int k = first; k <= last; k++)
-        for (int i = 0; i < npoints; i++)
-            printf("\"%s_rps_%d\": %.0f, \"%s_server_us_%d\": %.2f, \"%s_client_us_%d\": %.2f, ",
-                   server_names[k], conns[i], r[k][i].rps, server_names[k], conns[i],
-                   r[k][i].server_us, server_names[k], conns[i], r[k][i].client_us);
-    printf("\"seconds_per_point\": %d", seconds);
-    for (int k = first; k <= last && npoints >= 3; k++)
-        printf(", \"%s%sratio_%d_vs_%d\": %.3f", k == SERVER_GROVE ? "" : server_names[k],
-               k == SERVER_GROVE ? "" : "_", conns[2], conns[1], r[k][2].rps / r[k][1].rps);
-    printf("}\n");
+    bench_json_begin();
+    for (int k = first; k <= last; k++) {
+        for (int i = 0; i < npoints; i++) {
+            json_figure(k, "rps", conns[i], "%.0f", r[k][i].rps);
+            json_figure(k, "server_us", conns[i], "%.2f", r[k][i].server_us);
+            json_figure(k, "client_us", conns[i], "%.2f", r[k][i].client_us);
+        }
+    }
+    bench_json("seconds_per_point", "%d", seconds);
+    for (int k = first; k <= last && npoints >= 3; k++) {
+        char key[64];
+
+        /* grove's ratio has no server prefix: the headline figure. */
+        snprintf(key, sizeof key, "%s%sratio_%d_vs_%d", k == SERVER_GROVE ? "" : server_names[k],
+                 k == SERVER_GROVE ? "" : "_", conns[2], conns[1]);
+        bench_json(key, "%.3f", r[k][2].rps / r[k][1].rps);
+    }
+    bench_json_end();
 }
 
 static void print_table(const result r[][MAX_POINTS], int first, int last, const int *conns,
@@ -391,9 +400,9 @@ int main(int argc, char **argv)
     result r[3][MAX_POINTS] = {{{0}}};
 
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+        if (bench_option(argc, argv, &i, &json, NULL))
+            continue;
+        if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--conns") && i + 1 < argc)
             npoints = parse_conns(argv[++i], conns);
@@ -406,7 +415,7 @@ int main(int argc, char **argv)
     }
     if (npoints <= 0 || seconds <= 0) {
         fprintf(stderr, "usage: grove-echo-bench [--json] [--seconds S] [--conns 1,100,10000] "
-                        "[--only grove|threads]\n");
+                        "[--only grove|threads|epoll]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

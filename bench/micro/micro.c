@@ -8,37 +8,11 @@
  * memory (needs about 5 GB of RAM and, on kernels before 6.13, a raised
  * vm.max_map_count; see docs/design.md). */
 #define _GNU_SOURCE
+#include "../bench.h"
 #include "core/core.h"
 
 #include <grove.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <ucontext.h>
-
-#define MAX_RUNS 21
-
-static double now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* ------------------------------------------------------------ switching */
 
@@ -58,10 +32,10 @@ static void *bench_switch(void *out)
     double t0;
 
     gr_yield(); /* both started, so the loop below times steady state */
-    t0 = now_ns();
+    t0 = bench_now_ns();
     gr_join(a, NULL, -1);
     gr_join(b, NULL, -1);
-    *(double *)out = (now_ns() - t0) / (2.0 * YIELDS);
+    *(double *)out = (bench_now_ns() - t0) / (2.0 * YIELDS);
     return NULL;
 }
 
@@ -79,10 +53,10 @@ static void *bench_spawn_join(void *out)
     double t0;
 
     gr_join(gr_spawn(nothing, NULL), NULL, -1); /* warm the stack pool */
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (int i = 0; i < SPAWNS; i++)
         gr_join(gr_spawn(nothing, NULL), NULL, -1);
-    *(double *)out = (now_ns() - t0) / SPAWNS;
+    *(double *)out = (bench_now_ns() - t0) / SPAWNS;
     return NULL;
 }
 
@@ -125,13 +99,13 @@ static void *bench_idle(void *arg)
 
     rss0 = status_kb("VmRSS");
     pte0 = status_kb("VmPTE");
-    t0 = now_ns();
+    t0 = bench_now_ns();
     r->ok = 1;
     for (int i = 0; i < r->n && r->ok; i++)
         if ((g[i] = gr_spawn(sleep_forever, NULL)) < 0)
             r->ok = 0;
     gr_yield(); /* every one runs and blocks in gr_sleep */
-    r->spawn_ns = (now_ns() - t0) / r->n;
+    r->spawn_ns = (bench_now_ns() - t0) / r->n;
     r->rss_bytes = (double)(status_kb("VmRSS") - rss0) * 1024 / r->n;
     r->pte_bytes = (double)(status_kb("VmPTE") - pte0) * 1024 / r->n;
     for (int i = 0; i < r->n; i++)
@@ -163,7 +137,7 @@ static double bench_timer(void)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         gr__timer_arm(&heap, &t[i], (int64_t)(x % 1000000));
     }
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (int i = 0; i < FIRES; i++) {
         gr__timer *min = gr__timer_min(&heap);
 
@@ -172,7 +146,7 @@ static double bench_timer(void)
         horizon = min->when;
         gr__timer_arm(&heap, min, horizon + (int64_t)(x % 1000000));
     }
-    ns = (now_ns() - t0) / FIRES;
+    ns = (bench_now_ns() - t0) / FIRES;
     gr__timer_heap_fini(&heap);
     free(t);
     return ns;
@@ -199,10 +173,10 @@ static double bench_ucontext(void)
     uc_peer.uc_link = NULL;
     makecontext(&uc_peer, uc_peer_loop, 0);
     swapcontext(&uc_main, &uc_peer);
-    t0 = now_ns();
+    t0 = bench_now_ns();
     for (int i = 0; i < YIELDS / 4; i++)
         swapcontext(&uc_main, &uc_peer);
-    return (now_ns() - t0) / (2.0 * (YIELDS / 4));
+    return (bench_now_ns() - t0) / (2.0 * (YIELDS / 4));
 }
 
 /* ------------------------------------------------------------------ main */
@@ -211,10 +185,8 @@ static double run_in_main(gr_fn fn)
 {
     double v = 0;
 
-    if (gr_main(fn, &v, NULL) != 0) {
-        perror("gr_main");
-        exit(1);
-    }
+    if (gr_main(fn, &v, NULL) != 0)
+        bench_die("gr_main");
     return v;
 }
 
@@ -222,35 +194,29 @@ static idle run_idle(int n)
 {
     idle r = {.n = n};
 
-    if (gr_main(bench_idle, &r, NULL) != 0) {
-        perror("gr_main");
-        exit(1);
-    }
+    if (gr_main(bench_idle, &r, NULL) != 0)
+        bench_die("gr_main");
     return r;
 }
 
 int main(int argc, char **argv)
 {
-    double sw[MAX_RUNS], sj[MAX_RUNS], tm[MAX_RUNS], uc[MAX_RUNS];
+    double sw[BENCH_MAX_RUNS], sj[BENCH_MAX_RUNS], tm[BENCH_MAX_RUNS], uc[BENCH_MAX_RUNS];
     int json = 0, runs = 5, million = 0;
     idle one, mil = {0};
 
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (!strcmp(argv[i], "--million"))
+        if (bench_option(argc, argv, &i, &json, &runs)) {
+            continue;
+        } else if (!strcmp(argv[i], "--million")) {
             million = 1;
-        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else {
+        } else {
             fprintf(stderr, "usage: %s [--json] [--runs N] [--million]\n", argv[0]);
             return 2;
         }
     }
-    if (runs < 1 || runs > MAX_RUNS) {
-        fprintf(stderr, "grove-micro: --runs must be 1..%d\n", MAX_RUNS);
+    if (bench_check_runs("grove-micro", runs) != 0)
         return 2;
-    }
     for (int r = 0; r < runs; r++) {
         sw[r] = run_in_main(bench_switch);
         sj[r] = run_in_main(bench_spawn_join);
@@ -261,25 +227,32 @@ int main(int argc, char **argv)
     if (million)
         mil = run_idle(1000000);
 
-    double s = median(sw, runs), u = median(uc, runs);
+    double s = bench_median(sw, runs), u = bench_median(uc, runs);
+    double j = bench_median(sj, runs), t = bench_median(tm, runs);
+
     if (json) {
-        printf("{\"switch_ns\": %.2f, \"spawn_join_ns\": %.2f, \"idle_bytes_per_greenlet\": %.0f, "
-               "\"idle_pte_bytes_per_greenlet\": %.0f, \"timer_ns\": %.2f, "
-               "\"ucontext_switch_ns\": %.2f, \"switch_vs_ucontext\": %.3f, \"runs\": %d",
-               s, median(sj, runs), one.rss_bytes, one.pte_bytes, median(tm, runs), u, s / u,
-               runs);
-        if (million)
-            printf(", \"million_ok\": %s, \"million_idle_bytes_per_greenlet\": %.0f, "
-                   "\"million_idle_pte_bytes_per_greenlet\": %.0f",
-                   mil.ok ? "true" : "false", mil.rss_bytes, mil.pte_bytes);
-        printf("}\n");
+        bench_json_begin();
+        bench_json("switch_ns", "%.2f", s);
+        bench_json("spawn_join_ns", "%.2f", j);
+        bench_json("idle_bytes_per_greenlet", "%.0f", one.rss_bytes);
+        bench_json("idle_pte_bytes_per_greenlet", "%.0f", one.pte_bytes);
+        bench_json("timer_ns", "%.2f", t);
+        bench_json("ucontext_switch_ns", "%.2f", u);
+        bench_json("switch_vs_ucontext", "%.3f", s / u);
+        bench_json("runs", "%d", runs);
+        if (million) {
+            bench_json("million_ok", "%s", mil.ok ? "true" : "false");
+            bench_json("million_idle_bytes_per_greenlet", "%.0f", mil.rss_bytes);
+            bench_json("million_idle_pte_bytes_per_greenlet", "%.0f", mil.pte_bytes);
+        }
+        bench_json_end();
         return 0;
     }
     printf("grove-micro (%s switch), medians of %d runs\n", gr__ctx_impl(), runs);
     printf("  switch through the hub   %8.2f ns per yield\n", s);
     printf("  ucontext swapcontext     %8.2f ns per switch (baseline; grove = %.3fx)\n", u, s / u);
-    printf("  spawn + run + join       %8.2f ns\n", median(sj, runs));
-    printf("  timer arm + fire         %8.2f ns (heap of %d)\n", median(tm, runs), TIMERS);
+    printf("  spawn + run + join       %8.2f ns\n", j);
+    printf("  timer arm + fire         %8.2f ns (heap of %d)\n", t, TIMERS);
     printf("  idle green thread        %8.0f bytes RSS + %.0f bytes page tables (100,000 asleep)\n",
            one.rss_bytes, one.pte_bytes);
     if (million)

@@ -8,43 +8,17 @@
  * yield_pingpong_ns is the bare switch of two threads yielding to each
  * other, measured in the same run, so the figures can be compared. */
 #define _GNU_SOURCE
+#include "../bench.h"
+
 #include <grove.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#define MAX_RUNS 21
 enum { MESSAGES = 2000000 };
-
-static double now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void check(int rc, const char *what)
 {
-    if (rc != 0) {
-        perror(what);
-        exit(1);
-    }
+    if (rc != 0)
+        bench_die(what);
 }
 
 /* Both threads run the same relay loop, as the yield ping-pong does: a
@@ -102,12 +76,12 @@ typedef struct relay {
         double t0;                                                                      \
                                                                                         \
         gr_yield(); /* both started and parked: time the steady state */               \
-        t0 = now_ns();                                                                  \
+        t0 = bench_now_ns();                                                            \
         if (!asym)                                                                      \
             check(SEND(a, NULL), "send"); /* the first hop */                           \
         check(gr_join(ta, NULL, -1), "join");                                           \
         check(gr_join(tb, NULL, -1), "join");                                           \
-        return (now_ns() - t0) / MESSAGES;                                              \
+        return (bench_now_ns() - t0) / MESSAGES;                                        \
     }
 
 /* -------------------------------------------------------------- channel */
@@ -165,10 +139,10 @@ static void *bench_yield(void *arg)
     double t0;
 
     gr_yield();
-    t0 = now_ns();
+    t0 = bench_now_ns();
     check(gr_join(a, NULL, -1), "join");
     check(gr_join(b, NULL, -1), "join");
-    *(double *)arg = (now_ns() - t0) / MESSAGES;
+    *(double *)arg = (bench_now_ns() - t0) / MESSAGES;
     return NULL;
 }
 
@@ -181,23 +155,18 @@ static void run_in_main(gr_fn fn, double *out)
 
 int main(int argc, char **argv)
 {
-    double ch[MAX_RUNS], cha[MAX_RUNS], qu[MAX_RUNS], qua[MAX_RUNS], yi[MAX_RUNS];
+    double ch[BENCH_MAX_RUNS], cha[BENCH_MAX_RUNS], qu[BENCH_MAX_RUNS], qua[BENCH_MAX_RUNS],
+        yi[BENCH_MAX_RUNS];
     int json = 0, runs = 5;
 
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-            runs = atoi(argv[++i]);
-        } else {
+        if (!bench_option(argc, argv, &i, &json, &runs)) {
             fprintf(stderr, "usage: %s [--json] [--runs N]\n", argv[0]);
             return 2;
         }
     }
-    if (runs < 1 || runs > MAX_RUNS) {
-        fprintf(stderr, "grove-sync-bench: --runs must be 1..%d\n", MAX_RUNS);
+    if (bench_check_runs("grove-sync-bench", runs) != 0)
         return 2;
-    }
     for (int r = 0; r < runs; r++) {
         double two[2];
 
@@ -209,14 +178,18 @@ int main(int argc, char **argv)
         qua[r] = two[1];
         run_in_main(bench_yield, &yi[r]);
     }
-    double c = median(ch, runs), ca = median(cha, runs), q = median(qu, runs);
-    double qa = median(qua, runs), y = median(yi, runs);
+    double c = bench_median(ch, runs), ca = bench_median(cha, runs), q = bench_median(qu, runs);
+    double qa = bench_median(qua, runs), y = bench_median(yi, runs);
 
     if (json) {
-        printf("{\"chan_pingpong_ns\": %.2f, \"queue_pingpong_ns\": %.2f, "
-               "\"yield_pingpong_ns\": %.2f, \"chan_pingpong_asym_ns\": %.2f, "
-               "\"queue_pingpong_asym_ns\": %.2f, \"runs\": %d}\n",
-               c, q, y, ca, qa, runs);
+        bench_json_begin();
+        bench_json("chan_pingpong_ns", "%.2f", c);
+        bench_json("queue_pingpong_ns", "%.2f", q);
+        bench_json("yield_pingpong_ns", "%.2f", y);
+        bench_json("chan_pingpong_asym_ns", "%.2f", ca);
+        bench_json("queue_pingpong_asym_ns", "%.2f", qa);
+        bench_json("runs", "%d", runs);
+        bench_json_end();
         return 0;
     }
     printf("grove-sync-bench, medians of %d runs, ns per message (one switch each)\n", runs);

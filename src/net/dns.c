@@ -1,5 +1,5 @@
 /* DNS (gevent.resolver): c-ares driven by the hub, the default, or the
- * system's getaddrinfo/getnameinfo on the thread pool.
+ * system's getaddrinfo/getnameinfo on the thread pool (dns_thread.c).
  *
  * Both resolvers answer numeric hosts (and a NULL host) with the system's
  * getaddrinfo and AI_NUMERICHOST, which does no I/O, so results for them
@@ -21,7 +21,7 @@
  * lookups do not keep the driver (and gr_main) alive until c-ares gives
  * up on them. */
 #define _GNU_SOURCE
-#include "core/core.h"
+#include "net/dns.h"
 
 #include <ares.h>
 #include <errno.h>
@@ -80,8 +80,7 @@ void gr_freeaddrinfo(struct addrinfo *res)
     }
 }
 
-/* Copy a chain the system's getaddrinfo made, then free it. */
-static int adopt_system(struct addrinfo *sys, struct addrinfo **res)
+int gr__dns_adopt(struct addrinfo *sys, struct addrinfo **res)
 {
     chain c = {NULL, &c.head};
     int rc = 0;
@@ -98,8 +97,7 @@ static int adopt_system(struct addrinfo *sys, struct addrinfo **res)
     return 0;
 }
 
-/* The hints the system's getaddrinfo gets: only the fields it reads. */
-static struct addrinfo clean_hints(const struct addrinfo *hints)
+struct addrinfo gr__dns_hints(const struct addrinfo *hints)
 {
     struct addrinfo h = {0};
 
@@ -118,13 +116,13 @@ static struct addrinfo clean_hints(const struct addrinfo *hints)
 static int numeric_addrinfo(const char *node, const char *service, const struct addrinfo *hints,
                             struct addrinfo **res)
 {
-    struct addrinfo h = clean_hints(hints), *sys;
+    struct addrinfo h = gr__dns_hints(hints), *sys;
     int rc;
 
     h.ai_flags |= AI_NUMERICHOST;
     if ((rc = getaddrinfo(node, service, &h, &sys)) != 0)
         return rc;
-    return adopt_system(sys, res);
+    return gr__dns_adopt(sys, res);
 }
 
 /* ------------------------------------------------------ status mapping */
@@ -582,6 +580,20 @@ static query *query_new(chan *c, gr__g *caller)
     return q;
 }
 
+/* Free a finished lookup's record and what its callback stored there,
+ * keeping errno (an EAI_SYSTEM outcome's). */
+static void query_free(query *q)
+{
+    int err = errno;
+
+    if (q->ai)
+        ares_freeaddrinfo(q->ai);
+    free(q->host);
+    free(q->serv);
+    free(q);
+    errno = err;
+}
+
 /* In a c-ares callback: the lookup is over. Returns 1 if its caller still
  * waits (and is now woken), 0 if the record is the callback's to free. */
 static int query_finish(query *q, int status)
@@ -647,13 +659,9 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
     query *q = arg;
 
     (void)timeouts;
-    if (query_finish(q, status)) {
-        q->ai = ai;
-        return;
-    }
-    if (ai)
-        ares_freeaddrinfo(ai);
-    free(q);
+    q->ai = ai;
+    if (!query_finish(q, status))
+        query_free(q);
 }
 
 /* The canonical name: follow the CNAME chain from the name asked. */
@@ -723,7 +731,7 @@ static int build(const struct ares_addrinfo *ai, const struct addrinfo *tpl, int
 static int service_template(const char *service, const struct addrinfo *hints,
                             struct addrinfo **tpl)
 {
-    struct addrinfo h = clean_hints(hints);
+    struct addrinfo h = gr__dns_hints(hints);
 
     h.ai_family = AF_INET;
     h.ai_flags = AI_PASSIVE | (h.ai_flags & AI_NUMERICSERV);
@@ -741,10 +749,10 @@ static int ares_addrinfo_lookup(gr_hub *h, const char *node, const char *service
                                 const struct addrinfo *hints, struct addrinfo **res,
                                 int64_t deadline)
 {
-    struct addrinfo hc = clean_hints(hints), *tpl;
+    struct addrinfo hc = gr__dns_hints(hints), *tpl;
     struct ares_addrinfo_hints ah = {.ai_flags = ares_flags_of(hc.ai_flags),
                                      .ai_family = hc.ai_family};
-    int rc;
+    int rc, err;
     chan *c;
     query *q;
 
@@ -758,11 +766,11 @@ static int ares_addrinfo_lookup(gr_hub *h, const char *node, const char *service
     if ((rc = query_wait(h, q, deadline)) == 0) {
         if ((rc = eai_of(q->status)) == 0)
             rc = build(q->ai, tpl, hc.ai_flags & AI_CANONNAME, res);
-        if (q->ai)
-            ares_freeaddrinfo(q->ai);
-        free(q);
+        query_free(q);
     }
+    err = errno; /* EAI_SYSTEM's, which freeaddrinfo need not keep */
     freeaddrinfo(tpl);
+    errno = err;
     return rc;
 }
 
@@ -772,7 +780,7 @@ static void on_nameinfo(void *arg, int status, int timeouts, char *node, char *s
 
     (void)timeouts;
     if (!query_finish(q, status)) {
-        free(q);
+        query_free(q);
         return;
     }
     /* c-ares' strings live only during this call. */
@@ -792,14 +800,19 @@ static int copy_name(char *dst, size_t len, const char *src)
     return 0;
 }
 
+static int ares_ni_flags_of(int flags, int want_serv)
+{
+    return (flags & NI_NOFQDN ? ARES_NI_NOFQDN : 0) | (flags & NI_NAMEREQD ? ARES_NI_NAMEREQD : 0) |
+           (flags & NI_NUMERICSERV ? ARES_NI_NUMERICSERV : 0) |
+           (flags & NI_DGRAM ? ARES_NI_DGRAM : 0) | ARES_NI_LOOKUPHOST |
+           (want_serv ? ARES_NI_LOOKUPSERVICE : 0);
+}
+
 static int ares_nameinfo_lookup(gr_hub *h, const struct sockaddr *sa, socklen_t salen,
                                 char *host, size_t hostlen, char *serv, size_t servlen,
                                 int flags, int64_t deadline)
 {
-    int af = (flags & NI_NOFQDN ? ARES_NI_NOFQDN : 0) | (flags & NI_NAMEREQD ? ARES_NI_NAMEREQD : 0) |
-             (flags & NI_NUMERICSERV ? ARES_NI_NUMERICSERV : 0) |
-             (flags & NI_DGRAM ? ARES_NI_DGRAM : 0) | ARES_NI_LOOKUPHOST |
-             (serv && servlen ? ARES_NI_LOOKUPSERVICE : 0);
+    int af = ares_ni_flags_of(flags, serv && servlen);
     int rc;
     chan *c;
     query *q;
@@ -813,146 +826,7 @@ static int ares_nameinfo_lookup(gr_hub *h, const struct sockaddr *sa, socklen_t 
         return rc;
     if ((rc = eai_of(q->status)) == 0 && (rc = copy_name(host, hostlen, q->host)) == 0)
         rc = copy_name(serv, servlen, q->serv);
-    free(q->host);
-    free(q->serv);
-    free(q);
-    return rc;
-}
-
-/* ---------------------------------------------- the thread-pool resolver
- * The system's resolver on a pool thread. The job owns copies of every
- * input and its own result buffers, so an abandoned lookup touches
- * nothing of the caller's; discard frees what it made. */
-
-typedef struct tjob {
-    char *node, *service;
-    struct addrinfo hints;
-    int has_hints;
-    struct addrinfo *res;
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    char host[NI_MAXHOST], serv[NI_MAXSERV];
-    size_t hostlen, servlen;
-    int flags;
-    int rc, err;
-} tjob;
-
-static void tjob_free(tjob *j)
-{
-    gr_freeaddrinfo(j->res);
-    free(j->node);
-    free(j->service);
-    free(j);
-}
-
-static void tjob_discard(void *result, void *arg)
-{
-    (void)result;
-    tjob_free(arg);
-}
-
-static void *run_getaddrinfo(void *arg)
-{
-    tjob *j = arg;
-    struct addrinfo *sys;
-
-    j->rc = getaddrinfo(j->node, j->service, j->has_hints ? &j->hints : NULL, &sys);
-    j->err = errno;
-    if (j->rc == 0)
-        j->rc = adopt_system(sys, &j->res);
-    return j;
-}
-
-static void *run_getnameinfo(void *arg)
-{
-    tjob *j = arg;
-
-    j->rc = getnameinfo((struct sockaddr *)&j->sa, j->salen, j->hostlen ? j->host : NULL,
-                        j->hostlen, j->servlen ? j->serv : NULL, j->servlen, j->flags);
-    j->err = errno;
-    return j;
-}
-
-/* Run j on the pool. 0 when it ran (j->rc holds the outcome), else an
- * EAI_* code; j is then freed or the pool's. */
-static int tjob_run(tjob *j, gr_work_fn fn, int64_t deadline)
-{
-    int err;
-
-    if (gr_thread_run(fn, j, NULL, tjob_discard, deadline) == 0)
-        return 0;
-    if ((err = errno) == ETIMEDOUT || err == ECANCELED)
-        return EAI_SYSTEM; /* the pool discards j when fn is done */
-    tjob_free(j);
-    errno = err;
-    if (err == EAGAIN)
-        return EAI_AGAIN;
-    return err == ENOMEM ? EAI_MEMORY : EAI_SYSTEM;
-}
-
-static char *dup_or_null(const char *s, int *failed)
-{
-    char *d = s ? strdup(s) : NULL;
-
-    *failed |= s && !d;
-    return d;
-}
-
-static int thread_addrinfo_lookup(const char *node, const char *service,
-                                  const struct addrinfo *hints, struct addrinfo **res,
-                                  int64_t deadline)
-{
-    tjob *j = calloc(1, sizeof *j);
-    int failed = 0, rc;
-
-    if (!j)
-        return EAI_MEMORY;
-    j->node = dup_or_null(node, &failed);
-    j->service = dup_or_null(service, &failed);
-    if (failed) {
-        tjob_free(j);
-        return EAI_MEMORY;
-    }
-    j->has_hints = hints != NULL;
-    j->hints = clean_hints(hints);
-    if ((rc = tjob_run(j, run_getaddrinfo, deadline)) != 0)
-        return rc;
-    if ((rc = j->rc) == 0) {
-        *res = j->res;
-        j->res = NULL;
-    } else if (rc == EAI_SYSTEM) {
-        errno = j->err;
-    }
-    tjob_free(j);
-    return rc;
-}
-
-static int thread_nameinfo_lookup(const struct sockaddr *sa, socklen_t salen, char *host,
-                                  size_t hostlen, char *serv, size_t servlen, int flags,
-                                  int64_t deadline)
-{
-    tjob *j = calloc(1, sizeof *j);
-    int rc;
-
-    if (!j)
-        return EAI_MEMORY;
-    memcpy(&j->sa, sa, salen);
-    j->salen = salen;
-    /* Never more than the caller's room, so EAI_OVERFLOW is the system's. */
-    j->hostlen = host && hostlen ? (hostlen < sizeof j->host ? hostlen : sizeof j->host) : 0;
-    j->servlen = serv && servlen ? (servlen < sizeof j->serv ? servlen : sizeof j->serv) : 0;
-    j->flags = flags;
-    if ((rc = tjob_run(j, run_getnameinfo, deadline)) != 0)
-        return rc;
-    if ((rc = j->rc) == 0) {
-        if (j->hostlen)
-            strcpy(host, j->host);
-        if (j->servlen)
-            strcpy(serv, j->serv);
-    } else if (rc == EAI_SYSTEM) {
-        errno = j->err;
-    }
-    tjob_free(j);
+    query_free(q);
     return rc;
 }
 
@@ -986,7 +860,7 @@ int gr_getaddrinfo(const char *node, const char *service, const struct addrinfo 
     if (rc != EAI_NONAME || !node || (hints && (hints->ai_flags & AI_NUMERICHOST)))
         return rc;
     if (resolver() == GR_RESOLVER_THREAD)
-        return thread_addrinfo_lookup(node, service, hints, res, deadline);
+        return gr__dns_thread_addrinfo(node, service, hints, res, deadline);
     return ares_addrinfo_lookup(h, node, service, hints, res, deadline);
 }
 
@@ -1023,6 +897,6 @@ int gr_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, size_
     if (!want_host || (flags & NI_NUMERICHOST))
         return getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
     if (resolver() == GR_RESOLVER_THREAD)
-        return thread_nameinfo_lookup(sa, salen, host, hostlen, serv, servlen, flags, deadline);
+        return gr__dns_thread_nameinfo(sa, salen, host, hostlen, serv, servlen, flags, deadline);
     return ares_nameinfo_lookup(h, sa, salen, host, hostlen, serv, servlen, flags, deadline);
 }

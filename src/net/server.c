@@ -57,7 +57,7 @@ struct gr_server {
     gr__g *loop;          /* the thread running the loop, or NULL */
     uint8_t loop_waiting; /* parked in one of its own waits: stop may wake it */
     uint8_t loop_parked;  /* waiting for room or backing off: exits wake it */
-    uint8_t stopping, stopped, fd_closed;
+    uint8_t stopping, fd_closed;
     uint8_t logged_fd_limit, logged_spawn;
     size_t stoppers; /* gr_server_stop calls in progress */
     gr__wq stop_q;
@@ -65,12 +65,15 @@ struct gr_server {
 
 /* ------------------------------------------------------------ creation */
 
-static gr_server *server_alloc(int fd, const gr_server_opts *opts)
+/* What both kinds share; has_handler: the caller's handler is not NULL. */
+static gr_server *server_alloc(int fd, int kind, int has_handler, void *arg,
+                               const gr_server_opts *opts)
 {
     gr_server *s;
 
-    if (fd < 0 || (opts && opts->stack_size &&
-                   (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX))) {
+    if (!has_handler || fd < 0 ||
+        (opts && opts->stack_size &&
+         (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX))) {
         errno = EINVAL;
         return NULL;
     }
@@ -79,6 +82,8 @@ static gr_server *server_alloc(int fd, const gr_server_opts *opts)
         return NULL;
     }
     s->fd = fd;
+    s->kind = kind;
+    s->arg = arg;
     if (opts) {
         s->pool = opts->pool;
         s->stack_size = opts->stack_size;
@@ -89,34 +94,21 @@ static gr_server *server_alloc(int fd, const gr_server_opts *opts)
 
 gr_server *gr_server_new(int fd, gr_handler_fn handler, void *arg, const gr_server_opts *opts)
 {
-    gr_server *s;
+    gr_server *s = server_alloc(fd, KIND_STREAM, handler != NULL, arg, opts);
 
-    if (!handler) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (!(s = server_alloc(fd, opts)))
-        return NULL;
-    s->kind = KIND_STREAM;
-    s->on_conn = handler;
-    s->arg = arg;
+    if (s)
+        s->on_conn = handler;
     return s;
 }
 
 gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, size_t max_size,
                                   const gr_server_opts *opts)
 {
-    gr_server *s;
+    gr_server *s = server_alloc(fd, KIND_DGRAM, handler != NULL, arg, opts);
 
-    if (!handler) {
-        errno = EINVAL;
+    if (!s)
         return NULL;
-    }
-    if (!(s = server_alloc(fd, opts)))
-        return NULL;
-    s->kind = KIND_DGRAM;
     s->on_dgram = handler;
-    s->arg = arg;
     s->max_size = max_size ? max_size : DGRAM_MAX_DEFAULT;
     /* One at a time (pool 0 or 1): the loop waits for each handler before
      * receiving again, so the handler can be given the loop's buffer. */
@@ -141,13 +133,12 @@ static void close_fd(gr_server *s)
 }
 
 /* Stopped once the loop and every handler are gone; a datagram server's
- * socket is closed only then, since handlers reply on it. */
+ * socket is closed only then, since handlers reply on it. Stoppers look
+ * again each time a handler or the loop goes. */
 static void maybe_finish(gr_server *s)
 {
-    if (s->stopping && !s->loop && !s->active) {
+    if (s->stopping && !s->loop && !s->active)
         close_fd(s);
-        s->stopped = 1;
-    }
     gr__wq_wake_all(&s->stop_q, 0);
 }
 
@@ -293,6 +284,8 @@ static int accept_one(gr_server *s, int64_t *delay)
     return back_off(s, delay);
 }
 
+/* Start a handler for the n bytes received into s->dbuf: as accept_one
+ * for a connection, but a datagram nobody can handle is dropped. */
 static int dispatch_dgram(gr_server *s, size_t n, const gr_addr *peer, int64_t *delay)
 {
     conn *c = malloc(sizeof *c + (s->copy_dgrams ? n : 0));
@@ -310,7 +303,7 @@ static int dispatch_dgram(gr_server *s, size_t n, const gr_addr *peer, int64_t *
     return back_off(s, delay);
 }
 
-/* The same for one datagram. */
+/* Receive one datagram and start its handler; returns as accept_one. */
 static int receive_one(gr_server *s, int64_t *delay)
 {
     gr_addr peer;
@@ -374,10 +367,11 @@ static int run_loop(gr_server *s)
 static void *loop_main(void *arg)
 {
     gr_server *s = arg;
+    /* Read first: once run_loop returns, a stopper may free s. */
+    const char *what = s->kind == KIND_STREAM ? "accept" : "receive";
 
     if (run_loop(s) != 0 && errno != ECANCELED)
-        gr__warn("server: the %s loop ended: %s", s->kind == KIND_STREAM ? "accept" : "receive",
-                 strerror(errno));
+        gr__warn("server: the %s loop ended: %s", what, strerror(errno));
     return NULL;
 }
 

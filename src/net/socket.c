@@ -192,39 +192,36 @@ int gr_listen(const gr_addr *addr, int backlog, int reuseport)
     return fd;
 }
 
-/* NULL or "" means any address: IPv6 dual-stack, or IPv4 on a host
- * without IPv6. */
-static int any_or_host(gr_addr *a, const char *host, int port)
+/* A listening stream socket or a bound datagram socket on addr. */
+static int open_on(const gr_addr *a, int type, int backlog)
 {
-    if (gr_addr_ip(a, host, port) != 0)
+    return type == SOCK_STREAM ? gr_listen(a, backlog, 0) : bound_socket(a, type, 0);
+}
+
+/* open_on a numeric host. NULL or "" means any address: IPv6 dual-stack,
+ * or IPv4 on a host without IPv6. */
+static int open_on_host(const char *host, int port, int type, int backlog)
+{
+    gr_addr a;
+    int fd;
+
+    if (gr_addr_ip(&a, host, port) != 0)
         return -1;
-    return !host || !*host;
+    fd = open_on(&a, type, backlog);
+    if (fd < 0 && (!host || !*host) && errno == EAFNOSUPPORT &&
+        gr_addr_ip(&a, "0.0.0.0", port) == 0)
+        fd = open_on(&a, type, backlog);
+    return fd;
 }
 
 int gr_tcp_listen(const char *host, int port, int backlog)
 {
-    gr_addr a;
-    int any = any_or_host(&a, host, port), fd;
-
-    if (any < 0)
-        return -1;
-    fd = gr_listen(&a, backlog, 0);
-    if (fd < 0 && any && errno == EAFNOSUPPORT && gr_addr_ip(&a, "0.0.0.0", port) == 0)
-        fd = gr_listen(&a, backlog, 0);
-    return fd;
+    return open_on_host(host, port, SOCK_STREAM, backlog);
 }
 
 int gr_udp_bind(const char *host, int port)
 {
-    gr_addr a;
-    int any = any_or_host(&a, host, port), fd;
-
-    if (any < 0)
-        return -1;
-    fd = bound_socket(&a, SOCK_DGRAM, 0);
-    if (fd < 0 && any && errno == EAFNOSUPPORT && gr_addr_ip(&a, "0.0.0.0", port) == 0)
-        fd = bound_socket(&a, SOCK_DGRAM, 0);
-    return fd;
+    return open_on_host(host, port, SOCK_DGRAM, 0);
 }
 
 int gr_local_port(int fd)

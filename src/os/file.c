@@ -151,37 +151,33 @@ int gr_file_open(const char *path, int flags, mode_t mode, int64_t deadline)
     return (int)submit(o, NULL, deadline);
 }
 
-static size_t clamp_len(size_t len)
+/* A read or a write of up to FILE_CHUNK bytes (o->len), or NULL. */
+static fop *new_transfer(int op, int fd, const void *buf, size_t len, off_t offset,
+                         int64_t deadline)
 {
-    return len > FILE_CHUNK ? FILE_CHUNK : len;
+    if (!buf && len) {
+        errno = EFAULT;
+        return NULL;
+    }
+    if (may_start(deadline) != 0)
+        return NULL;
+    return new_op(op, fd, len > FILE_CHUNK ? FILE_CHUNK : len, offset);
 }
 
 ssize_t gr_file_read(int fd, void *buf, size_t len, off_t offset, int64_t deadline)
 {
-    fop *o;
+    fop *o = new_transfer(OP_READ, fd, buf, len, offset, deadline);
 
-    if (!buf && len) {
-        errno = EFAULT;
-        return -1;
-    }
-    len = clamp_len(len);
-    if (may_start(deadline) != 0 || !(o = new_op(OP_READ, fd, len, offset)))
-        return -1;
-    return submit(o, buf, deadline);
+    return o ? submit(o, buf, deadline) : -1;
 }
 
 ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset, int64_t deadline)
 {
-    fop *o;
+    fop *o = new_transfer(OP_WRITE, fd, buf, len, offset, deadline);
 
-    if (!buf && len) {
-        errno = EFAULT;
+    if (!o)
         return -1;
-    }
-    len = clamp_len(len);
-    if (may_start(deadline) != 0 || !(o = new_op(OP_WRITE, fd, len, offset)))
-        return -1;
-    if (len)
-        memcpy(o->buf, buf, len);
+    if (o->len)
+        memcpy(o->buf, buf, o->len);
     return submit(o, NULL, deadline);
 }

@@ -248,13 +248,15 @@ static int enqueue(job *j)
  * worker finished in the meantime, in which case its result is taken. */
 static int abandon(job *j, void **result)
 {
+    gr_hub *hub = j->hub;
     int err = errno;
 
     pthread_mutex_lock(&pool.lock);
     if (j->state == JOB_PENDING) {
         j->state = JOB_ABANDONED;
         pthread_mutex_unlock(&pool.lock);
-        gr_hub_unref(j->hub);
+        /* j is the worker's from the unlock on: it may be freed already. */
+        gr_hub_unref(hub);
         errno = err;
         return -1;
     }

@@ -3,19 +3,15 @@
 # lines reach every other client, a departure is announced, and SIGTERM
 # ends the sessions and the server cleanly. $1: the binary.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 out=$(mktemp)
 trap 'kill -9 $pid 2>/dev/null; rm -f "$out"' EXIT
 
 "$bin" --port 0 --host 127.0.0.1 >"$out" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 1 200); do
-    port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { echo "chat-server did not start:"; cat "$out"; exit 1; }
+retry port_in "$out" 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' ||
+    { echo "chat-server did not start:"; cat "$out"; exit 1; }
 
 python3 - "$port" <<'EOF' || exit 1
 import socket, sys
@@ -46,8 +42,6 @@ b.f.close(); b.s.close()  # the file holds the socket open too
 a.expect("* bob left"); c.expect("* bob left")
 EOF
 
-kill -TERM $pid
-wait $pid
-rc=$?
+terminate $pid
 [ $rc -eq 0 ] || { echo "chat-server exit status $rc"; cat "$out"; exit 1; }
 exit 0

@@ -3,19 +3,15 @@
 # concurrent clients get their bytes back (one of them half-closing), then
 # that SIGTERM stops it cleanly. $1: the binary.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 out=$(mktemp)
 trap 'kill -9 $pid 2>/dev/null; rm -f "$out"' EXIT
 
 "$bin" --port 0 --host 127.0.0.1 --pool 8 >"$out" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 1 200); do
-    port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { echo "echo-server never said it was listening:"; cat "$out"; exit 1; }
+retry port_in "$out" 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' ||
+    { echo "echo-server never said it was listening:"; cat "$out"; exit 1; }
 
 python3 - "$port" <<'EOF' || exit 1
 import socket, sys, threading
@@ -47,9 +43,7 @@ if errors:
     print("\n".join(errors)); sys.exit(1)
 EOF
 
-kill -TERM $pid
-wait $pid
-rc=$?
+terminate $pid
 grep -q "^stopped$" "$out" || { echo "no 'stopped' line (exit $rc):"; cat "$out"; exit 1; }
 [ $rc -eq 0 ] || { echo "exit status $rc"; cat "$out"; exit 1; }
 exit 0

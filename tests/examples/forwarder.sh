@@ -4,6 +4,7 @@
 # the forwarder, and the answer must come back the other way. Then SIGTERM
 # stops the forwarder cleanly. $1: the binary.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 dir=$(mktemp -d)
 trap 'kill -9 $up $pid 2>/dev/null; rm -rf "$dir"' EXIT
@@ -30,19 +31,13 @@ srv.serve_forever()
 EOF
 up=$!
 pid=
-for _ in $(seq 1 200); do [ -f "$dir/up.port" ] && break; sleep 0.05; done
-[ -f "$dir/up.port" ] || { echo "the upstream did not start"; exit 1; }
+retry test -f "$dir/up.port" || { echo "the upstream did not start"; exit 1; }
 upport=$(cat "$dir/up.port")
 
 "$bin" --listen 0 --host 127.0.0.1 --to "127.0.0.1:$upport" >"$dir/out" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 1 200); do
-    port=$(sed -n 's/^forwarding 127.0.0.1:\([0-9][0-9]*\) to .*/\1/p' "$dir/out")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || { echo "forwarder did not start:"; cat "$dir/out"; exit 1; }
+retry port_in "$dir/out" 's/^forwarding 127.0.0.1:\([0-9][0-9]*\) to .*/\1/p' ||
+    { echo "forwarder did not start:"; cat "$dir/out"; exit 1; }
 
 python3 - "$port" <<'EOF' || exit 1
 import socket, sys, threading
@@ -75,8 +70,6 @@ if errors:
     print("\n".join(errors)); sys.exit(1)
 EOF
 
-kill -TERM $pid
-wait $pid
-rc=$?
+terminate $pid
 [ $rc -eq 0 ] || { echo "forwarder exit status $rc"; cat "$dir/out"; exit 1; }
 exit 0

@@ -1,0 +1,23 @@
+/* What the two resolvers share: dns.c (the public calls, and c-ares on the
+ * hub) and dns_thread.c (the system's resolver on the thread pool). */
+#ifndef GROVE_DNS_H
+#define GROVE_DNS_H
+
+#include "core/core.h"
+
+/* Copy a chain the system's getaddrinfo made into one gr_freeaddrinfo
+ * frees, and free the original. Returns 0 or EAI_MEMORY. */
+int gr__dns_adopt(struct addrinfo *sys, struct addrinfo **res);
+
+/* The hints the system's getaddrinfo gets: only the fields it reads, and
+ * glibc's default flags when hints is NULL. */
+struct addrinfo gr__dns_hints(const struct addrinfo *hints);
+
+/* gr_getaddrinfo and gr_getnameinfo for a real name (or a host name to
+ * find), on the thread pool; arguments already checked. */
+int gr__dns_thread_addrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                            struct addrinfo **res, int64_t deadline);
+int gr__dns_thread_nameinfo(const struct sockaddr *sa, socklen_t salen, char *host, size_t hostlen,
+                            char *serv, size_t servlen, int flags, int64_t deadline);
+
+#endif
