@@ -4,9 +4,9 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-build="cmake gcc make pkg-config libc6-dev libc-ares-dev"
-test="$build libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
-bench="$build"
+build="cmake gcc make pkg-config libc6-dev libc-ares-dev node-llhttp"
+test="$build libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user curl apache2-utils clang libclang-rt-14-dev python3"
+bench="$build apache2-utils wrk nginx-light"
 
 case "${1:-build}" in
     build) want=$build ;;

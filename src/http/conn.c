@@ -1,0 +1,603 @@
+/* One HTTP/1.1 connection: read a request's head, run the handler, make
+ * sure a complete response went out, skip what is left of the body, and
+ * go round again while the connection may be kept alive. The same code
+ * serves green threads and OS threads; only gr__http_io differs. */
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Unread body worth reading and dropping to keep a connection alive;
+ * beyond it, closing is cheaper. */
+#define DRAIN_MAX (64 * 1024)
+
+int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
+                       gr__http_cfg *cfg)
+{
+    size_t in = cfg->max_header_bytes + GR__HTTP_BODY_ROOM;
+    size_t spans = cfg->max_headers * sizeof(gr__http_span);
+    size_t headers = cfg->max_headers * sizeof(gr_http_header);
+    char *block;
+
+    memset(c, 0, sizeof *c);
+    /* One allocation for the connection's whole life: requests on a
+     * kept-alive connection allocate nothing. */
+    if (!(block = malloc(spans + headers + GR__HTTP_OUT_BYTES + in))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    c->spans = (gr__http_span *)(void *)block;
+    c->headers = (gr_http_header *)(void *)(block + spans);
+    c->out = block + spans + headers;
+    c->buf = c->out + GR__HTTP_OUT_BYTES;
+    c->cap = in;
+    c->fd = fd;
+    c->peer = peer;
+    c->io = io;
+    c->cfg = cfg;
+    c->req.conn_ = c;
+    c->req.peer = peer;
+    gr__http_parser_init(c);
+    return 0;
+}
+
+void gr__http_conn_fini(gr__http_conn *c)
+{
+    free(c->spans); /* the block */
+    free(c->target_copy);
+    c->spans = NULL;
+    c->target_copy = NULL;
+}
+
+/* ----------------------------------------------------------- responses */
+
+static int no_body_status(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+/* Build the response head in c->out. length: the body's size, or -1 for a
+ * body of unknown length. Returns its size, or -1 with EINVAL/EMSGSIZE. */
+static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h, size_t n,
+                          int64_t length)
+{
+    char *o = c->out, *end = c->out + GR__HTTP_OUT_BYTES;
+    /* What the server writes itself, at most: status line with the
+     * longest reason (46), Date (39), Content-Length with 20 digits (38) or
+     * Transfer-Encoding (28), Connection (24) and the blank line (2): 149.
+     * c->buf follows c->out: nothing may be written past end. */
+    size_t need = 160;
+
+    /* 1xx are interim answers, never the response: sent as one, the client
+     * would take the next response for this request's. The server sends
+     * the one it supports, 100 Continue, itself. */
+    if (status < 200 || status > 999) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!gr__http_header_ok(&h[i])) {
+            errno = EINVAL;
+            return -1;
+        }
+        need += strlen(h[i].name) + strlen(h[i].value) + 4;
+    }
+    if (need > (size_t)(end - o)) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    /* Close after this response when the server is stopping, and when the
+     * client was told to wait for 100 Continue that was not sent: it may
+     * or may not send the body now, so the connection cannot be reused. */
+    if (atomic_load(&c->cfg->stopping) ||
+        (c->expect_continue && !c->continue_sent && !c->message_done))
+        c->keep_alive = 0;
+    o = gr__http_put(o, "HTTP/1.1 ", 9);
+    o = gr__http_put_u64(o, (uint64_t)status);
+    *o++ = ' ';
+    o = gr__http_put_str(o, gr__http_reason(status));
+    o = gr__http_put(o, "\r\nDate: ", 8);
+    o = gr__http_put_str(o, gr__http_date());
+    o = gr__http_put(o, "\r\n", 2);
+    for (size_t i = 0; i < n; i++) {
+        o = gr__http_put_str(o, h[i].name);
+        o = gr__http_put(o, ": ", 2);
+        o = gr__http_put_str(o, h[i].value);
+        o = gr__http_put(o, "\r\n", 2);
+    }
+    if (!no_body_status(status)) {
+        if (length >= 0) {
+            o = gr__http_put(o, "Content-Length: ", 16);
+            o = gr__http_put_u64(o, (uint64_t)length);
+            o = gr__http_put(o, "\r\n", 2);
+        } else if (c->req.version >= 11) {
+            o = gr__http_put(o, "Transfer-Encoding: chunked\r\n", 28);
+        } else {
+            c->keep_alive = 0; /* the body ends when the connection does */
+        }
+    }
+    if (!c->keep_alive)
+        o = gr__http_put(o, "Connection: close\r\n", 19);
+    else if (c->req.version < 11)
+        o = gr__http_put(o, "Connection: keep-alive\r\n", 24);
+    o = gr__http_put(o, "\r\n", 2);
+    return o - c->out;
+}
+
+static int64_t write_deadline(gr__http_conn *c)
+{
+    return c->io->now() + c->cfg->write_timeout;
+}
+
+/* Write a response's pieces; body counts the body bytes among them (for
+ * the access log). done: the response is complete after these. When it
+ * is also the connection's last, MSG_MORE holds the bytes back until the
+ * close() that follows, so data and FIN leave in one segment: one wake-up
+ * less for the client per connection without keep-alive. */
+static int send_iov(gr__http_conn *c, struct iovec *iov, int n, size_t body, int done)
+{
+    /* Only when the request was read whole: closing with unread input
+     * resets the connection, and a reset discards data held back. */
+    int flags = done && !c->keep_alive && c->message_done && c->parsed == c->end ? MSG_MORE : 0;
+
+    if (c->io->write(c, iov, n, flags, write_deadline(c)) == 0) {
+        c->resp_bytes += body;
+        return 0;
+    }
+    c->keep_alive = 0;
+    return -1;
+}
+
+static gr__http_conn *conn_of_req(gr_http_request *req)
+{
+    return req->conn_;
+}
+
+int gr_http_respond(gr_http_request *req, int status, const gr_http_header *headers,
+                    size_t nheaders, const void *body, size_t len)
+{
+    gr__http_conn *c = conn_of_req(req);
+    struct iovec iov[2];
+    ssize_t n;
+
+    if (c->resp != RESP_NONE) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((n = build_head(c, status, headers, nheaders, (int64_t)len)) < 0)
+        return -1;
+    c->resp = RESP_DONE;
+    c->status = status;
+    iov[0] = (struct iovec){c->out, (size_t)n};
+    iov[1] = (struct iovec){(void *)body, len};
+    /* HEAD and bodiless statuses: the head alone, with the length a GET
+     * would have had. */
+    if (c->head_method || no_body_status(status) || !len)
+        return send_iov(c, iov, 1, 0, 1);
+    return send_iov(c, iov, 2, len, 1);
+}
+
+int gr_http_begin(gr_http_request *req, int status, const gr_http_header *headers,
+                  size_t nheaders, int64_t length)
+{
+    gr__http_conn *c = conn_of_req(req);
+    struct iovec iov;
+    ssize_t n;
+
+    if (c->resp != RESP_NONE || length < -1) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((n = build_head(c, status, headers, nheaders, length)) < 0)
+        return -1;
+    c->status = status;
+    if (c->head_method || no_body_status(status)) {
+        c->resp = RESP_DONE;
+    } else if (length >= 0) {
+        c->resp = RESP_LENGTH;
+        c->resp_left = length;
+    } else {
+        c->resp = req->version >= 11 ? RESP_CHUNKED : RESP_UNTIL_CLOSE;
+    }
+    iov = (struct iovec){c->out, (size_t)n};
+    return send_iov(c, &iov, 1, 0, c->resp == RESP_DONE);
+}
+
+int gr_http_send(gr_http_request *req, const void *data, size_t len)
+{
+    gr__http_conn *c = conn_of_req(req);
+    struct iovec iov[3];
+    char size[24];
+    int n = 0;
+
+    if (c->resp == RESP_DONE && (c->head_method || no_body_status(c->status)))
+        return 0; /* a body that is not sent, as HEAD asks */
+    if (c->resp == RESP_NONE || c->resp == RESP_DONE ||
+        (c->resp == RESP_LENGTH && (int64_t)len > c->resp_left)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!len)
+        return 0;
+    if (c->resp == RESP_CHUNKED) {
+        int k = snprintf(size, sizeof size, "%zx\r\n", len);
+
+        iov[n++] = (struct iovec){size, (size_t)k};
+    }
+    iov[n++] = (struct iovec){(void *)data, len};
+    if (c->resp == RESP_CHUNKED)
+        iov[n++] = (struct iovec){"\r\n", 2};
+    if (c->resp == RESP_LENGTH)
+        c->resp_left -= (int64_t)len;
+    return send_iov(c, iov, n, len, c->resp == RESP_LENGTH && c->resp_left == 0);
+}
+
+int gr_http_end(gr_http_request *req)
+{
+    gr__http_conn *c = conn_of_req(req);
+    struct iovec iov = {"0\r\n\r\n", 5};
+    int was = c->resp;
+
+    if (was == RESP_NONE) {
+        errno = EINVAL;
+        return -1;
+    }
+    c->resp = RESP_DONE;
+    if (was == RESP_CHUNKED)
+        return send_iov(c, &iov, 1, 0, 1);
+    if (was == RESP_LENGTH && c->resp_left > 0) {
+        c->keep_alive = 0; /* the client waits for bytes that will not come */
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+/* A short plain-text answer from the server itself (errors, 100). */
+static void send_status(gr__http_conn *c, int status)
+{
+    char body[64];
+    static const gr_http_header h[] = {{"Content-Type", "text/plain"}};
+    int n = snprintf(body, sizeof body, "%d %s\n", status, gr__http_reason(status));
+
+    gr_http_respond(&c->req, status, h, 1, body, (size_t)n);
+}
+
+/* -------------------------------------------------------------- bodies */
+
+static ssize_t read_more(gr__http_conn *c, int64_t deadline)
+{
+    ssize_t n;
+
+    if (c->end == c->cap) { /* everything parsed: start the body room over */
+        c->body_rd = c->body_wr = c->parsed = c->end = c->hdr_end;
+    }
+    n = c->io->read(c, c->buf + c->end, c->cap - c->end, deadline);
+    if (n > 0)
+        c->end += (size_t)n;
+    return n;
+}
+
+static void send_continue(gr__http_conn *c)
+{
+    struct iovec iov = {"HTTP/1.1 100 Continue\r\n\r\n", 25};
+
+    c->continue_sent = 1;
+    if (c->io->write(c, &iov, 1, 0, write_deadline(c)) != 0)
+        c->keep_alive = 0;
+}
+
+/* Make body bytes available, reading and parsing more. Returns 1 when some
+ * are, 0 at the end of the body, -1 with errno. */
+static int body_fill(gr__http_conn *c)
+{
+    while (c->body_rd == c->body_wr && !c->message_done) {
+        int status;
+
+        c->body_rd = c->body_wr = c->hdr_end; /* all handed out: reuse */
+        if (c->parsed == c->end) {
+            ssize_t n;
+
+            c->parsed = c->end = c->hdr_end;
+            n = read_more(c, c->io->now() + c->cfg->body_timeout);
+            if (n <= 0) {
+                c->keep_alive = 0;
+                if (n == 0)
+                    errno = EPIPE;
+                return -1;
+            }
+        }
+        if ((status = gr__http_feed(c)) != 0) {
+            c->keep_alive = 0;
+            c->limit_error = status;
+            errno = status == 413 ? EMSGSIZE : EPROTO;
+            return -1;
+        }
+    }
+    return c->body_rd < c->body_wr;
+}
+
+ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len)
+{
+    gr__http_conn *c = conn_of_req(req);
+    size_t n;
+    int r;
+
+    if (c->limit_error) {
+        errno = c->limit_error == 413 ? EMSGSIZE : EPROTO;
+        return -1;
+    }
+    if (c->expect_continue && !c->continue_sent && c->resp == RESP_NONE)
+        send_continue(c);
+    if ((r = body_fill(c)) <= 0)
+        return r;
+    n = c->body_wr - c->body_rd < len ? c->body_wr - c->body_rd : len;
+    memcpy(buf, c->buf + c->body_rd, n);
+    c->body_rd += n;
+    return (ssize_t)n;
+}
+
+/* After the handler: read and drop what it left of the body, if that keeps
+ * the connection usable at a reasonable cost. */
+static void skip_body(gr__http_conn *c)
+{
+    uint64_t dropped = 0;
+
+    if (c->message_done || !c->keep_alive)
+        return;
+    /* A client waiting for 100 Continue that never came may not send the
+     * body at all; and a large body is cheaper to cut off. */
+    if ((c->expect_continue && !c->continue_sent) ||
+        (c->req.content_length > DRAIN_MAX && (uint64_t)c->req.content_length > c->body_total)) {
+        c->keep_alive = 0;
+        return;
+    }
+    while (dropped < DRAIN_MAX && body_fill(c) > 0) {
+        dropped += c->body_wr - c->body_rd;
+        c->body_rd = c->body_wr;
+    }
+    if (!c->message_done)
+        c->keep_alive = 0;
+}
+
+const char *gr_http_header_get(const gr_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (!strcasecmp(req->headers[i].name, name))
+            return req->headers[i].value;
+    return NULL;
+}
+
+/* ---------------------------------------------------------- access log */
+
+/* One line in the common log format:
+ *   host - - [10/Oct/2000:13:55:36 +0200] "GET /a HTTP/1.1" 200 2326
+ * host without its port (and an IPv6 one without brackets), the local
+ * time, the request line ("-" for a request that could not be parsed),
+ * the status, and the body bytes sent ("-" for none). */
+static void log_access(gr__http_conn *c)
+{
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char addr[128] = "-", when[96], bytes[24] = "-";
+    const char *host = addr;
+    struct timespec ts;
+    struct tm tm;
+    long off;
+
+    if (!c->cfg->access_log)
+        return;
+    if (c->peer && gr_addr_format(c->peer, addr, sizeof addr) < 0)
+        strcpy(addr, "-");
+    if (c->peer && c->peer->u.sa.sa_family != AF_UNIX) {
+        char *colon = strrchr(addr, ':');
+
+        if (colon)
+            *colon = '\0';
+        if (addr[0] == '[') {
+            char *close = strchr(addr, ']');
+
+            host = addr + 1;
+            if (close)
+                *close = '\0';
+        }
+    }
+    if (!host[0]) /* an unnamed Unix socket */
+        host = "-";
+    /* The month by its English name whatever the locale, as CLF wants. */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    off = tm.tm_gmtoff / 60;
+    snprintf(when, sizeof when, "%02d/%s/%04d:%02d:%02d:%02d %c%02ld%02ld", tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+    if (c->resp_bytes)
+        snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)c->resp_bytes);
+    if (c->req.method)
+        fprintf(c->cfg->access_log, "%s - - [%s] \"%s %s HTTP/%d.%d\" %d %s\n", host, when,
+                c->req.method, c->req.target, c->req.version / 10, c->req.version % 10, c->status,
+                bytes);
+    else /* a request that could not be parsed */
+        fprintf(c->cfg->access_log, "%s - - [%s] \"-\" %d %s\n", host, when, c->status, bytes);
+    fflush(c->cfg->access_log);
+}
+
+/* -------------------------------------------------------- the request */
+
+/* Whether a head has a line ended by LF alone. llhttp 8 rejects one in a
+ * header line, but takes it after the request line and in the blank line
+ * that ends the head; RFC 9112 lets a server do so, but a front end that
+ * does not would see other requests than this server does. */
+static int bare_lf(const char *head, size_t len)
+{
+    const char *p = head, *end = head + len;
+
+    while ((p = memchr(p, '\n', (size_t)(end - p)))) {
+        if (p == head || p[-1] != '\r')
+            return 1;
+        p++;
+    }
+    return 0;
+}
+
+/* Wait for and parse the next request's head. Returns 0 with the head
+ * complete, 1 when the connection is done (closed, idle too long,
+ * stopping), or the status of an error to answer before closing. */
+static int read_head(gr__http_conn *c)
+{
+    for (;;) {
+        int64_t deadline;
+        ssize_t n;
+        int status;
+
+        if ((status = gr__http_feed(c)) != 0)
+            return status;
+        if (c->headers_done) {
+            if (c->parsed > c->cfg->max_header_bytes)
+                return 431;
+            return bare_lf(c->buf, c->parsed) ? 400 : 0;
+        }
+        if (c->end >= c->cfg->max_header_bytes)
+            return 431;
+        if (c->end == 0 && atomic_load(&c->cfg->stopping))
+            return 1;
+        deadline = c->end == 0 ? c->io->now() + c->cfg->idle_timeout
+                               : c->request_start + c->cfg->header_timeout;
+        n = c->io->read(c, c->buf + c->end, c->cap - c->end, deadline);
+        if (n <= 0) /* closed, reset, idle, or a head that came too slowly */
+            return n < 0 && errno == ETIMEDOUT && c->end > 0 ? 408 : 1;
+        if (c->end == 0)
+            c->request_start = c->io->now();
+        c->end += (size_t)n;
+    }
+}
+
+static int wants_continue(const gr_http_request *r)
+{
+    const char *e = gr_http_header_get(r, "Expect");
+
+    return e && !strcasecmp(e, "100-continue");
+}
+
+static void start_request(gr__http_conn *c)
+{
+    gr_http_request *r = &c->req;
+
+    c->hdr_end = c->body_rd = c->body_wr = c->parsed;
+    c->resp = RESP_NONE;
+    c->status = 0;
+    c->resp_bytes = 0;
+    c->continue_sent = 0;
+    c->limit_error = 0;
+    c->head_method = c->parser.method == HTTP_HEAD;
+    c->keep_alive = llhttp_should_keep_alive(&c->parser) && !atomic_load(&c->cfg->stopping);
+    r->keep_alive = c->keep_alive;
+    c->expect_continue = r->version >= 11 && wants_continue(r);
+}
+
+/* Run the handler and see that a whole response went out. */
+static void dispatch(gr__http_conn *c)
+{
+    int rc;
+
+    if (c->req.content_length > 0 && (uint64_t)c->req.content_length > c->cfg->max_body) {
+        c->keep_alive = 0;
+        send_status(c, 413);
+        return;
+    }
+    rc = c->cfg->handler(&c->req, c->cfg->arg);
+    if (c->resp == RESP_NONE) {
+        /* A body over the limit is the client's fault, anything else ours. */
+        send_status(c, c->limit_error ? c->limit_error : 500);
+    } else if (rc != 0) {
+        c->keep_alive = 0; /* half a response: only closing ends it */
+    } else if (c->resp != RESP_DONE) {
+        if (gr_http_end(&c->req) != 0)
+            c->keep_alive = 0;
+    }
+    if (c->resp == RESP_UNTIL_CLOSE)
+        c->keep_alive = 0;
+}
+
+/* Move a pipelined request's bytes to the front for the next round. */
+static void next_request(gr__http_conn *c)
+{
+    size_t left = c->end - c->parsed;
+
+    memmove(c->buf, c->buf + c->parsed, left);
+    c->end = left;
+    c->parsed = c->hdr_end = c->body_rd = c->body_wr = 0;
+    c->headers_done = c->message_done = 0;
+    c->limit_error = 0; /* the parser reports the next request's own */
+    c->request_start = left ? c->io->now() : 0;
+}
+
+static void answer_error(gr__http_conn *c, int status)
+{
+    /* Nothing of the previous request on this connection may carry over:
+     * its answer (a finished response would refuse this one), HEAD, 100. */
+    c->resp = RESP_NONE;
+    c->status = 0;
+    c->resp_bytes = 0;
+    c->head_method = 0;
+    c->expect_continue = c->continue_sent = 0;
+    c->keep_alive = 0;
+    c->req.version = 11;
+    c->req.method = NULL;
+    c->req.target = NULL;
+    send_status(c, status);
+    log_access(c);
+}
+
+void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle))
+{
+    for (;;) {
+        int status;
+
+        if (idle_hook && c->end == 0)
+            idle_hook(c, 1);
+        status = read_head(c);
+        if (idle_hook)
+            idle_hook(c, 0);
+        if (status == 1)
+            return;
+        if (status == 0 && gr__http_build_request(c) != 0)
+            status = 500;
+        if (status != 0) {
+            answer_error(c, status);
+            return;
+        }
+        start_request(c);
+        dispatch(c);
+        skip_body(c);
+        log_access(c);
+        if (!c->keep_alive)
+            return;
+        next_request(c);
+    }
+}
+
+/* Close politely: a connection closed with unread input is reset by the
+ * kernel, and the reset can overtake the response we just sent (a 413 to a
+ * client still sending its body, a 408 to a slow one). So stop writing,
+ * then read and drop what the client still sends, for a while. */
+void gr__http_conn_linger(gr__http_conn *c)
+{
+    int64_t deadline = c->io->now() + GR__HTTP_LINGER_MS;
+    size_t dropped = 0;
+
+    if (c->parsed == c->end && (c->message_done || !c->headers_done))
+        return; /* nothing unread: a plain close is clean */
+    shutdown(c->fd, SHUT_WR);
+    while (dropped < GR__HTTP_LINGER_BYTES) {
+        ssize_t n = c->io->read(c, c->buf, c->cap, deadline);
+
+        if (n <= 0)
+            break;
+        dropped += (size_t)n;
+    }
+}
