@@ -1,7 +1,9 @@
 /* Timers and deadlines: ordering, precision, Timeout regions. */
 #include "common.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <time.h>
 
 static int64_t mono_us(void)
@@ -193,4 +195,50 @@ static void *cached_now(void *arg)
 Test(timer, now_is_cached_until_updated, .timeout = 10)
 {
     run_main(cached_now, NULL);
+}
+
+/* A timer left armed by a wait that ended early is kept for the next wait
+ * when that one's deadline is a little later (lazy timers): it fires
+ * early, and the wait must still last until its own deadline. */
+static int lazy_pipe[2];
+
+static void *poke_later(void *arg)
+{
+    (void)arg;
+    gr_sleep(gr_now() + 10);
+    cr_assert_eq(write(lazy_pipe[1], "x", 1), 1);
+    return NULL;
+}
+
+static void *lazy_waits(void *arg)
+{
+    int64_t deadline;
+    gr_t w;
+    char c;
+
+    (void)arg;
+    cr_assert_eq(pipe2(lazy_pipe, O_NONBLOCK), 0);
+    w = gr_spawn(poke_later, NULL);
+    /* Woken after ~10 ms by the data, long before its 50 ms deadline. */
+    cr_assert_eq(gr_wait_fd(lazy_pipe[0], GR_READ, gr_now_update() + 50), GR_READ);
+    cr_assert_eq(read(lazy_pipe[0], &c, 1), 1);
+    gr_join(w, NULL, -1);
+    /* The kept timer fires at the old 50 ms mark: not the end of this. */
+    deadline = gr_now_update() + 100;
+    cr_assert_eq(gr_sleep(deadline), 0);
+    cr_assert_geq(mono_us(), deadline * 1000, "woke %lld us early",
+                  (long long)(deadline * 1000 - mono_us()));
+    cr_assert_lt(mono_us(), deadline * 1000 + 5000);
+    /* An earlier deadline than the kept timer's moves it. */
+    deadline = gr_now_update() + 5;
+    assert_fails(gr_wait_fd(lazy_pipe[0], GR_READ, deadline), ETIMEDOUT);
+    cr_assert_lt(mono_us(), deadline * 1000 + 5000);
+    close(lazy_pipe[0]);
+    close(lazy_pipe[1]);
+    return NULL;
+}
+
+Test(timer, lazy_timer_fires_early_but_waits_last_their_time, .timeout = 10)
+{
+    run_main(lazy_waits, NULL);
 }

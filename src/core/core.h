@@ -114,7 +114,8 @@ typedef struct gr__g {
     gr_fn fn;
     void *arg;
     void *result;
-    gr__timer timer;
+    gr__timer timer;     /* may stay armed after a wake (lazy; see gr__park) */
+    int64_t park_deadline; /* of the current or last park; -1: none */
     gr__wq joiners;
     uint32_t collectors; /* woken joiners yet to pick the result up */
     const char *wait_what; /* why it is parked, for deadlock reports */
@@ -170,6 +171,8 @@ struct gr_hub {
     uint64_t dispatched; /* switches counted up to pass_mark */
 
     int64_t now;    /* cached ms */
+    size_t timed_waiters; /* parked threads with a deadline */
+    size_t later;         /* gr_spawn_later threads waiting to start */
     int64_t now_ns; /* cached ns, for precise poll time-outs */
     gr__timer_heap timers;
 

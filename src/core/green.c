@@ -99,6 +99,9 @@ static void run_exit_cbs(gr__g *g)
 
 static gr__ctx *finish(gr_hub *h, gr__g *g)
 {
+    /* Its record (and timer) will be reused with the stack. */
+    if (g->timer.idx)
+        gr__timer_disarm(&h->timers, &g->timer);
     if (g->exit_cbs)
         run_exit_cbs(g);
     if (g->locals)
@@ -157,6 +160,7 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     g->fn = fn;
     g->arg = arg;
     g->timer.idx = 0;
+    g->park_deadline = -1;
     g->joiners.head = g->joiners.tail = NULL;
     g->collectors = 0;
     g->timeout_eff = -1;
@@ -250,7 +254,9 @@ gr_t gr_spawn_later(int64_t delay_ms, gr_fn fn, void *arg, const gr_opts *opts)
         return g->handle;
     }
     /* Stays NEW, out of the ready queue, until the timer makes it ready. */
-    if (gr__timer_arm(&h->timers, &g->timer, gr_now_update() + delay_ms) != 0) {
+    if (gr__timer_arm(&h->timers, &g->timer, gr_now_update() + delay_ms) == 0) {
+        h->later++;
+    } else {
         h->nlive--;
         h->nfinished++;
         gr__release(h, g);
@@ -333,6 +339,7 @@ int gr_kill(gr_t handle)
     } else if (g->state == GR__NEW) {
         /* Run it now: it will see it is cancelled and finish at once. */
         gr__timer_disarm(&h->timers, &g->timer);
+        h->later--;
         gr__ready(h, g);
     }
     return 0;

@@ -91,10 +91,17 @@ void gr__fire_timers(gr_hub *h)
         gr__g *g = (gr__g *)(void *)((char *)t - offsetof(gr__g, timer));
 
         gr__timer_disarm(&h->timers, t);
-        if (g->state == GR__PARKED)
-            gr__unpark(g, ETIMEDOUT);
-        else if (g->state == GR__NEW)
+        if (g->state == GR__NEW) {
+            h->later--;
             gr__ready(h, g); /* gr_spawn_later's start time */
+        } else if (g->state == GR__PARKED && g->park_deadline >= 0) {
+            /* A lazy timer fires early: the park it was kept for ends later. */
+            if (g->park_deadline <= h->now)
+                gr__unpark(g, ETIMEDOUT);
+            else
+                gr__timer_arm(&h->timers, t, g->park_deadline);
+        }
+        /* Otherwise a timer left armed by a thread that woke earlier. */
     }
 }
 
@@ -121,7 +128,9 @@ static void report_deadlock(gr_hub *h)
 
 static int nothing_can_happen(gr_hub *h)
 {
-    return h->timers.n == 0 && h->nfd_waiters == 0 && atomic_load(&h->refs) == 0 &&
+    /* Left-over lazy timers do not count: they wake nobody. */
+    return h->timed_waiters == 0 && h->later == 0 && h->nfd_waiters == 0 &&
+           atomic_load(&h->refs) == 0 &&
            !atomic_load(&h->posted);
 }
 
@@ -470,7 +479,7 @@ int gr_stats_get(gr_stats *st)
     st->threads = h->nlive;
     st->finished = h->nfinished;
     st->ready = h->ready_tail - h->ready_head;
-    st->timers = h->timers.n;
+    st->timers = h->timed_waiters + h->later;
     st->fd_waiters = h->nfd_waiters;
     st->stacks_mapped = h->stacks.mapped;
     st->stacks_guarded = h->stacks.guarded;

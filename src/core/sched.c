@@ -160,6 +160,23 @@ static int64_t effective_deadline(const gr__g *g, int64_t deadline)
     return deadline;
 }
 
+/* A thread's timer is left armed when it wakes before its deadline, and
+ * kept for the next park when that one's deadline is at most this much
+ * later: the timer then fires early, finds the thread parked with a later
+ * deadline and is armed again for it. A connection that reads with a
+ * time-out thus moves its timer in the heap a few times a second, not at
+ * every read (nginx's lazy timers). */
+#define TIMER_LAZY_MS 300
+
+static int arm_for_park(gr_hub *h, gr__g *g, int64_t deadline)
+{
+    gr__timer *t = &g->timer;
+
+    if (t->idx && t->when <= deadline && deadline - t->when <= TIMER_LAZY_MS)
+        return 0;
+    return gr__timer_arm(&h->timers, t, deadline);
+}
+
 int gr__park(int64_t deadline, const char *what)
 {
     gr_hub *h = gr__tls_hub;
@@ -173,15 +190,17 @@ int gr__park(int64_t deadline, const char *what)
             errno = ETIMEDOUT;
             return -1;
         }
-        if (gr__timer_arm(&h->timers, &g->timer, deadline) != 0)
+        if (arm_for_park(h, g, deadline) != 0)
             return -1;
+        h->timed_waiters++;
     }
+    g->park_deadline = deadline;
     g->state = GR__PARKED;
     g->wake = 0;
     g->wait_what = what;
     schedule_inline(h);
-    if (g->timer.idx)
-        gr__timer_disarm(&h->timers, &g->timer);
+    if (deadline >= 0)
+        h->timed_waiters--;
     if (g->wake) {
         errno = g->wake;
         return -1;
