@@ -382,6 +382,12 @@ gr__ctx *gr__leave(gr_hub *h, gr__g *from);
 /* Block on fd; after_eagain: the caller just saw EAGAIN, so cached
  * readiness is stale and is dropped without a check. */
 int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain);
+/* Forget, and return, the edges among events that the hub saw on fd since
+ * the last call (all of events if fd was never waited on). A reader calls
+ * it just before a read: if that read comes back short and no edge is
+ * seen afterwards, nothing new has arrived, not even a FIN, and it may
+ * wait without first reading to EAGAIN. */
+int gr__fd_take_ready(int fd, int events);
 void gr__fire_timers(gr_hub *h);
 void gr__hub_destroy(gr_hub *h);
 

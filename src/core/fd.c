@@ -117,6 +117,19 @@ int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain)
     return park_on(h, rec, events, deadline);
 }
 
+int gr__fd_take_ready(int fd, int events)
+{
+    gr_hub *h = gr__hub();
+    gr__fdrec *rec = h ? fd_rec(h, fd, 0) : NULL;
+    int was;
+
+    if (!rec || !rec->registered)
+        return events; /* never waited on: nothing known, maybe ready */
+    was = rec->ready & events;
+    rec->ready &= (uint8_t)~events;
+    return was;
+}
+
 int gr_wait_fd(int fd, int events, int64_t deadline)
 {
     return gr__wait_fd(fd, events, deadline, 0);

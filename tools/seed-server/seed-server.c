@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,11 @@ static int supervise(const options *o, int fd, int port)
     for (int i = 0; i < o->workers; i++) {
         if ((pids[i] = fork()) == 0) {
             sigprocmask(SIG_UNBLOCK, &set, NULL);
+            /* A supervisor killed with SIGKILL cannot pass the signal
+             * on: the kernel does it, so no worker outlives it. */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() == 1)
+                _exit(1);
             _exit(serve(o, i == 0 ? fd : listen_on(o, port)));
         }
         if (pids[i] < 0) {
