@@ -3,12 +3,16 @@
 #   make          release build into build/ (binaries in build/bin/)
 #   make test     every test, in three builds: release (assembly switch),
 #                 ucontext fallback, and AddressSanitizer+UBSan
-#   make bench    the benchmarks (see bench/)
+#   make bench    the experiment: grove vs threads vs gevent, Paste, nginx
+#                 (docs/experiment.md); QUICK=1 for a reduced sweep,
+#                 BENCH=all to run the other benchmarks after it
 #   make install  PREFIX=/usr/local by default
 
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+QUICK ?= 0
+BENCH ?= experiment
 
 all: build
 
@@ -43,7 +47,7 @@ test: deps-test build build-ucontext build-asan
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
 
 bench: deps-bench build
-	scripts/bench.sh
+	QUICK=$(QUICK) BENCH=$(BENCH) scripts/bench.sh
 
 install: build
 	cmake --install build --prefix $(PREFIX)

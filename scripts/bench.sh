@@ -1,11 +1,33 @@
 #!/bin/sh
-# make bench: every benchmark, each comparing grove with a baseline measured
-# in the same run. Text on the terminal; with BENCH_JSON=1 each prints one
-# JSON object per line instead. (The seed-page experiment joins this later.)
+# make bench: grove's main job, the article's experiment (green threads
+# against threads, with gevent, Paste and nginx as peers: a table on the
+# terminal, bench/out/report.md, JSON of every run and
+# bench/out/seed-experiment.png; see docs/experiment.md). The other
+# benchmarks, each comparing grove with a baseline measured in the same
+# run, are behind BENCH:
+#
+#   BENCH=experiment  the experiment only (the default)
+#   BENCH=others      the other benchmarks only
+#   BENCH=all         the experiment, then the others
+#
+# QUICK=1 gives a reduced sweep (and quick HTTP runs); with BENCH_JSON=1
+# the other benchmarks print one JSON object per line instead of text (the
+# experiment always writes its JSON to bench/out).
 set -eu
 cd "$(dirname "$0")/.."
 json=""
 [ "${BENCH_JSON:-0}" = 1 ] && json=--json
+what=${BENCH:-experiment}
+case "$what" in
+    experiment|others|all) ;;
+    *) echo "bench: BENCH is experiment, others or all (not '$what')" >&2; exit 2 ;;
+esac
+
+if [ "$what" != others ]; then
+    echo "== the experiment: green threads vs threads (grove, threaded, gevent, Paste, nginx; ab, grove-load, wrk)"
+    bench/experiment/experiment.sh
+fi
+[ "$what" != experiment ] || exit 0
 
 echo "== core: switch, spawn+join, idle memory, timers (vs ucontext)"
 build/bin/grove-micro $json

@@ -76,6 +76,8 @@ page=$root/tools/seed-server/seed-page.html
 seed=${SEED_SERVER:-$root/build/bin/seed-server}
 
 log() { echo "http-bench: $*" >&2; }
+# shellcheck source=../lib.sh
+. "$root/bench/lib.sh"  # stop_pid, next_port, boost, vmhwm, CPU use, wait_quiet
 die() { log "error: $*"; exit 1; }
 
 for s in $servers; do
@@ -97,17 +99,6 @@ case " $servers " in *" nginx "*) command -v "$nginx_bin" >/dev/null || missing=
 # ------------------------------------------------------------ clean-up
 tmp=$(mktemp -d /tmp/grove-http-bench.XXXXXX)
 pids=""  # our servers and clients still running: killed on exit, whatever happens
-
-stop_pid() {  # TERM, then KILL after 5 s; $1 is one of our own servers or clients
-    local p=$1
-    kill -TERM "$p" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$p" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
 
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
@@ -144,34 +135,12 @@ chmod 644 "$tmp/html/seed-page.html"
 page_len=$(stat -c %s "$page")
 
 # ------------------------------------------------------------ servers
-next_port() {  # a fresh port per run: no TIME_WAIT left by the previous one
-    local p=$port
-    while [ -n "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; do
-        p=$((p + 1))
-    done
-    port=$((p + 1))
-    echo "$p"
-}
-
-# NICE=-20 (as root) gives the servers and clients priority over the
-# machine's other work: each runs in a session of its own (setsid), and
-# that session's autogroup gets the nice value, since with autogroups a
-# plain nice only counts against processes of the same session.
+# NICE=-20 (as root): servers and clients in sessions of their own, their
+# autogroups boosted (boost, in bench/lib.sh).
 prio=""
 if [ "$nice_n" != 0 ]; then
     prio="setsid nice -n $nice_n"
 fi
-boost() {  # $1: a process started with $prio
-    [ "$nice_n" != 0 ] || return 0
-    # Only once it is in its own session (setsid has run), or the nice
-    # would go to this script's autogroup.
-    for _ in $(seq 100); do
-        [ "$(awk '{print $6}' "/proc/$1/stat" 2>/dev/null)" = "$1" ] && break
-        sleep 0.01
-    done
-    echo "$nice_n" >"/proc/$1/autogroup" 2>/dev/null || log "cannot set the autogroup nice of $1"
-    return 0
-}
 
 srv_pid=""  # the process started (seed-server, or nginx's master)
 rss_pid=""  # the process whose VmHWM is reported (nginx: the worker)
@@ -207,11 +176,8 @@ start_server() {  # $1 server, $2 connections, $3 port, $4 run directory
     nginx)
         mkdir -p "$dir/prefix"
         chmod 755 "$dir" "$dir/prefix"
-        sed -e "s|@PREFIX@|$dir/prefix|g" -e "s|@DOCROOT@|$tmp/html|g" \
-            -e "s|@HOST@|$host|g" -e "s|@PORT@|$p|g" -e "s|@URL_PATH@|$url_path|g" \
-            -e "s|@WORKER_CONNECTIONS@|$((conns + 1024))|g" \
-            -e "s|@NOFILE@|$(ulimit -n)|g" \
-            "$nginx_conf" >"$dir/prefix/nginx.conf"
+        render_nginx_conf "$nginx_conf" "$dir/prefix/nginx.conf" "$dir/prefix" "$tmp/html" \
+            "$host" "$p" "$url_path" "$conns"
         $prio taskset -c "$server_cpu" "$nginx_bin" -e "$dir/prefix/error.log" -p "$dir/prefix" \
             -c "$dir/prefix/nginx.conf" >"$dir/server.log" 2>&1 &
         srv_pid=$!
@@ -252,10 +218,6 @@ verify() {  # $1 server, $2 url, $3 directory
         case "$ctype" in text/html*) ;; *) die "$s: Content-Type is '$ctype', not text/html" ;; esac
         cmp -s "$d/body" "$page" || die "$s: curl $v body differs from $page"
     done
-}
-
-vmhwm() {  # peak RSS in kB of $1
-    awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
 # ------------------------------------------------------------ clients
@@ -323,49 +285,17 @@ run_ab() {  # $1 url, $2 output file; the result in $2.res
 # before and after), and everything else's
 # user+system+steal time on the machine (from /proc/stat): this machine may
 # be shared, and a run with "other" well above 0 was disturbed. Softirq
-# time (the loopback network) is counted in none of them.
-clk_tck=$(getconf CLK_TCK)
-now_s() { date +%s.%N; }
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $9; exit}' /proc/stat; }
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-children_s() {  # child_s: user+sys seconds of this shell's children so far
-    times >"$tmp/times.out"  # not in a subshell: it would see none
-    child_s=$(awk 'NR == 2 {
-        t = 0
-        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
-        print t }' "$tmp/times.out")
-}
-
+# time (the loopback network) is counted in none of them. (now_s,
+# machine_ticks, proc_ticks, children_s: bench/lib.sh.)
+#
 # This machine may be shared: before each run, wait until the others use
 # at most QUIET_MAX % of a core (sampled over 1 s), for at most QUIET_WAIT
-# seconds in the whole benchmark; and redo a run (at most RETRIES more
+# seconds in the whole benchmark (wait_quiet); and redo a run (at most RETRIES more
 # times) whose "other" CPU went above RETRY_OTHER %.
 quiet_max=${QUIET_MAX:-10}
 quiet_budget=${QUIET_WAIT:-300}
 retries=${RETRIES:-2}
 retry_other=${RETRY_OTHER:-15}
-busy_pct_1s() {
-    local m0 m1
-    m0=$(machine_ticks); sleep 1; m1=$(machine_ticks)
-    echo $(((m1 - m0) * 100 / clk_tck))
-}
-wait_quiet() {
-    local o said=0
-    # Boosted (NICE), the others cannot take much from a run: no waiting.
-    [ "$nice_n" = 0 ] || return 0
-    while :; do
-        o=$(busy_pct_1s)
-        [ "$o" -le "$quiet_max" ] && return 0
-        if [ "$quiet_budget" -le 0 ]; then
-            [ "$said" = 1 ] || log "machine busy ($o% of a core), no quiet-wait budget left: measuring anyway"
-            return 0
-        fi
-        [ "$said" = 1 ] || log "waiting for the machine to be quiet (others use $o% of a core)"
-        said=1
-        sleep 1
-        quiet_budget=$((quiet_budget - 2))
-    done
-}
 
 # ------------------------------------------------------------ measure
 conns_of() { case "$1" in wrk_c100) echo 100 ;; wrk_c1000) echo 1000 ;; ab_c100) echo "$ab_c" ;; esac; }
