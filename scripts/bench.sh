@@ -37,3 +37,5 @@ echo "== echo over loopback: grove vs thread per connection"
 build/bin/grove-echo-bench $json
 echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"
 if [ -n "$json" ]; then BUILD=0 bench/http/http-bench.sh --json; else BUILD=0 bench/http/http-bench.sh; fi
+echo "== grove-load against wrk and ab (nginx as the target), 50,000 connections held"
+if [ -n "$json" ]; then BUILD=0 bench/load/load-bench.sh --json; else BUILD=0 bench/load/load-bench.sh; fi
