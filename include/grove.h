@@ -260,10 +260,20 @@ GR_API int gr_stats_get(gr_stats *st);
 #define GR_GUARD_ALWAYS 1 /* every stack guarded; spawn fails with ENOMEM beyond */
 #define GR_GUARD_NEVER 2  /* no guard pages; canary checks only */
 
+/* gr_config.idle_spin_us: an idle hub polls for events this long before
+ * it sleeps in the kernel, so an event that is about to come (the next
+ * connection, the answer to a request just sent) is taken without the
+ * wake-up of a sleeping CPU, which costs the waker too. Costs at most that
+ * much CPU time each time the hub runs out of work. */
+#define GR_IDLE_SPIN_DEFAULT_US 20
+#define GR_IDLE_SPIN_MAX_US 10000
+
 typedef struct gr_config {
     size_t stack_size;    /* default for spawns; 0 = GR_STACK_DEFAULT */
     int stack_guard;      /* GR_GUARD_AUTO (0), GR_GUARD_ALWAYS, GR_GUARD_NEVER */
     int no_overflow_trap; /* 1: do not install the SIGSEGV stack-overflow reporter */
+    int idle_spin_us;     /* 0 = GR_IDLE_SPIN_DEFAULT_US; -1 = never spin; at most
+                           * GR_IDLE_SPIN_MAX_US */
 } gr_config;
 
 /* Set process-wide defaults. Call before any hub exists (EBUSY otherwise).

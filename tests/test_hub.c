@@ -229,6 +229,60 @@ Test(hub, configure_only_before_any_hub, .timeout = 10)
     assert_fails(gr_configure(&(gr_config){0}), EBUSY);
 }
 
+Test(hub, idle_spin_is_checked, .timeout = 10)
+{
+    assert_fails(gr_configure(&(gr_config){.idle_spin_us = -2}), EINVAL);
+    assert_fails(gr_configure(&(gr_config){.idle_spin_us = GR_IDLE_SPIN_MAX_US + 1}), EINVAL);
+    cr_assert_eq(gr_configure(&(gr_config){.idle_spin_us = -1}), 0);
+    cr_assert_eq(gr_configure(&(gr_config){.idle_spin_us = GR_IDLE_SPIN_MAX_US}), 0);
+}
+
+/* A pthread that writes one byte to fd after a short while. */
+static void *write_later(void *arg)
+{
+    usleep(3000);
+    cr_assert_eq(write(*(int *)arg, "x", 1), 1);
+    return NULL;
+}
+
+/* Sleeps end on time and a descriptor or a post from another thread wakes
+ * the hub, whether it spins before sleeping (for up to 10 ms here, longer
+ * than the sleeps) or never spins. */
+static void *wakes_on_time(void *arg)
+{
+    int sv[2], late = 0;
+    pthread_t t;
+    char c;
+
+    (void)arg;
+    /* Most of them, not all: the machine may preempt any one sleeper. */
+    for (int i = 0; i < 20; i++) {
+        int64_t t0 = gr_now_update();
+
+        cr_assert_eq(gr_sleep(t0 + 1), 0);
+        late += gr_now_update() - t0 > 3;
+    }
+    cr_assert_leq(late, 4, "%d of 20 1-ms sleeps took more than 3 ms", late);
+    unix_pair(sv);
+    cr_assert_eq(pthread_create(&t, NULL, write_later, &sv[1]), 0);
+    cr_assert_eq(gr_read(sv[0], &c, 1, gr_now() + 5000), 1);
+    pthread_join(t, NULL);
+    close_pair(sv);
+    return NULL;
+}
+
+Test(hub, spinning_hub_wakes_on_time, .timeout = 10)
+{
+    cr_assert_eq(gr_configure(&(gr_config){.idle_spin_us = GR_IDLE_SPIN_MAX_US}), 0);
+    run_main(wakes_on_time, NULL);
+}
+
+Test(hub, hub_that_never_spins_wakes_on_time, .timeout = 10)
+{
+    cr_assert_eq(gr_configure(&(gr_config){.idle_spin_us = -1}), 0);
+    run_main(wakes_on_time, NULL);
+}
+
 static void *small_stack_default(void *arg)
 {
     gr_stats st;

@@ -499,7 +499,9 @@ def check(a):
     md = open(os.path.join(a.out, "report.md")).read()
     for r in runs:
         c = cell(r).replace("|", "\\|")
-        row = [l for l in md.splitlines() if l.startswith("| %s | " % r["server"]) and c in l]
+        # Whole cells only: "2 | 0 | 2.0M" must not match inside "22 | 0 | 2.0M".
+        row = [l for l in md.splitlines()
+               if l.startswith("| %s | " % r["server"]) and "| %s |" % c in l]
         if not row:
             errs.append("%s: no cell '%s' in report.md" % (r["id"], c))
         if r["status"] == "skipped":

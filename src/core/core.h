@@ -174,6 +174,7 @@ struct gr_hub {
     size_t timed_waiters; /* parked threads with a deadline */
     size_t later;         /* gr_spawn_later threads waiting to start */
     int64_t now_ns; /* cached ns, for precise poll time-outs */
+    int64_t spin_ns; /* gr_config.idle_spin_us, in ns; 0 never */
     gr__timer_heap timers;
 
     gr__slot *slots;

@@ -31,7 +31,7 @@ static pthread_key_t hub_key;
 static pthread_once_t hub_key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int hubs_alive;
-gr_config gr__cfg = {GR_STACK_DEFAULT, GR_GUARD_AUTO, 0};
+gr_config gr__cfg = {GR_STACK_DEFAULT, GR_GUARD_AUTO, 0, 0};
 #define config gr__cfg
 
 void gr__warn(const char *fmt, ...)
@@ -199,11 +199,30 @@ static void look_around(gr_hub *h)
         gr__posts_run(h);
 }
 
+/* Before sleeping, poll for up to spin_ns (never past the next timer).
+ * Returns 1 when there is work: a thread made ready, or a post. */
+static int spin_for_work(gr_hub *h)
+{
+    gr__timer *t = gr__timer_min(&h->timers);
+    int64_t until = h->now_ns + h->spin_ns;
+
+    if (t && t->when * 1000000 < until)
+        until = t->when * 1000000;
+    while (h->now_ns < until) {
+        gr__backend_poll(&h->backend, 0, on_event, h);
+        if (!gr__ready_empty(h) || atomic_load_explicit(&h->posted, memory_order_relaxed))
+            return 1;
+        gr__update_now(h);
+    }
+    return 0;
+}
+
 static void hub_pass(gr_hub *h)
 {
     look_around(h);
     if (gr__ready_empty(h) && !settle(h)) {
-        poll_blocking(h, idle_timeout_ns(h));
+        if (!h->spin_ns || !spin_for_work(h))
+            poll_blocking(h, idle_timeout_ns(h));
         look_around(h);
     } else if (h->nfd_waiters) {
         gr__backend_poll(&h->backend, 0, on_event, h);
@@ -296,6 +315,9 @@ static int hub_init(gr_hub *h)
     h->hubg->asan_bottom = h->hubg->stack.lo + GR__STACK_RESERVED;
     h->hubg->asan_size = h->hubg->stack.size - GR__STACK_RESERVED;
 #endif
+    h->spin_ns = config.idle_spin_us < 0 ? 0
+                 : (int64_t)(config.idle_spin_us ? config.idle_spin_us
+                                                 : GR_IDLE_SPIN_DEFAULT_US) * 1000;
     gr__update_now(h);
     return gr__overflow_trap_init(h);
 }
@@ -494,7 +516,8 @@ int gr_configure(const gr_config *cfg)
 
     if (!cfg || (cfg->stack_size && (cfg->stack_size < GR_STACK_MIN ||
                                      cfg->stack_size > GR_STACK_MAX)) ||
-        cfg->stack_guard < GR_GUARD_AUTO || cfg->stack_guard > GR_GUARD_NEVER) {
+        cfg->stack_guard < GR_GUARD_AUTO || cfg->stack_guard > GR_GUARD_NEVER ||
+        cfg->idle_spin_us < -1 || cfg->idle_spin_us > GR_IDLE_SPIN_MAX_US) {
         errno = EINVAL;
         return -1;
     }

@@ -62,6 +62,7 @@ void gl_usage(FILE *f)
           "  --progress, --no-progress  the status line, once a second (default on)\n"
           "  --close rst|fin|now  how a connection that is not kept ends (default rst:\n"
           "                  wait for the server's close, then reset; see the docs)\n"
+          "  --spin US       poll this long before a worker sleeps (default 3; 0 never)\n"
           "  --doctor        check the system's limits for many connections\n"
           "  -h, --help      this text               -V, --version\n",
           f);
@@ -121,7 +122,7 @@ static double parse_duration(const char *opt, const char *s)
 
 /* ------------------------------------------------------------- options */
 
-enum { OPT_RATE = 1000, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_DOCTOR, OPT_CLOSE };
+enum { OPT_RATE = 1000, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_DOCTOR, OPT_CLOSE, OPT_SPIN };
 
 static const struct option long_opts[] = {
     {"rate", required_argument, NULL, OPT_RATE},
@@ -130,6 +131,7 @@ static const struct option long_opts[] = {
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"doctor", no_argument, NULL, OPT_DOCTOR},
     {"close", required_argument, NULL, OPT_CLOSE},
+    {"spin", required_argument, NULL, OPT_SPIN},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -185,6 +187,7 @@ static void take_option(gl_opts *o, int ch, const char *arg, int *head)
     case OPT_NO_PROGRESS: o->progress = 0; break;
     case OPT_DOCTOR: o->doctor = 1; break;
     case OPT_CLOSE: o->close_mode = parse_close_mode(arg); break;
+    case OPT_SPIN: o->spin_us = (int)parse_count("--spin", arg, 0, GR_IDLE_SPIN_MAX_US); break;
     case 'h': gl_usage(stdout); exit(0);
     case 'V': printf("grove-load %s (grove %d.%d.%d)\n", GL_VERSION, GROVE_VERSION_MAJOR,
                      GROVE_VERSION_MINOR, GROVE_VERSION_PATCH); exit(0);
@@ -231,7 +234,7 @@ int gl_parse_args(int argc, char **argv, gl_opts *o)
 {
     int ch, head = 0;
 
-    *o = (gl_opts){.progress = -1, .close_mode = GL_CLOSE_RST};
+    *o = (gl_opts){.progress = -1, .close_mode = GL_CLOSE_RST, .spin_us = GL_SPIN_US};
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":n:c:t:d:s:w:krqlim:p:u:T:b:H:hV", long_opts, NULL)) !=
            -1) {

@@ -21,6 +21,12 @@
 /* Descriptors a worker needs besides one per connection: stdio, epoll,
  * the hub's eventfd, the pacer's timerfd, and some room. */
 #define GL_FD_RESERVE 32
+/* How long a worker's hub polls before it sleeps (gr_config.idle_spin_us).
+ * A sleep and a wake-up cost the client some microseconds of CPU; spinning
+ * longer than that would cost more CPU per request than it saves. */
+#ifndef GL_SPIN_US
+#define GL_SPIN_US 3
+#endif
 
 /* ------------------------------------------------------------- failures */
 
@@ -97,6 +103,7 @@ typedef struct gl_opts {
     int json;              /* --json */
     int progress;          /* 1 on, 0 off, -1 default */
     int close_mode;        /* --close */
+    int spin_us;           /* --spin: the workers' hub idle spin, 0 none */
     const char *method;    /* -m, or from -p/-u/-i */
     const char *body_file; /* -p or -u */
     const char *content_type;

@@ -381,6 +381,7 @@ int main(int argc, char **argv)
     sigset_t set;
 
     gl_parse_args(argc, argv, &opts);
+    gr_configure(&(gr_config){.idle_spin_us = opts.spin_us ? opts.spin_us : -1});
     if (opts.doctor)
         return gl_doctor(stdout, opts.json);
     gl_build_target(&opts, &target);
