@@ -72,6 +72,12 @@ if ab:
     dat = open(os.path.join(out, "plot", "ab-grove.dat")).read()
     if "10 %.1f 0 " % ab["rps"] not in dat:
         errs.append("plot data: %r" % dat)
+# The findings: computed from the runs (grove alone here: it loses nowhere).
+for h in ("## Where grove loses", "## The article's findings, on this machine"):
+    if h not in md:
+        errs.append("report.md: no section %r" % h)
+if "- Nowhere in this run" not in md:
+    errs.append("report.md: grove alone, yet it loses somewhere")
 # The missing peer: skipped everywhere, with the reason.
 for client in ("ab", "grove-load", "grove-load-k", "wrk"):
     g = run("gevent", client)

@@ -385,6 +385,72 @@ def plot(out, runs, script):
     return ""
 
 
+def findings(runs):
+    """Where grove loses, and what the article said against what this run
+    measured: sentences computed from the runs, so the report cannot claim
+    more than it measured."""
+    idx = {(r["server"], r["client"], r["concurrency"]): r for r in runs
+           if r["status"] != "skipped"}
+    out = ["## Where grove loses", ""]
+    losses = []
+    for (s, c, n), r in sorted(idx.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        g = idx.get(("grove", c, n))
+        if s != "grove" and g and r["rps"] and g["rps"] < r["rps"]:
+            losses.append("- %s, c=%d: %s %.0f req/s against grove's %.0f (grove %.2fx)" % (
+                c, n, s, r["rps"], g["rps"], g["rps"] / r["rps"]))
+    out += losses or ["- Nowhere in this run: at every client and concurrency grove served the most requests per second."]
+    lo, hi = idx.get(("grove", "ab", 10)), idx.get(("grove", "ab", 10000))
+    if lo and hi and lo.get("server_peak_rss_kb") and hi.get("server_peak_rss_kb"):
+        per = (hi["server_peak_rss_kb"] - lo["server_peak_rss_kb"]) / 9990.0
+        out += ["", "Memory: grove's peak RSS grows with the connections it holds at once, "
+                "%.1f kB per connection from c=10 to c=10,000 with ab (the touched part of "
+                "each green thread's stack and its buffers); nginx keeps a connection in a "
+                "small struct, not a stack, and grows far less." % per]
+    out.append("")
+
+    def rps(s, c, n):
+        r = idx.get((s, c, n))
+        return r["rps"] if r and r["rps"] else None
+
+    def failed(s, c):
+        return ", ".join("c=%d: %d%s" % (n, idx[(s, c, n)]["failed"], MARK[idx[(s, c, n)]["status"]])
+                         for n in sorted(n for (s2, c2, n) in idx if s2 == s and c2 == c))
+
+    out += ["## The article's findings, on this machine", ""]
+    gv, pa = rps("gevent", "ab", 10), rps("paste", "ab", 10)
+    if gv and pa:
+        verdict = ("within 25% of each other: Python's per-request cost, not the concurrency "
+                   "model, sets both" if 0.8 <= gv / pa <= 1.25 else
+                   "gevent %.1fx Paste" % (gv / pa))
+        out.append("- The article: gevent about 4x the thread pool's req/s. Here, at c=10 with ab: "
+                   "gevent %.0f, Paste %.0f (%.2fx): %s." % (gv, pa, gv / pa, verdict))
+    if any(s == "paste" and c == "ab" for s, c, _ in idx):
+        out.append("- The article: the thread pool's failures grew with concurrency. Here Paste "
+                   "(listen backlog 5) failed with ab at %s: the backlog of 5 overflows, SYN "
+                   "cookies and retransmitted SYNs stall clients, whatever the pool size." % failed("paste", "ab"))
+    if any(s == "gevent" and c == "ab" for s, c, _ in idx):
+        died = [n for (s2, c2, n), r in idx.items() if s2 == "gevent" and r["status"] == "server-died"]
+        out.append("- The article: gevent had no errors to 5,000 connections and crashed near "
+                   "10,000. Here gevent (backlog 128) failed with ab at %s; %s." % (
+                       failed("gevent", "ab"),
+                       "it died at c=%s" % ", ".join(map(str, sorted(died))) if died else
+                       "it never died (no run is marked D): it stalls"))
+    g100, g10k = rps("grove", "ab", 100), rps("grove", "ab", 10000)
+    if g100 and g10k:
+        out.append("- The article: req/s stayed flat as concurrency grew, until the failures. "
+                   "grove %s: %.0f req/s at c=100, %.0f at c=10,000 (%.2fx); failed with ab: %s." % (
+                       "stays flat" if g10k >= 0.8 * g100 else "does not stay flat",
+                       g100, g10k, g10k / g100, failed("grove", "ab")))
+    abn, gln = rps("nginx", "ab", 100), rps("nginx", "grove-load", 100)
+    if abn and gln:
+        out.append("- ab is one process on one core: against nginx at c=100 it reached %.0f "
+                   "req/s where grove-load reached %.0f. The ab columns of the fast servers "
+                   "(grove, threaded, nginx) measure ab as much as the server; the grove-load "
+                   "columns measure the servers." % (abn, gln))
+    out.append("")
+    return out
+
+
 def report(a):
     runs, env = load(a.out)
     with open(os.path.join(a.out, "runs.jsonl"), "w") as f:
@@ -445,6 +511,7 @@ def report(a):
         md += ["## Targets (issue 6), checked on these runs", ""]
         md += ["- [%s] %s: %s" % ("x" if ok else " ", n, d) for n, ok, d in tg]
         md.append("")
+    md += findings(runs)
     md += ["## Every run", "",
            "| server | client | c | status | req/s | failed | the client's failed | p50 ms | p99 ms | peak RSS kB | CPU % srv/cli/oth |",
            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
