@@ -107,4 +107,15 @@ static inline void close_pair(int sv[2])
                      strerror(e_), (err), strerror(err));                           \
     } while (0)
 
+/* Wait (yielding to the other green threads) until cond holds, within
+ * 5 s, or fail the test. */
+#define WAIT_FOR(cond)                                                                             \
+    do {                                                                                           \
+        int64_t until_ = gr_now_update() + 5000;                                                   \
+        while (!(cond)) {                                                                          \
+            cr_assert_lt(gr_now_update(), until_, "timed out waiting for %s", #cond);              \
+            gr_sleep(gr_now() + 1);                                                                \
+        }                                                                                          \
+    } while (0)
+
 #endif

@@ -12,15 +12,6 @@
 
 #define BIG ((size_t)8 << 20)
 
-/* Wait (yielding to the servers) until cond holds, or fail the test. */
-#define WAIT_FOR(cond)                                                                             \
-    do {                                                                                           \
-        int64_t until_ = gr_now_update() + 5000;                                                   \
-        while (!(cond)) {                                                                          \
-            cr_assert_lt(gr_now_update(), until_, "timed out waiting for %s", #cond);              \
-            gr_sleep(gr_now() + 1);                                                                \
-        }                                                                                          \
-    } while (0)
 
 /* A test: fn run under gr_main, within secs seconds. */
 #define CLIENT_TEST(name, fn, secs)                                                                \

@@ -23,15 +23,6 @@ static gr_server_stats stats(gr_server *s)
     return st;
 }
 
-/* Wait (yielding to the server) until cond holds, or fail the test. */
-#define WAIT_FOR(cond)                                                                             \
-    do {                                                                                           \
-        int64_t until_ = gr_now_update() + 5000;                                                   \
-        while (!(cond)) {                                                                          \
-            cr_assert_lt(gr_now_update(), until_, "timed out waiting for %s", #cond);              \
-            gr_sleep(gr_now() + 1);                                                                \
-        }                                                                                          \
-    } while (0)
 
 /* -------------------------------------------------------------- basics */
 

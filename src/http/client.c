@@ -507,12 +507,7 @@ static ssize_t build_head(gr_http_client *c, const char *method, const char *tar
         o = gr__http_put_str(o, c->host_field);
         o = gr__http_put(o, "\r\n", 2);
     }
-    for (size_t i = 0; i < n; i++) {
-        o = gr__http_put_str(o, h[i].name);
-        o = gr__http_put(o, ": ", 2);
-        o = gr__http_put_str(o, h[i].value);
-        o = gr__http_put(o, "\r\n", 2);
-    }
+    o = gr__http_put_headers(o, h, n);
     if (wants_length(method, body)) {
         o = gr__http_put(o, "Content-Length: ", 16);
         o = gr__http_put_u64(o, len);

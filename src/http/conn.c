@@ -103,12 +103,7 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     o = gr__http_put(o, "\r\nDate: ", 8);
     o = gr__http_put_str(o, gr__http_date());
     o = gr__http_put(o, "\r\n", 2);
-    for (size_t i = 0; i < n; i++) {
-        o = gr__http_put_str(o, h[i].name);
-        o = gr__http_put(o, ": ", 2);
-        o = gr__http_put_str(o, h[i].value);
-        o = gr__http_put(o, "\r\n", 2);
-    }
+    o = gr__http_put_headers(o, h, n);
     if (!no_body_status(status)) {
         if (length >= 0) {
             o = gr__http_put(o, "Content-Length: ", 16);

@@ -146,6 +146,18 @@ static inline char *gr__http_put_str(char *o, const char *s)
 
 char *gr__http_put_u64(char *o, uint64_t v);
 
+/* "Name: value\r\n" for each of the n headers. */
+static inline char *gr__http_put_headers(char *o, const gr_http_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        o = gr__http_put_str(o, h[i].name);
+        o = gr__http_put(o, ": ", 2);
+        o = gr__http_put_str(o, h[i].value);
+        o = gr__http_put(o, "\r\n", 2);
+    }
+    return o;
+}
+
 /* Drop the first w bytes written from *iov (*n entries), for a write
  * that went only part of the way. */
 static inline void gr__http_iov_consume(struct iovec **iov, int *n, size_t w)

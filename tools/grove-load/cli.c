@@ -16,18 +16,22 @@
 #include <string.h>
 #include <strings.h>
 
+void gl_vfail(int status, const char *tail, const char *fmt, va_list ap)
+{
+    fputs("grove-load: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s", tail);
+    exit(status);
+}
+
 static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 static void bad(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("grove-load: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'grove-load --help' for the options.\n", stderr);
-    exit(2);
+    gl_vfail(2, "Try 'grove-load --help' for the options.\n", fmt, ap);
 }
 
 void gl_usage(FILE *f)

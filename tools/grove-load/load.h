@@ -9,6 +9,7 @@
 
 #include <grove.h>
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -144,6 +145,9 @@ typedef struct gl_run {
 int64_t gl_now_ns(void);
 
 /* cli.c */
+/* "grove-load: " and the message on stderr, then tail, then exit(status). */
+void gl_vfail(int status, const char *tail, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0), noreturn));
 int gl_parse_args(int argc, char **argv, gl_opts *o);
 int gl_build_target(const gl_opts *o, gl_target *t);
 void gl_usage(FILE *f);

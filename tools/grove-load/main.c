@@ -35,12 +35,8 @@ static void die(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("grove-load: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
+    gl_vfail(1, "", fmt, ap);
 }
 
 /* ------------------------------------------------------------- limits */
