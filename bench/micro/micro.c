@@ -3,7 +3,9 @@
  *   grove-micro [--json] [--runs N] [--million]
  *
  * Each figure is the median of N runs (default 5). ucontext_switch_ns is
- * the baseline measured in the same run: swapcontext between two contexts.
+ * the baseline measured in the same run: swapcontext between two contexts;
+ * boost_jump_ns, when Boost.Context is installed, the peer switch with no
+ * scheduler around it.
  * --million also spawns 1,000,000 idle green threads and reports their
  * memory (needs about 5 GB of RAM and, on kernels before 6.13, a raised
  * vm.max_map_count; see docs/design.md). */
@@ -179,6 +181,45 @@ static double bench_ucontext(void)
     return (bench_now_ns() - t0) / (2.0 * (YIELDS / 4));
 }
 
+/* ------------------------------------------------ Boost.Context peer
+ * Two contexts jumping to each other with jump_fcontext, which saves what
+ * grove's switch saves (callee-saved registers, MXCSR and the x87 control
+ * word) but has no scheduler, ready queue or errno around it: the floor
+ * under switch_ns on this machine. */
+#if defined(GROVE_HAVE_BOOST_CONTEXT)
+typedef void *fcontext_t;
+typedef struct {
+    fcontext_t fctx;
+    void *data;
+} transfer_t;
+transfer_t jump_fcontext(fcontext_t const to, void *vp);
+fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+
+static void boost_peer_loop(transfer_t t)
+{
+    for (;;)
+        t = jump_fcontext(t.fctx, NULL);
+}
+
+static double bench_boost(void)
+{
+    static char stack[64 * 1024];
+    fcontext_t peer = make_fcontext(stack + sizeof stack, sizeof stack, boost_peer_loop);
+    double t0;
+
+    peer = jump_fcontext(peer, NULL).fctx;
+    t0 = bench_now_ns();
+    for (int i = 0; i < YIELDS; i++)
+        peer = jump_fcontext(peer, NULL).fctx;
+    return (bench_now_ns() - t0) / (2.0 * YIELDS);
+}
+#else
+static double bench_boost(void)
+{
+    return 0; /* not built: libboost-context-dev was missing */
+}
+#endif
+
 /* ------------------------------------------------------------------ main */
 
 static double run_in_main(gr_fn fn)
@@ -202,6 +243,7 @@ static idle run_idle(int n)
 int main(int argc, char **argv)
 {
     double sw[BENCH_MAX_RUNS], sj[BENCH_MAX_RUNS], tm[BENCH_MAX_RUNS], uc[BENCH_MAX_RUNS];
+    double bc[BENCH_MAX_RUNS];
     int json = 0, runs = 5, million = 0;
     idle one, mil = {0};
 
@@ -222,6 +264,7 @@ int main(int argc, char **argv)
         sj[r] = run_in_main(bench_spawn_join);
         tm[r] = bench_timer();
         uc[r] = bench_ucontext();
+        bc[r] = bench_boost();
     }
     one = run_idle(100000);
     if (million)
@@ -229,6 +272,7 @@ int main(int argc, char **argv)
 
     double s = bench_median(sw, runs), u = bench_median(uc, runs);
     double j = bench_median(sj, runs), t = bench_median(tm, runs);
+    double b = bench_median(bc, runs);
 
     if (json) {
         bench_json_begin();
@@ -239,6 +283,10 @@ int main(int argc, char **argv)
         bench_json("timer_ns", "%.2f", t);
         bench_json("ucontext_switch_ns", "%.2f", u);
         bench_json("switch_vs_ucontext", "%.3f", s / u);
+        if (b > 0) {
+            bench_json("boost_jump_ns", "%.2f", b);
+            bench_json("switch_vs_boost_jump", "%.3f", s / b);
+        }
         bench_json("runs", "%d", runs);
         if (million) {
             bench_json("million_ok", "%s", mil.ok ? "true" : "false");
@@ -251,6 +299,11 @@ int main(int argc, char **argv)
     printf("grove-micro (%s switch), medians of %d runs\n", gr__ctx_impl(), runs);
     printf("  switch through the hub   %8.2f ns per yield\n", s);
     printf("  ucontext swapcontext     %8.2f ns per switch (baseline; grove = %.3fx)\n", u, s / u);
+    if (b > 0)
+        printf("  Boost.Context jump       %8.2f ns per switch (no scheduler; grove = %.3fx)\n", b,
+               s / b);
+    else
+        printf("  Boost.Context jump       not built (libboost-context-dev missing)\n");
     printf("  spawn + run + join       %8.2f ns\n", j);
     printf("  timer arm + fire         %8.2f ns (heap of %d)\n", t, TIMERS);
     printf("  idle green thread        %8.0f bytes RSS + %.0f bytes page tables (100,000 asleep)\n",
