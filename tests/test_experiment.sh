@@ -26,7 +26,7 @@ out=$work/out
 
 # The sweep. NICE=0 and no waiting for a quiet machine: a test measures
 # nothing, it checks the harness.
-BENCH_OUT=$out CONCURRENCY=10 KA_CONCURRENCY=10 REQUESTS=1000 WRK_DURATION=1 RUN_TIMEOUT=30 \
+BENCH_OUT=$out CONCURRENCY=10 KA_CONCURRENCY=10 REQUESTS=1000 WRK_DURATION=1 RUN_TIMEOUT=30 REPEAT=1 \
     SEED_SERVER=$bin/seed-server GROVE_LOAD=$bin/grove-load GEVENT_PYTHON=$work/no-such-python \
     NICE=0 QUIET_WAIT=0 PORT_BASE=$((20000 + $$ % 10000)) \
     "$top/bench/experiment/experiment.sh" --servers "grove gevent" >"$work/stdout" 2>"$work/stderr"
@@ -103,6 +103,33 @@ for e in errs:
 print("runs: " + ", ".join("%s/%s %s" % (r["server"], r["client"], r["status"]) for r in runs))
 sys.exit(1 if errs else 0)
 EOF
+
+# A repeated cell shows its median sample, and hides no failure, memory or
+# bad status of the others.
+$py - "$top/bench/experiment" <<'EOF' || fail=1
+import sys
+sys.path.insert(0, sys.argv[1])
+import experiment as x
+base = dict(server="grove", client="ab", concurrency=10, status="ok", status_detail="")
+rs = [dict(base, id=str(i), rps=v, failed=f, server_peak_rss_kb=m)
+      for i, (v, f, m) in enumerate([(10.0, 0, 100), (30.0, 2, 300), (20.0, 0, 200)])]
+errs = []
+c = x.cells(rs)
+if len(c) != 1 or (c[0]["rps"], c[0]["failed"], c[0]["server_peak_rss_kb"], c[0]["samples"]) != (20.0, 2, 300, 3):
+    errs.append("median of three: %s" % c)
+if x.cells(rs[1:])[0]["rps"] != 20.0:
+    errs.append("two samples: the lower middle is not shown")
+rs[0]["status"], rs[0]["status_detail"] = "timeout", "stopped"
+if x.cells(rs)[0]["status"] != "timeout":
+    errs.append("a timed-out sample is hidden by the median")
+if x.cells(rs[:1]) != rs[:1]:
+    errs.append("a cell measured once is not its run")
+for e in errs:
+    print("FAIL: " + e)
+sys.exit(1 if errs else 0)
+EOF
+REPEAT=0 "$top/bench/experiment/experiment.sh" >/dev/null 2>"$work/repeat0" && bad "REPEAT=0 accepted"
+grep -q "REPEAT must be a whole number" "$work/repeat0" || bad "REPEAT=0: $(cat "$work/repeat0")"
 
 # The consistency check passes, and catches a JSON that the table no longer matches.
 $py "$top/bench/experiment/experiment.py" check --out "$out" || bad "experiment.py check failed"

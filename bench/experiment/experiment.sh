@@ -25,6 +25,11 @@
 #   CONCURRENCY        "10 100 1000 5000 10000"
 #   KA_CONCURRENCY     "100 1000 10000"  (keep-alive runs; "" for none)
 #   REQUESTS           100000 (20000 with QUICK)
+#   REPEAT             3 (1 with QUICK): samples of each cell whose first run
+#                      took under REPEAT_MAX_S (8 s), taken in rounds so that
+#                      the servers' samples interleave in time; the table
+#                      shows the median. The machine's speed drifts over
+#                      minutes: one sample cannot settle a 10% comparison.
 #   WRK_DURATION       10 s (3 with QUICK)
 #   RUN_TIMEOUT        time limit of one client run, s (90; 20 with QUICK)
 #   SERVERS            "grove threaded gevent paste nginx"
@@ -69,10 +74,14 @@ done
 if [ "$quick" = 1 ]; then
     concs=${CONCURRENCY:-10 100 1000}; ka_concs=${KA_CONCURRENCY-100 1000}
     nreq=${REQUESTS:-20000}; wrk_dur=${WRK_DURATION:-3}; limit=${RUN_TIMEOUT:-20}
+    repeat=${REPEAT:-1}
 else
     concs=${CONCURRENCY:-10 100 1000 5000 10000}; ka_concs=${KA_CONCURRENCY-100 1000 10000}
     nreq=${REQUESTS:-100000}; wrk_dur=${WRK_DURATION:-10}; limit=${RUN_TIMEOUT:-90}
+    repeat=${REPEAT:-3}
 fi
+repeat_max_s=${REPEAT_MAX_S:-8}
+case "$repeat" in ''|*[!0-9]*|0) die "REPEAT must be a whole number >= 1, not '$repeat'" ;; esac
 hide=" ${BENCH_HIDE:-} "
 peer_py=${PEER_PYTHON:-/usr/bin/python3}
 gevent_py=${GEVENT_PYTHON:-$peer_py}
@@ -346,6 +355,7 @@ client_command() {  # $1 client, $2 C, $3 url
 client_tool() { case "$1" in grove-load*) echo grove-load ;; *) echo "$1" ;; esac; }
 
 n_run=0
+declare -A quick_cell=()  # "S CLIENT C" -> 1: its first run was short enough to repeat
 # measure S CLIENT C: one run, recorded as runs/<id>.json, whatever happens.
 measure() {
     local s=$1 cl=$2 c=$3 id p d u cmd tl rc=0 alive=1 rss=0
@@ -399,6 +409,9 @@ measure() {
             w = t1 - t0; srv = (s1 - s0) / hz; all = (m1 - m0) / hz; cli = c1 - c0
             o = all - srv - cli; if (o < 0) o = 0
             printf "%.3f %.0f %.0f %.0f\n", w, 100 * srv / w, 100 * cli / w, 100 * o / w }')
+    if [ "$rc" = 0 ] && [ "$alive" = 1 ] && awk -v e="$el" -v m="$repeat_max_s" 'BEGIN { exit !(e < m) }'; then
+        quick_cell["$s $cl $c"]=1
+    fi
     $tool record "${common[@]}" --command "taskset -c $client_cpu $(shown "$cmd")" --server-command "$srv_cmd" \
         --time-limit "$tl" --grove-load-limit "$limit" --raw "$out/raw/$id.txt" --raw-rel "raw/$id.txt" --page-len "$page_len" \
         --exit-code "$rc" --elapsed "$el" --server-alive "$alive" --rss "${rss:-0}" \
@@ -424,7 +437,7 @@ env = {
     "memory": "$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)",
     "os": """$os_name""", "kernel": "$(uname -r)",
     "nice": "$nice_n$([ "$nice_n" != 0 ] && echo ' (servers and clients in their own sessions, autogroup nice; see bench/lib.sh)')",
-    "sweep": "$sweep_runs runs; concurrency $concs; keep-alive ${ka_concs:-none}; $nreq requests; time limit $limit s",
+    "sweep": "$sweep_runs cells, each one run, or $repeat (the median shown) when its first run took under $repeat_max_s s; concurrency $concs; keep-alive ${ka_concs:-none}; $nreq requests; time limit $limit s",
     "versions": {
         "grove (git)": "$gitrev", "seed-server sha256": "${seed_sha:-absent}",
         "grove-load sha256": "${gload_sha:-absent}",
@@ -466,19 +479,23 @@ PYEOF
 
 # ------------------------------------------------------------ the sweep
 log "$title"
-log "servers: $servers; $sweep_runs runs; worst case about $(( sweep_runs * (limit + 15) / 60 )) min if every run hit its limit"
-for c in $concs; do
-    for s in $servers; do
-        measure "$s" ab "$c"
-        measure "$s" grove-load "$c"
+log "servers: $servers; $sweep_runs cells, the short ones sampled $repeat times; worst case of the first round about $(( sweep_runs * (limit + 15) / 60 )) min if every run hit its limit"
+# sweep C CLIENT...: round 1 measures every cell once; later rounds repeat
+# the short ones, so each server's samples sit between the others'.
+sweep() {
+    local c=$1 round s cl
+    shift
+    for round in $(seq 1 "$repeat"); do
+        for s in $servers; do
+            for cl in "$@"; do
+                [ "$round" = 1 ] || [ -n "${quick_cell["$s $cl $c"]:-}" ] || continue
+                measure "$s" "$cl" "$c"
+            done
+        done
     done
-done
-for c in $ka_concs; do
-    for s in $servers; do
-        measure "$s" grove-load-k "$c"
-        measure "$s" wrk "$c"
-    done
-done
+}
+for c in $concs; do sweep "$c" ab grove-load; done
+for c in $ka_concs; do sweep "$c" grove-load-k wrk; done
 wall=$(( $(date +%s) - t_start ))
 $report_py - "$out/env.json" "$wall" <<'PYEOF'
 import json, sys

@@ -43,7 +43,14 @@ do for [panel = 1:4] {
             }
         }
     }
-    if (cmd eq "") { cmd = "NaN notitle" }
+    # A panel with no runs (its clients skipped) still draws, empty and
+    # saying so: autoscaling over no points is an error in gnuplot.
+    if (cmd eq "") {
+        unset logscale y; set yrange [0:1]
+        set label 1 "no runs" at graph 0.5, 0.5 center
+        cmd = "NaN notitle"
+    }
     eval("plot " . cmd)
+    unset label 1
 }
 unset multiplot
