@@ -737,7 +737,14 @@ Test(faulty, non_2xx_is_complete_and_counted, .timeout = 60, .fini = stop_server
     FAIL_EQ(r, "total", 200);
     FAIL_EQ(r, "read", 0);
     cr_assert_eq(jnum(r.out, "status.5xx"), 200);
-    cr_assert_eq(jnum(r.out, "connections_opened"), 4);
+    /* Kept alive through the 500s: no reconnects. All 4 connections are
+     * usually opened, but a connection whose connect is slow may find the
+     * other three have taken every request. */
+    cr_assert_eq(jnum(r.out, "reconnects"), 0, "%s", r.out);
+    cr_assert(jnum(r.out, "connections_opened") >= 1 && jnum(r.out, "connections_opened") <= 4, "%s",
+              r.out);
+    cr_assert_eq(jnum(r.out, "connections_opened") + jnum(r.out, "keep_alive_requests"), 200, "%s",
+                 r.out);
     free_result(&r);
 }
 
