@@ -1,5 +1,6 @@
 # bench/lib.sh: shell functions shared by the benchmark drivers
-# (bench/http/http-bench.sh, bench/experiment/experiment.sh). Sourced, not
+# (bench/http/http-bench.sh, bench/experiment/experiment.sh,
+# bench/load/load-bench.sh). Sourced, not
 # run; bash only.
 #
 # The caller provides:
@@ -8,6 +9,14 @@
 #   $port           the next port to try (next_port advances it)
 #   $nice_n         0, or a nice value for boost (NICE=-20 as root)
 #   $quiet_max, $quiet_budget   for wait_quiet (% of a core, seconds)
+
+# ------------------------------------------------------------ usage
+
+# The comment block at the top of script $1 (after its #! line), as --help
+# prints it: read from the file, so it never falls out of step with it.
+print_usage() {
+    awk 'NR == 1 { next } !/^#/ { exit } { sub(/^# ?/, ""); print }' "$1"
+}
 
 # ------------------------------------------------------------ processes
 

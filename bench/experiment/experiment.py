@@ -245,7 +245,7 @@ def cells(runs):
     for r in runs:
         groups.setdefault((r["server"], r["client"], r["concurrency"]), []).append(r)
     out = []
-    for key, rs in groups.items():
+    for rs in groups.values():
         measured = [r for r in rs if r["status"] != "skipped"]
         if len(measured) < 2:
             out.append((measured or rs)[0])

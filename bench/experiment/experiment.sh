@@ -66,7 +66,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
         --servers) servers=$2; shift ;;
-        -h|--help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) print_usage "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
@@ -355,7 +355,7 @@ client_command() {  # $1 client, $2 C, $3 url
 client_tool() { case "$1" in grove-load*) echo grove-load ;; *) echo "$1" ;; esac; }
 
 n_run=0
-declare -A quick_cell=()  # "S CLIENT C" -> 1: its first run was short enough to repeat
+declare -A repeatable=()  # "S CLIENT C" -> 1: its first run was short enough to repeat
 # measure S CLIENT C: one run, recorded as runs/<id>.json, whatever happens.
 measure() {
     local s=$1 cl=$2 c=$3 id p d u cmd tl rc=0 alive=1 rss=0
@@ -410,7 +410,7 @@ measure() {
             o = all - srv - cli; if (o < 0) o = 0
             printf "%.3f %.0f %.0f %.0f\n", w, 100 * srv / w, 100 * cli / w, 100 * o / w }')
     if [ "$rc" = 0 ] && [ "$alive" = 1 ] && awk -v e="$el" -v m="$repeat_max_s" 'BEGIN { exit !(e < m) }'; then
-        quick_cell["$s $cl $c"]=1
+        repeatable["$s $cl $c"]=1
     fi
     $tool record "${common[@]}" --command "taskset -c $client_cpu $(shown "$cmd")" --server-command "$srv_cmd" \
         --time-limit "$tl" --grove-load-limit "$limit" --raw "$out/raw/$id.txt" --raw-rel "raw/$id.txt" --page-len "$page_len" \
@@ -488,7 +488,7 @@ sweep() {
     for round in $(seq 1 "$repeat"); do
         for s in $servers; do
             for cl in "$@"; do
-                [ "$round" = 1 ] || [ -n "${quick_cell["$s $cl $c"]:-}" ] || continue
+                [ "$round" = 1 ] || [ -n "${repeatable["$s $cl $c"]:-}" ] || continue
                 measure "$s" "$cl" "$c"
             done
         done

@@ -11,29 +11,15 @@ One change: the access log is off (log=None), as it is for every other
 server in the experiment; with it, gevent would also write a line per
 request. Prints "peer-server: ready: ..." once listening; SIGTERM ends it.
 """
-import argparse
 import os
-import sys
 
 from gevent.pywsgi import WSGIServer
 import gevent
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--concurrency", type=int, required=True)
-ap.add_argument("--port", type=int, required=True)
-ap.add_argument("--host", default="127.0.0.1")
-ap.add_argument("--page", required=True)
-args = ap.parse_args()
+from seed_app import parse_args, seed_app
 
-with open(args.page, "rb") as f:
-    PAGE = f.read()
-
-
-def application(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/html"),
-                              ("Content-Length", str(len(PAGE)))])
-    return [PAGE]
-
+args = parse_args()
+application = seed_app(args.page)
 
 server = WSGIServer((args.host, args.port), application, spawn=args.concurrency, log=None)
 server.start()

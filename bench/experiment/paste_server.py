@@ -10,28 +10,14 @@ request_queue_size=5 (the listen backlog), HTTP/1.0 (so no keep-alive),
 a worker thread replaced after 100 requests, no access log. Prints
 "peer-server: ready: ..." once listening; SIGTERM ends it.
 """
-import argparse
 import os
 
 from paste import httpserver
-import paste
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--concurrency", type=int, required=True)
-ap.add_argument("--port", type=int, required=True)
-ap.add_argument("--host", default="127.0.0.1")
-ap.add_argument("--page", required=True)
-args = ap.parse_args()
+from seed_app import parse_args, seed_app
 
-with open(args.page, "rb") as f:
-    PAGE = f.read()
-
-
-def application(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/html"),
-                              ("Content-Length", str(len(PAGE)))])
-    return [PAGE]
-
+args = parse_args()
+application = seed_app(args.page)
 
 server = httpserver.serve(application, host=args.host, port=args.port,
                           threadpool_workers=args.concurrency, start_loop=False)

@@ -39,6 +39,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+# shellcheck source=../lib.sh
+. "$root/bench/lib.sh"  # stop_pid, next_port, boost, vmhwm, CPU use, wait_quiet, print_usage
 
 # ------------------------------------------------------------ options
 json=0
@@ -53,7 +55,7 @@ while [ $# -gt 0 ]; do
         --reps) reps=$2; shift ;;
         --servers) servers=$2; shift ;;
         --points) points=$2; shift ;;
-        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) print_usage "$0"; exit 0 ;;
         *) echo "http-bench: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -76,8 +78,6 @@ page=$root/tools/seed-server/seed-page.html
 seed=${SEED_SERVER:-$root/build/bin/seed-server}
 
 log() { echo "http-bench: $*" >&2; }
-# shellcheck source=../lib.sh
-. "$root/bench/lib.sh"  # stop_pid, next_port, boost, vmhwm, CPU use, wait_quiet
 die() { log "error: $*"; exit 1; }
 
 for s in $servers; do

@@ -23,6 +23,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"  # stop_pid, next_port, boost, wait_quiet, children_s, render_nginx_conf, print_usage
 
 json=0
 quick=${QUICK:-0}
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --json) json=1 ;;
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) print_usage "$0"; exit 0 ;;
         *) echo "load-bench: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -61,8 +63,6 @@ page=$root/tools/seed-server/seed-page.html
 
 log() { echo "load-bench: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"  # stop_pid, next_port, boost, wait_quiet, children_s, render_nginx_conf
 
 missing=""
 for tool in wrk:wrk ab:apache2-utils curl:curl taskset:util-linux ss:iproute2 "$nginx_bin":nginx-light; do
