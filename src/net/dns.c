@@ -11,12 +11,13 @@
  * A "driver" green thread, spawned when a lookup is in flight and gone
  * when none is (so gr_main can finish), waits on c-ares' sockets with
  * gr_poll() until c-ares' next time-out, then lets c-ares process them. A
- * new lookup may add a socket or an earlier time-out, so it unparks the
- * driver (status EINTR), which then polls the new set.
+ * new lookup may add a socket or an earlier time-out, so it fires the
+ * driver's latch (GR__WAKE_CHANGED), which ends its poll; it then polls
+ * the new set.
  *
  * Each lookup has a heap record: c-ares may call back long after the
- * caller gave up. A caller that times out or is killed clears the
- * record's caller and returns; the callback then frees the record. When
+ * caller gave up. A caller that times out or is killed marks the record
+ * abandoned and returns; the callback then frees the record. When
  * no caller waits any more, every lookup is cancelled, so abandoned
  * lookups do not keep the driver (and gr_main) alive until c-ares gives
  * up on them. */
@@ -173,8 +174,9 @@ typedef struct chan {
 typedef struct query {
     struct query *prev, *next;
     chan *c;
-    gr__g *caller; /* NULL once the caller gave up */
-    int done, status;
+    gr__latch done;    /* fired by the c-ares callback */
+    uint8_t abandoned; /* the caller gave up: the callback frees the record */
+    int status;
     struct ares_addrinfo *ai;
     char *host, *serv;
 } query;
@@ -188,6 +190,7 @@ static __thread struct {
     query *queries;
     size_t waiting; /* lookups whose caller still waits */
     gr_t driver;
+    gr__latch kick; /* the driver's: fired when the set of sockets changes */
     struct pollfd *pfd;
     chan **owner;
     size_t cap;
@@ -300,7 +303,7 @@ static void hub_gone(void *arg)
 
     (void)arg;
     for (query *q = dns.queries; q; q = q->next)
-        q->caller = NULL;
+        q->abandoned = 1;
     dns.waiting = 0;
     if ((c = dns.cur))
         c->next = dns.retired;
@@ -319,6 +322,7 @@ static void hub_gone(void *arg)
     dns.owner = NULL;
     dns.cap = 0;
     dns.driver = 0;
+    dns.kick = (gr__latch){0};
     dns.hub = NULL;
 }
 
@@ -511,10 +515,15 @@ static void *driver(void *arg)
     gr_t self = gr_self();
 
     (void)arg;
+    gr__latch_arm(&dns.kick, GR__WAKE_CHANGED);
     while (dns.queries) {
         int64_t deadline;
-        size_t n = gather(&deadline);
-        int rc = gr_poll(dns.pfd, n, deadline);
+        size_t n;
+        int rc;
+
+        gr__latch_take(&dns.kick); /* the set gathered now is the new one */
+        n = gather(&deadline);
+        rc = gr_poll(dns.pfd, n, deadline);
 
         if (rc < 0 && errno == ECANCELED) {
             /* Killed (gr_main's deadlock handling): nobody will drive
@@ -524,35 +533,33 @@ static void *driver(void *arg)
         }
         if (rc < 0 && errno == ENOMEM)
             gr_sleep(gr_now() + 10);
-        if (rc < 0) /* EINTR: a new lookup; EBADF: a socket went */
+        if (rc < 0) /* EINTR: the kick latch; EBADF: a socket went */
             n = 0;
         process(n);
         sweep();
     }
+    gr__latch_disarm(&dns.kick);
     if (dns.driver == self)
         dns.driver = 0;
     sweep();
     return NULL;
 }
 
-/* The driver, if one is alive and will loop again. A driver killed
- * before it ever ran never will: it does not count. */
-static gr__g *live_driver(gr_hub *h)
+/* Whether a driver is alive and will loop again. A driver killed before
+ * it ever ran never will: it does not count. */
+static int driver_live(void)
 {
-    gr__g *g = dns.driver ? gr__lookup(h, dns.driver) : NULL;
-
-    return g && g->state != GR__DONE && !g->cancelled ? g : NULL;
+    return dns.driver && gr__will_run(dns.driver);
 }
 
 /* Make sure a driver runs and polls the current set of sockets. */
-static int kick_driver(gr_hub *h)
+static int kick_driver(void)
 {
     gr_opts o = {.name = "dns", .flags = GR_DETACHED};
-    gr__g *g = live_driver(h);
     gr_t t;
 
-    if (g) {
-        gr__unpark(g, EINTR); /* out of gr_poll, to poll the new set */
+    if (driver_live()) {
+        gr__latch_fire(&dns.kick, GR__WAKE_CHANGED);
         return 0;
     }
     if ((t = gr_spawn_opts(driver, NULL, &o)) < 0)
@@ -563,14 +570,13 @@ static int kick_driver(gr_hub *h)
 
 /* ------------------------------------------------------------ lookups */
 
-static query *query_new(chan *c, gr__g *caller)
+static query *query_new(chan *c)
 {
     query *q = calloc(1, sizeof *q);
 
     if (!q)
         return NULL;
     q->c = c;
-    q->caller = caller;
     q->next = dns.queries;
     if (dns.queries)
         dns.queries->prev = q;
@@ -605,30 +611,27 @@ static int query_finish(query *q, int status)
     if (q->next)
         q->next->prev = q->prev;
     q->c->pending--;
-    if (!q->caller)
+    if (q->abandoned)
         return 0;
     q->status = status;
-    q->done = 1;
     dns.waiting--;
-    gr__unpark(q->caller, 0); /* makes it ready; nothing switches here */
+    gr__latch_fire(&q->done, GR__WAKE_DONE); /* nothing switches here */
     return 1;
 }
 
 /* The caller stops waiting. The last one to leave cancels the lookups
  * nobody wants any more, so they do not outlive their callers. */
-static void query_give_up(gr_hub *h, query *q)
+static void query_give_up(query *q)
 {
-    gr__g *g;
-
-    q->caller = NULL;
+    q->abandoned = 1;
     if (--dns.waiting == 0) {
         each_channel(cancel_chan);
         sweep();
     }
-    if (!dns.queries && (g = live_driver(h))) {
+    if (!dns.queries && driver_live()) {
         /* Let it see it has nothing left and leave now: a root context
          * may never run the hub again, and gr_main need not wait. */
-        gr__unpark(g, EINTR);
+        gr__latch_fire(&dns.kick, GR__WAKE_CHANGED);
         gr_yield();
     }
 }
@@ -636,20 +639,18 @@ static void query_give_up(gr_hub *h, query *q)
 /* Wait for q's callback. 0 when it came (q->status holds the outcome);
  * EAI_SYSTEM (errno ETIMEDOUT, ECANCELED...) or EAI_MEMORY when the caller
  * gave up, and q is no longer the caller's. */
-static int query_wait(gr_hub *h, query *q, int64_t deadline)
+static int query_wait(query *q, int64_t deadline)
 {
-    if (!q->done && kick_driver(h) != 0) {
-        query_give_up(h, q);
+    if (!gr__latch_fired(&q->done) && kick_driver() != 0) {
+        query_give_up(q);
         return EAI_MEMORY;
     }
-    while (!q->done) {
-        if (gr__park(deadline, "dns") != 0 && !q->done) {
-            int err = errno;
+    if (gr__latch_wait(&q->done, GR__WAKE_DONE, deadline, "dns") < 0) {
+        int err = errno;
 
-            query_give_up(h, q);
-            errno = err;
-            return EAI_SYSTEM;
-        }
+        query_give_up(q);
+        errno = err;
+        return EAI_SYSTEM;
     }
     return 0;
 }
@@ -758,12 +759,12 @@ static int ares_addrinfo_lookup(gr_hub *h, const char *node, const char *service
 
     if ((rc = service_template(service, hints, &tpl)) != 0)
         return rc;
-    if (!(c = channel(h, &rc)) || !(q = query_new(c, h->current))) {
+    if (!(c = channel(h, &rc)) || !(q = query_new(c))) {
         freeaddrinfo(tpl);
         return c ? EAI_MEMORY : rc;
     }
     ares_getaddrinfo(c->ch, node, NULL, &ah, on_addrinfo, q);
-    if ((rc = query_wait(h, q, deadline)) == 0) {
+    if ((rc = query_wait(q, deadline)) == 0) {
         if ((rc = eai_of(q->status)) == 0)
             rc = build(q->ai, tpl, hc.ai_flags & AI_CANONNAME, res);
         query_free(q);
@@ -819,10 +820,10 @@ static int ares_nameinfo_lookup(gr_hub *h, const struct sockaddr *sa, socklen_t 
 
     if (!(c = channel(h, &rc)))
         return rc;
-    if (!(q = query_new(c, h->current)))
+    if (!(q = query_new(c)))
         return EAI_MEMORY;
     ares_getnameinfo(c->ch, sa, salen, af, on_nameinfo, q);
-    if ((rc = query_wait(h, q, deadline)) != 0)
+    if ((rc = query_wait(q, deadline)) != 0)
         return rc;
     if ((rc = eai_of(q->status)) == 0 && (rc = copy_name(host, hostlen, q->host)) == 0)
         rc = copy_name(serv, servlen, q->serv);
@@ -836,9 +837,7 @@ static int ares_nameinfo_lookup(gr_hub *h, const struct sockaddr *sa, socklen_t 
  * ECANCELED (killed) or ENOMEM (no hub) otherwise. */
 static gr_hub *enter(void)
 {
-    gr_hub *h = gr__hub();
-
-    return h && gr__may_block(h) == 0 ? h : NULL;
+    return gr__enter() == 0 ? gr_hub_current() : NULL;
 }
 
 int gr_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,

@@ -54,7 +54,7 @@ static int connect_wait(int fd, const struct sockaddr *addr, socklen_t len, int6
     for (;;) {
         int err;
 
-        if (gr__wait_fd(fd, GR_WRITE, deadline, 1) < 0)
+        if (gr_wait_fd(fd, GR_WRITE | GR_EDGE, deadline) < 0)
             return -1;
         if ((err = so_error(fd)) != 0) {
             errno = err;
@@ -93,7 +93,7 @@ static int unix_connect_retry(int fd, const struct sockaddr *addr, socklen_t len
 
 int gr_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
-    if (gr__io_enter() != 0)
+    if (gr__enter() != 0)
         return -1;
     if (connect(fd, addr, len) == 0)
         return 0;
@@ -139,7 +139,7 @@ int gr_accept(int fd, gr_addr *peer, int64_t deadline)
 {
     int c;
 
-    if (gr__io_enter() != 0)
+    if (gr__enter() != 0)
         return -1;
     while ((c = gr__accept_now(fd, peer)) < 0)
         if (!gr__io_again(fd, GR_READ, deadline))
@@ -244,7 +244,7 @@ int gr_unix_connect(const char *path, int64_t deadline)
     gr_addr a;
     int fd;
 
-    if (gr__io_enter() != 0 || gr_addr_unix(&a, path) != 0)
+    if (gr__enter() != 0 || gr_addr_unix(&a, path) != 0)
         return -1;
     if ((fd = gr_socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
         return -1;
@@ -452,7 +452,7 @@ int gr_tcp_connect(const char *host, int port, int64_t deadline)
         errno = EINVAL;
         return -1;
     }
-    if (gr__io_enter() != 0 || resolve(host, port, &res, deadline) != 0)
+    if (gr__enter() != 0 || resolve(host, port, &res, deadline) != 0)
         return -1;
     fd = gr__connect_addrs(res, deadline);
     err = errno;
