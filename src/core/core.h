@@ -47,6 +47,10 @@ gr_t gr__self(int err_in_hub);
 /* 1 when the caller runs in a hub callback, where nothing may block. */
 int gr__in_hub_callback(void);
 
+/* 1 when the caller is a green thread (not a thread's root context, not a
+ * hub callback, not a thread without a hub). Never creates a hub. */
+int gr__in_green_thread(void);
+
 /* 1 if t is a green thread of this hub that has not finished and has not
  * been killed: it will run again and can be relied on to look at state. */
 int gr__will_run(gr_t t);

@@ -39,6 +39,13 @@ int gr__in_hub_callback(void)
     return h && h->current == h->hubg;
 }
 
+int gr__in_green_thread(void)
+{
+    gr_hub *h = gr__tls_hub;
+
+    return h && h->current->kind == GR__KIND_GREEN;
+}
+
 int gr__will_run(gr_t t)
 {
     gr__g *g = gr__lookup(gr__tls_hub, t);
