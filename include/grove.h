@@ -527,6 +527,14 @@ GR_API int gr_local_port(int fd);
  * resolver failed temporarily, EINVAL for a bad port. */
 GR_API int gr_tcp_connect(const char *host, int port, int64_t deadline);
 
+/* gr_tcp_connect after name resolution: Happy Eyeballs over the addresses
+ * of the list res (from gr_getaddrinfo or getaddrinfo; only ai_family,
+ * ai_protocol, ai_addr and ai_addrlen are read, ai_next links them). res
+ * stays the caller's. Returns a connected, non-blocking socket with
+ * TCP_NODELAY, or -1 with errno as gr_tcp_connect (EADDRNOTAVAIL for an
+ * empty list). */
+GR_API int gr_tcp_connect_addrinfo(const struct addrinfo *res, int64_t deadline);
+
 /* Connect to a Unix-domain stream socket. */
 GR_API int gr_unix_connect(const char *path, int64_t deadline);
 
