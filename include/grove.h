@@ -254,6 +254,34 @@ GR_API int gr_hub_post(gr_hub *hub, void (*cb)(void *arg), void *arg);
 GR_API void gr_hub_ref(gr_hub *hub);
 GR_API void gr_hub_unref(gr_hub *hub);
 
+/* fork(2) for a program that uses grove (a plain fork() does the same
+ * work, through pthread_atfork; this name is for readers). In the child,
+ * the caller (a green thread, or the thread's root context) goes on alone,
+ * as POSIX does for OS threads: every other green thread of its hub is
+ * discarded without running again (its clean-up code does not run; what it
+ * held stays as it was: memory, fds, locks), a thread that was joining one
+ * gets ESRCH, finished threads stay joinable. The child's hub gets new
+ * epoll and wake fds; the thread pool, the DNS channel and other OS
+ * threads' hubs are gone and come back on demand. The parent is untouched.
+ * Returns as fork: the child's pid in the parent, 0 in the child, or -1
+ * with errno (EAGAIN, ENOMEM) in the parent. If the child cannot rebuild
+ * its hub (no memory for an epoll fd), it prints why and exits with 127. */
+GR_API pid_t gr_fork(void);
+
+/* gr_daemonize flags, as daemon(3)'s arguments. */
+#define GR_DAEMON_NOCHDIR 1u /* stay in the current directory (default: "/") */
+#define GR_DAEMON_NOCLOSE 2u /* keep fds above 2 open (default: close them) */
+
+/* Detach from the terminal and the session (daemon(3), done right): fork,
+ * setsid, fork again, chdir("/"), standard fds to /dev/null, every other fd
+ * closed (grove's own are made anew). The calling process exits with status
+ * 0 once the daemon is set up; the daemon (the caller's green thread, alone
+ * as after gr_fork) returns 0. Returns -1 with errno in the calling process
+ * (EINVAL for unknown flags, the errno of a failed fork, setsid, chdir or
+ * open: then no daemon runs). Blocks the whole OS thread while it waits for
+ * the daemon to report. */
+GR_API int gr_daemonize(unsigned flags);
+
 /* Counters of the calling thread's hub, for monitoring and tests. */
 typedef struct gr_stats {
     size_t threads;        /* green threads alive (not finished), root excluded */

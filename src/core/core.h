@@ -130,7 +130,8 @@ enum gr__wake_reason {
 };
 
 typedef struct gr__latch {
-    struct gr__g *waiter; /* armed by; NULL when disarmed */
+    gr_t waiter;          /* armed by (a handle: a latch may outlive its
+                           * waiter, as in a forked child); 0 when disarmed */
     unsigned wake_on;     /* the reasons that end the waiter's waits */
     unsigned fired;       /* reasons fired and not yet taken */
 } gr__latch;
@@ -168,6 +169,21 @@ void gr__latch_fire(gr__latch *l, unsigned reason);
  * its memory is freed), for subsystems that keep per-hub state, such as the
  * DNS channel. Hooks run newest first. Returns 0 or -1/ENOMEM. */
 int gr__hub_on_destroy(gr_hub *h, void (*fn)(void *arg), void *arg);
+
+/* Run fn(arg) in a forked child, on the hub of the thread that forked,
+ * once the hub is rebuilt (core/fork.c): for subsystems whose per-hub state
+ * holds kernel objects shared with the parent (the DNS channel's sockets).
+ * Hooks stay registered for later forks. Returns 0 or -1/ENOMEM. */
+int gr__hub_on_fork(gr_hub *h, void (*fn)(void *arg), void *arg);
+
+/* The process has closed every fd above 2 (a daemon starting): give this
+ * thread's hub new kernel objects, as in a forked child, and run the fork
+ * hooks. */
+void gr__hub_fds_lost(void);
+
+/* 1 if t names a context of this hub that has not finished: a green
+ * thread, or the thread's root. */
+int gr__handle_alive(gr_t t);
 
 /* A diagnostic on stderr, prefixed "grove: ". */
 void gr__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -51,7 +51,7 @@ int gr__slot_alloc(gr_hub *h, gr__g *g)
     return slot_alloc(h, g);
 }
 
-static void slot_free(gr_hub *h, uint32_t i)
+void gr__slot_free(gr_hub *h, uint32_t i)
 {
     h->slots[i].g = NULL;
     h->slots[i].next_free = h->free_slot;
@@ -74,7 +74,7 @@ gr__g *gr__lookup(gr_hub *h, gr_t handle)
 void gr__release(gr_hub *h, gr__g *g)
 {
     h->nfinished--;
-    slot_free(h, g->slot);
+    gr__slot_free(h, g->slot);
     gr__stack_put(&h->stacks, &g->stack);
 }
 
@@ -163,6 +163,8 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     g->arg = arg;
     g->timer.idx = 0;
     g->park_deadline = -1;
+    g->qwait = NULL;
+    g->nfdw = 0;
     g->joiners.head_ = g->joiners.tail_ = NULL;
     g->collectors = 0;
     g->timeout_eff = -1;

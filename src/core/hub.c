@@ -263,9 +263,36 @@ static void hub_key_destructor(void *p)
         gr__hub_destroy(h);
 }
 
+/* Locks another OS thread may hold at the fork are taken first, so the
+ * child does not inherit them locked; then the child rebuilds its hub
+ * (fork.c). Only the forking thread exists in the child, and so does only
+ * its hub. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&config_lock);
+    if (gr__tls_hub)
+        pthread_mutex_lock(&gr__tls_hub->lock);
+}
+
+static void fork_parent(void)
+{
+    if (gr__tls_hub)
+        pthread_mutex_unlock(&gr__tls_hub->lock);
+    pthread_mutex_unlock(&config_lock);
+}
+
+static void fork_child(void)
+{
+    fork_parent();
+    atomic_store(&hubs_alive, gr__tls_hub != NULL);
+    if (gr__tls_hub)
+        gr__hub_after_fork(gr__tls_hub);
+}
+
 static void make_hub_key(void)
 {
     pthread_key_create(&hub_key, hub_key_destructor);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static gr__g *new_context(gr_hub *h, int kind)
@@ -352,7 +379,7 @@ gr_hub *gr_hub_current(void)
     return gr__hub_get();
 }
 
-static void free_record_extras(gr__g *g)
+void gr__record_extras_free(gr__g *g)
 {
     gr__exit_cb *cb;
 
@@ -388,6 +415,10 @@ static void run_destroy_hooks(gr_hub *h)
         k->fn(k->arg);
         free(k);
     }
+    while ((k = h->on_fork)) {
+        h->on_fork = k->next;
+        free(k);
+    }
 }
 
 void gr__hub_destroy(gr_hub *h)
@@ -396,7 +427,7 @@ void gr__hub_destroy(gr_hub *h)
     gr__overflow_trap_fini(h);
     for (uint32_t i = 0; i < h->nslots; i++)
         if (h->slots[i].g)
-            free_record_extras(h->slots[i].g);
+            gr__record_extras_free(h->slots[i].g);
     gr__posts_fini(h);
     gr__fds_fini(h);
     gr__timer_heap_fini(&h->timers);

@@ -31,6 +31,7 @@ enum gr__state {
     GR__RUNNABLE, /* running, or in the ready queue */
     GR__PARKED,   /* blocked in gr__park */
     GR__DONE,     /* finished; record kept until joined */
+    GR__GONE,     /* discarded in a forked child (fork.c), about to be freed */
 };
 
 typedef struct gr__exit_cb {
@@ -61,6 +62,9 @@ typedef struct gr__g {
     void *result;
     gr__timer timer;     /* may stay armed after a wake (lazy; see gr__park) */
     int64_t park_deadline; /* of the current or last park; -1: none */
+    gr__waiter *qwait;     /* its waiter while in a queue wait */
+    gr__waiter *fdw;       /* its waiters while in an fd wait or gr_poll... */
+    uint32_t nfdw;         /* ...and how many (0: not waiting on fds) */
     gr__wq joiners;
     uint32_t collectors; /* woken joiners yet to pick the result up */
     const char *wait_what; /* why it is parked, for deadlock reports */
@@ -96,6 +100,7 @@ typedef struct gr__post {
  * may point into them. */
 typedef struct gr__fdrec {
     gr__wq readers, writers;
+    uint32_t gen; /* the hub's fd_gen when last used; older: stale (forked) */
     uint8_t registered;
     uint8_t ready; /* GR_READ/GR_WRITE edges seen since the last EAGAIN */
 } gr__fdrec;
@@ -132,6 +137,8 @@ struct gr_hub {
     gr__backend backend;
     gr__fdrec *fds[GR__FD_CHUNKS];
     size_t nfd_waiters;
+    size_t nqwait; /* threads in queue waits (a forked child looks for them) */
+    uint32_t fd_gen; /* bumped by a fork: every fd record is stale at once */
 
     /* Cross-thread: guarded by lock, except the atomics. */
     pthread_mutex_t lock;
@@ -145,6 +152,7 @@ struct gr_hub {
     uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
     int *errno_loc;       /* this thread's errno, without a libc call per switch */
     struct gr__hub_hook *on_destroy; /* subsystems' clean-up, newest first */
+    struct gr__hub_hook *on_fork;    /* subsystems' rebuild in a forked child */
     uint8_t in_main;
     uint8_t root_draining;
 #if defined(GR__ASAN)
@@ -325,6 +333,7 @@ static inline int gr__killed(const gr__g *g)
 /* ------------------------------------------------------------ internal */
 #define GR__NO_SLOT UINT32_MAX
 int gr__slot_alloc(gr_hub *h, gr__g *g);
+void gr__slot_free(gr_hub *h, uint32_t i);
 gr__g *gr__lookup(gr_hub *h, gr_t handle);
 void gr__release(gr_hub *h, gr__g *g);
 void gr__switch(gr_hub *h, gr__g *from, gr__g *to);
@@ -350,6 +359,11 @@ void gr__overflow_trap_fini(gr_hub *h);
 void gr__overflow_canary(gr__g *g) __attribute__((noreturn));
 size_t gr__format_name(const gr__g *g, char *buf, size_t len);
 void gr__locals_destroy(gr__g *g);
+/* Free what a record owns besides its stack (exit callbacks, locals),
+ * running nothing. */
+void gr__record_extras_free(gr__g *g);
+/* The pthread_atfork child handler's work on the forking thread's hub. */
+void gr__hub_after_fork(gr_hub *h);
 /* Process-wide configuration (gr_configure), read-only once a hub exists. */
 extern gr_config gr__cfg;
 static inline const gr_config *gr__config(void)

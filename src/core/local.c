@@ -22,6 +22,24 @@ static struct {
     void (*_Atomic destructor)(void *);
 } keys[GR_LOCAL_KEYS_MAX];
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t keys_fork_once = PTHREAD_ONCE_INIT;
+
+/* Held across fork, so a child never inherits it locked by a thread it
+ * does not have. */
+static void keys_lock_take(void)
+{
+    pthread_mutex_lock(&keys_lock);
+}
+
+static void keys_lock_give(void)
+{
+    pthread_mutex_unlock(&keys_lock);
+}
+
+static void keys_fork_safe(void)
+{
+    pthread_atfork(keys_lock_take, keys_lock_give, keys_lock_give);
+}
 
 /* pthread's rule: destructors that set values again get a few more rounds. */
 #define DESTRUCTOR_ROUNDS 4
@@ -30,6 +48,7 @@ int gr_local_key_create(void (*destructor)(void *))
 {
     int key = -1;
 
+    pthread_once(&keys_fork_once, keys_fork_safe);
     pthread_mutex_lock(&keys_lock);
     for (int i = 0; i < GR_LOCAL_KEYS_MAX && key < 0; i++) {
         if (!atomic_load(&keys[i].used)) {

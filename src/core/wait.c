@@ -46,6 +46,13 @@ int gr__in_green_thread(void)
     return h && h->current->kind == GR__KIND_GREEN;
 }
 
+int gr__handle_alive(gr_t t)
+{
+    gr__g *g = gr__lookup(gr__tls_hub, t);
+
+    return g && g->state != GR__DONE && g->state != GR__GONE;
+}
+
 int gr__will_run(gr_t t)
 {
     gr__g *g = gr__lookup(gr__tls_hub, t);
@@ -70,8 +77,15 @@ int gr__wait_queue(gr__wq *q, gr__waiter *w, int64_t deadline, const char *what)
         return -1;
     }
     gr__wq_push(q, w, h->current);
-    if (GR__LIKELY(park_inline(deadline, what) == 0))
+    h->current->qwait = w;
+    h->nqwait++;
+    if (GR__LIKELY(park_inline(deadline, what) == 0)) {
+        h->nqwait--;
+        h->current->qwait = NULL;
         return 0;
+    }
+    h->nqwait--;
+    h->current->qwait = NULL;
     gr__wq_remove(w);
     return -1;
 }
@@ -79,19 +93,24 @@ int gr__wait_queue(gr__wq *q, gr__waiter *w, int64_t deadline, const char *what)
 int gr__wait_queue_deaf(gr__wq *q, gr__waiter *w, const char *what)
 {
     gr_hub *h = gr__hub_get();
+    int rc = 0;
 
     if (!h)
         return -1;
     gr__wq_push(q, w, h->current);
+    h->current->qwait = w;
+    h->nqwait++;
     /* Only a waker that popped w ends the wait: anything else (a latch
      * fired at this thread) parks it again. */
     while (w->linked) {
         if (gr__park_deaf(what) != 0 && errno == EDEADLK) {
             gr__wq_remove(w);
-            return -1;
+            rc = -1;
         }
     }
-    return 0;
+    h->nqwait--;
+    h->current->qwait = NULL;
+    return rc;
 }
 
 gr__waiter *gr__wq_pop(gr__wq *q)
@@ -137,13 +156,13 @@ size_t gr__wake_all(gr__wq *q, void *data, int status)
 
 void gr__latch_arm(gr__latch *l, unsigned wake_on)
 {
-    l->waiter = gr__tls_hub->current;
+    l->waiter = gr__tls_hub->current->handle;
     l->wake_on = wake_on;
 }
 
 void gr__latch_disarm(gr__latch *l)
 {
-    l->waiter = NULL;
+    l->waiter = 0;
     l->wake_on = 0;
 }
 
@@ -158,9 +177,11 @@ unsigned gr__latch_take(gr__latch *l)
 /* The latch, not errno, says why: the wait it ends fails with EINTR. */
 void gr__latch_fire(gr__latch *l, unsigned reason)
 {
+    gr__g *g;
+
     l->fired |= reason;
-    if (l->waiter && (reason & l->wake_on))
-        gr__unpark(l->waiter, EINTR);
+    if (l->waiter && (reason & l->wake_on) && (g = gr__lookup(gr__tls_hub, l->waiter)))
+        gr__unpark(g, EINTR);
 }
 
 int gr__latch_wait(gr__latch *l, unsigned wake_on, int64_t deadline, const char *what)

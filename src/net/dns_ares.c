@@ -176,16 +176,12 @@ static void sweep(void)
     }
 }
 
-/* The hub is going: its green threads are gone or abandoned, so no
- * caller can take a result any more. */
-static void hub_gone(void *arg)
+/* Destroy every channel: c-ares calls back every lookup in flight with
+ * ARES_EDESTRUCTION, and lookups nobody waits for are freed. */
+static void drop_channels(void)
 {
     chan *c;
 
-    (void)arg;
-    for (query *q = dns.queries; q; q = q->next)
-        q->abandoned = 1;
-    dns.waiting = 0;
     if ((c = dns.cur))
         c->next = dns.retired;
     else
@@ -204,7 +200,33 @@ static void hub_gone(void *arg)
     dns.cap = 0;
     dns.driver = 0;
     dns.kick = (gr__latch){0};
+}
+
+/* The hub is going: its green threads are gone or abandoned, so no
+ * caller can take a result any more. */
+static void hub_gone(void *arg)
+{
+    (void)arg;
+    for (query *q = dns.queries; q; q = q->next)
+        q->abandoned = 1;
+    dns.waiting = 0;
+    drop_channels();
     dns.hub = NULL;
+}
+
+/* A forked child: the channels' sockets are the parent's too, so they go,
+ * and the next lookup makes a new channel. A lookup of a context the child
+ * kept (the root) fails with ECANCELED; the others' callers are gone. */
+static void hub_forked(void *arg)
+{
+    (void)arg;
+    for (query *q = dns.queries; q; q = q->next) {
+        if (!q->abandoned && !gr__handle_alive(q->done.waiter)) {
+            q->abandoned = 1;
+            dns.waiting--;
+        }
+    }
+    drop_channels();
 }
 
 static int new_ares_channel(ares_channel *ch, const char *servers)
@@ -233,7 +255,8 @@ static chan *channel(gr_hub *h, int *eai)
     if (dns.cur)
         return dns.cur;
     if (dns.hub != h) {
-        if (gr__hub_on_destroy(h, hub_gone, NULL) != 0) {
+        if (gr__hub_on_destroy(h, hub_gone, NULL) != 0 ||
+            gr__hub_on_fork(h, hub_forked, NULL) != 0) {
             *eai = EAI_MEMORY;
             return NULL;
         }

@@ -40,6 +40,7 @@ typedef struct job {
     gr_hub *hub;
     gr__latch delivered; /* hub thread only: fired by deliver() */
     int state;           /* JOB_*, under pool.lock */
+    unsigned gen;        /* fork_gen when submitted */
     uint8_t caller_gone; /* hub thread only: deliver() frees the record */
 } job;
 
@@ -68,20 +69,38 @@ static void init_cond(void)
     pthread_condattr_destroy(&a);
 }
 
-/* A forked child has none of the parent's workers: start afresh. Jobs
- * still queued run on new threads; those that were running are lost with
- * their threads, and so are their callers (in the parent's hub). */
+/* Jobs submitted before the last fork, in a child: lost (see below). */
+static unsigned fork_gen;
+
+static void before_fork(void)
+{
+    pthread_mutex_lock(&pool.lock);
+}
+
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* A forked child has none of the parent's workers, and its hub has dropped
+ * the posts and references they would answer with (core/fork.c): every
+ * job from before the fork is lost, queued or running. Their callers are
+ * discarded threads, except perhaps a kept root, whose wait then ends
+ * with its deadline or EDEADLK; abandon() knows the job by its gen. */
 static void after_fork_child(void)
 {
     pthread_mutex_init(&pool.lock, NULL);
     init_cond();
     pool.threads = pool.idle = 0;
+    pool.head = pool.tail = NULL;
+    pool.queued = 0;
+    fork_gen++;
 }
 
 static void pool_init(void)
 {
     init_cond();
-    pthread_atfork(NULL, NULL, after_fork_child);
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 /* ------------------------------------------------------------- workers */
@@ -217,6 +236,7 @@ static int enqueue(job *j)
 
     pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&pool.lock);
+    j->gen = fork_gen;
     if (pool.max_queue && pool.queued >= pool.max_queue) {
         pthread_mutex_unlock(&pool.lock);
         errno = EAGAIN;
@@ -250,6 +270,17 @@ static int abandon(job *j, void **result)
     int err = errno;
 
     pthread_mutex_lock(&pool.lock);
+    if (j->gen != fork_gen) {
+        /* Lost in a fork: no worker and no deliver() will ever see it. */
+        int done = j->state == JOB_DONE;
+
+        pthread_mutex_unlock(&pool.lock);
+        if (done && result)
+            *result = j->result;
+        free(j);
+        errno = err;
+        return done ? 0 : -1;
+    }
     if (j->state == JOB_PENDING) {
         j->state = JOB_ABANDONED;
         pthread_mutex_unlock(&pool.lock);
