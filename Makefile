@@ -9,7 +9,12 @@
 #   make install  PREFIX=/usr/local by default
 
 PREFIX ?= /usr/local
-JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Parallel jobs: JOBS if set (per build); else make's own -j: under -jN the
+# builds take their jobs from make's jobserver, N in all however many builds
+# run at once (make -j2 test), and make -j1 builds one file at a time;
+# without -j, one per core.
+JOBS ?=
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 QUICK ?= 0
 BENCH ?= experiment
@@ -25,10 +30,19 @@ deps-test:
 deps-bench:
 	@scripts/deps.sh bench
 
+# MAKEFLAGS holds -jN and the jobserver only once a recipe runs, so these
+# are expanded there. Its first word holds the one-letter flags (n: -n).
+jobserver = $(filter --jobserver%,$(MAKEFLAGS))
+dry_run = $(findstring n,$(filter-out -%,$(firstword $(MAKEFLAGS))))
+jobs = $(or $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS))),$(NPROC))
+# '+' hands the jobserver to cmake's make (not under -n: '+' would run it).
+cmake_build = $(if $(JOBS),MAKEFLAGS= cmake --build $(1) -j $(JOBS),$(if \
+	$(jobserver),$(if $(dry_run),,+)cmake --build $(1),MAKEFLAGS= cmake --build $(1) -j $(jobs)))
+
 # $(1): directory, $(2): extra cmake flags
 define configure
 	cmake -S . -B $(1) -DGROVE_WERROR=ON $(2) $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(1) -j $(JOBS)
+	$(call cmake_build,$(1))
 endef
 
 build: deps-build
