@@ -590,6 +590,10 @@ GR_API int gr_resolver_set(int which);
  * (EINVAL: not parsable; ENOMEM). */
 GR_API int gr_resolver_servers(const char *csv);
 
+/* <netdb.h> defines it only under POSIX feature macros (_POSIX_C_SOURCE);
+ * declared here so that this header compiles in strict C as well. */
+struct addrinfo;
+
 /* getaddrinfo(3) that blocks only the green thread: honours /etc/hosts and
  * /etc/resolv.conf. Returns 0 or an EAI_* code as getaddrinfo does
  * (EAI_NONAME for NXDOMAIN, ...); EAI_SYSTEM with errno ETIMEDOUT at the
