@@ -523,7 +523,11 @@ typedef struct gr_server_opts {
 typedef struct gr_server gr_server;
 
 /* A stream server (gevent's StreamServer) on the listening socket fd,
- * which it owns from now on. Returns NULL with EINVAL or ENOMEM. */
+ * which it owns from the call on: it is closed on any failure too. A
+ * negative fd (a failed listen passed straight in, as in
+ * gr_server_new(gr_tcp_listen(...), ...)) returns NULL with errno as that
+ * call left it (EADDRINUSE, say). Otherwise NULL with EINVAL (NULL
+ * handler, stack size out of range) or ENOMEM. */
 GR_API gr_server *gr_server_new(int fd, gr_handler_fn handler, void *arg,
                                 const gr_server_opts *opts);
 
@@ -564,10 +568,11 @@ typedef void (*gr_datagram_fn)(int fd, const void *data, size_t len, const gr_ad
                                void *arg);
 
 /* A datagram server (gevent's DatagramServer) on a bound UDP (or Unix
- * datagram) socket fd, which it owns. Each datagram, up to max_size bytes
- * (0: 65535), runs the handler in a green thread, at most opts->pool at
- * once (0: one at a time, in arrival order). Start, serve, stop and free
- * with the gr_server functions. */
+ * datagram) socket fd, which it owns from the call on, as gr_server_new
+ * (closed on failure; a negative fd returns NULL with errno untouched).
+ * Each datagram, up to max_size bytes (0: 65535), runs the handler in a
+ * green thread, at most opts->pool at once (0: one at a time, in arrival
+ * order). Start, serve, stop and free with the gr_server functions. */
 GR_API gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg,
                                          size_t max_size, const gr_server_opts *opts);
 
