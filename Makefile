@@ -6,6 +6,7 @@
 #   make bench    the experiment: grove vs threads vs gevent, Paste, nginx
 #                 (docs/experiment.md); QUICK=1 for a reduced sweep,
 #                 BENCH=all to run the other benchmarks after it
+#   make format   clang-format the C sources (scripts/format.sh)
 #   make install  PREFIX=/usr/local by default
 
 PREFIX ?= /usr/local
@@ -63,10 +64,14 @@ test: deps-test build build-ucontext build-asan
 bench: deps-bench build
 	QUICK=$(QUICK) BENCH=$(BENCH) scripts/bench.sh
 
+# clang-format every C source in place (scripts/format.sh; --check to test).
+format:
+	scripts/format.sh
+
 install: build
 	cmake --install build --prefix $(PREFIX)
 
 clean:
 	rm -rf build build-ucontext build-asan
 
-.PHONY: all build build-ucontext build-asan test bench install clean deps-build deps-test deps-bench
+.PHONY: all build build-ucontext build-asan test bench format install clean deps-build deps-test deps-bench
