@@ -121,7 +121,7 @@ static void *run(void *arg)
         return (void *)1;
     }
     if (!(server = gr_server_new(fd, forward, &o->to, &so))) {
-        gr_close(fd);
+        fprintf(stderr, "forwarder: %s\n", strerror(errno));
         return (void *)1;
     }
     watcher = gr_spawn(watch_signals, server);

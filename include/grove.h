@@ -591,7 +591,11 @@ typedef struct gr_server_opts {
 typedef struct gr_server gr_server;
 
 /* A stream server (gevent's StreamServer) on the listening socket fd,
- * which it owns from now on. Returns NULL with EINVAL or ENOMEM. */
+ * which it owns from the call on: it is closed on any failure too. A
+ * negative fd (a failed listen passed straight in, as in
+ * gr_server_new(gr_tcp_listen(...), ...)) returns NULL with errno as that
+ * call left it (EADDRINUSE, say). Otherwise NULL with EINVAL (NULL
+ * handler, stack size out of range) or ENOMEM. */
 GR_API gr_server *gr_server_new(int fd, gr_handler_fn handler, void *arg,
                                 const gr_server_opts *opts);
 
@@ -632,10 +636,11 @@ typedef void (*gr_datagram_fn)(int fd, const void *data, size_t len, const gr_ad
                                void *arg);
 
 /* A datagram server (gevent's DatagramServer) on a bound UDP (or Unix
- * datagram) socket fd, which it owns. Each datagram, up to max_size bytes
- * (0: 65535), runs the handler in a green thread, at most opts->pool at
- * once (0: one at a time, in arrival order). Start, serve, stop and free
- * with the gr_server functions. */
+ * datagram) socket fd, which it owns from the call on, as gr_server_new
+ * (closed on failure; a negative fd returns NULL with errno untouched).
+ * Each datagram, up to max_size bytes (0: 65535), runs the handler in a
+ * green thread, at most opts->pool at once (0: one at a time, in arrival
+ * order). Start, serve, stop and free with the gr_server functions. */
 GR_API gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg,
                                          size_t max_size, const gr_server_opts *opts);
 
@@ -657,6 +662,10 @@ GR_API int gr_resolver_set(int which);
  * per OS thread and applies to lookups started afterwards. Returns 0 or -1
  * (EINVAL: not parsable; ENOMEM). */
 GR_API int gr_resolver_servers(const char *csv);
+
+/* <netdb.h> defines it only under POSIX feature macros (_POSIX_C_SOURCE);
+ * declared here so that this header compiles in strict C as well. */
+struct addrinfo;
 
 /* getaddrinfo(3) that blocks only the green thread: honours /etc/hosts and
  * /etc/resolv.conf. Returns 0 or an EAI_* code as getaddrinfo does

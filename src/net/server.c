@@ -63,22 +63,34 @@ struct gr_server {
 
 /* ------------------------------------------------------------ creation */
 
+/* The server owns fd from the call on, so a failed creation closes it. */
+static gr_server *fail_closing(int fd, int err)
+{
+    gr_close(fd);
+    errno = err;
+    return NULL;
+}
+
+static int bad_stack_size(const gr_server_opts *opts)
+{
+    return opts && opts->stack_size &&
+           (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX);
+}
+
 /* What both kinds share; has_handler: the caller's handler is not NULL. */
 static gr_server *server_alloc(int fd, int kind, int has_handler, void *arg,
                                const gr_server_opts *opts)
 {
     gr_server *s;
 
-    if (!has_handler || fd < 0 ||
-        (opts && opts->stack_size &&
-         (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX))) {
-        errno = EINVAL;
+    /* A failed gr_tcp_listen() or gr_udp_bind() passed straight in: its
+     * errno (EADDRINUSE, say) is the one to report, so it is left alone. */
+    if (fd < 0)
         return NULL;
-    }
-    if (!(s = calloc(1, sizeof *s))) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!has_handler || bad_stack_size(opts))
+        return fail_closing(fd, EINVAL);
+    if (!(s = calloc(1, sizeof *s)))
+        return fail_closing(fd, ENOMEM);
     s->fd = fd;
     s->kind = kind;
     s->arg = arg;
@@ -115,8 +127,7 @@ gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, siz
         s->pool = 1;
     if (!(s->dbuf = malloc(s->max_size))) {
         free(s);
-        errno = ENOMEM;
-        return NULL;
+        return fail_closing(fd, ENOMEM);
     }
     return s;
 }
