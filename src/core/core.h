@@ -185,6 +185,20 @@ void gr__hub_fds_lost(void);
  * thread, or the thread's root. */
 int gr__handle_alive(gr_t t);
 
+/* Asynchronous notifications, for a subsystem woken by something that is
+ * not a thread of grove's (a signal handler): gr__hub_notify(h, bits)
+ * records bits and wakes h, and is async-signal-safe; h then calls fn(arg,
+ * bits) in hub context, with every bit notified since the last call. One
+ * fn per hub (the signal module's); returns -1/EBUSY if another is set. */
+int gr__hub_set_notify(gr_hub *h, void (*fn)(void *arg, unsigned bits), void *arg);
+void gr__hub_notify(gr_hub *h, unsigned bits);
+
+/* Declare (+1) or retract (-1) a source of wake-ups the hub cannot see,
+ * such as a signal a green thread waits for: while any is declared, the
+ * hub does not report a deadlock (gr_main's EDEADLK), but unlike
+ * gr_hub_ref it does not keep gr_main from returning. */
+void gr__hub_wake_source(gr_hub *h, int delta);
+
 /* A diagnostic on stderr, prefixed "grove: ". */
 void gr__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -188,6 +188,8 @@ static void drop_posts(gr_hub *h)
     gr__posts_fini(h);
     atomic_store(&h->posted, 0);
     atomic_store(&h->refs, 0);
+    atomic_store(&h->notified, 0); /* a fork hook re-declares its wake sources */
+    atomic_store(&h->wake_sources, 0);
     h->sleeping = h->wake_sent = 0;
 }
 

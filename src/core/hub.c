@@ -130,8 +130,8 @@ static int nothing_can_happen(gr_hub *h)
 {
     /* Left-over lazy timers do not count: they wake nobody. */
     return h->timed_waiters == 0 && h->later == 0 && h->nfd_waiters == 0 &&
-           atomic_load(&h->refs) == 0 &&
-           !atomic_load(&h->posted);
+           atomic_load(&h->refs) == 0 && atomic_load(&h->wake_sources) == 0 &&
+           !atomic_load(&h->posted) && !atomic_load(&h->notified);
 }
 
 /* Called with nothing ready. Wakes the root when gr_main may return, or
@@ -167,7 +167,7 @@ static void on_event(void *ctx, int fd, int ready)
 static void poll_blocking(gr_hub *h, int64_t timeout_ns)
 {
     pthread_mutex_lock(&h->lock);
-    if (atomic_load(&h->posted)) {
+    if (atomic_load(&h->posted) || atomic_load(&h->notified)) {
         pthread_mutex_unlock(&h->lock);
         return;
     }
@@ -197,6 +197,8 @@ static void look_around(gr_hub *h)
     gr__fire_timers(h);
     if (atomic_load_explicit(&h->posted, memory_order_relaxed))
         gr__posts_run(h);
+    if (atomic_load_explicit(&h->notified, memory_order_relaxed))
+        gr__notified_run(h);
 }
 
 /* Before sleeping, poll for up to spin_ns (never past the next timer).
@@ -210,7 +212,8 @@ static int spin_for_work(gr_hub *h)
         until = t->when * 1000000;
     while (h->now_ns < until) {
         gr__backend_poll(&h->backend, 0, on_event, h);
-        if (!gr__ready_empty(h) || atomic_load_explicit(&h->posted, memory_order_relaxed))
+        if (!gr__ready_empty(h) || atomic_load_explicit(&h->posted, memory_order_relaxed) ||
+            atomic_load_explicit(&h->notified, memory_order_relaxed))
             return 1;
         gr__update_now(h);
     }

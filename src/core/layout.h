@@ -145,6 +145,10 @@ struct gr_hub {
     gr__post *posts_head, *posts_tail;
     atomic_int posted;
     atomic_long refs;
+    atomic_uint notified;      /* gr__hub_notify bits not yet handed to notify_fn */
+    atomic_long wake_sources;  /* gr__hub_wake_source: no deadlock while > 0 */
+    void (*notify_fn)(void *arg, unsigned bits);
+    void *notify_arg;
     int sleeping;  /* in the blocking poll: posters must write wakefd */
     int wake_sent; /* wakefd written since the hub last slept */
     int wakefd;
@@ -352,6 +356,7 @@ void gr__update_now(gr_hub *h);
 void gr__fd_event(gr_hub *h, int fd, int ready);
 void gr__fds_fini(gr_hub *h);
 void gr__posts_run(gr_hub *h);
+void gr__notified_run(gr_hub *h);
 int gr__posts_pending(gr_hub *h);
 void gr__posts_fini(gr_hub *h);
 int gr__overflow_trap_init(gr_hub *h);
