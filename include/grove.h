@@ -282,6 +282,15 @@ GR_API pid_t gr_fork(void);
  * the daemon to report. */
 GR_API int gr_daemonize(unsigned flags);
 
+/* Run fn(args[i]) under gr_main on n new OS threads, each with its own
+ * hub, and wait for all of them (the calling thread just waits: it need
+ * not have a hub). results[i] receives each thread's result (results may
+ * be NULL; args may be NULL, then every fn gets NULL). Returns 0, or -1
+ * with errno: EINVAL (n is 0 or fn NULL), the error of pthread_create
+ * (EAGAIN: the threads already started are waited for first), or the first
+ * failed gr_main's (ENOMEM, EDEADLK...). Thread-safe. */
+GR_API int gr_hubs_run(size_t n, gr_fn fn, void *const *args, void **results);
+
 /* Counters of the calling thread's hub, for monitoring and tests. */
 typedef struct gr_stats {
     size_t threads;        /* green threads alive (not finished), root excluded */
@@ -721,10 +730,12 @@ GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset,
                              int64_t deadline);
 
 /* ============================================================ sync
- * Synchronisation between green threads of one hub. Every object is
- * hub-local and uses no atomics: use it only from the OS thread whose hub
- * its waiters belong to (a queue belongs to the hub of the thread that
- * created it; gr_queue_post is the one thread-safe entry). Structs may live
+ * Synchronisation between green threads. Every object but Event and
+ * AsyncResult is hub-local and uses no atomics: use it only from the OS
+ * thread whose hub its waiters belong to (a queue belongs to the hub of the
+ * thread that created it; gr_queue_post is its one thread-safe entry).
+ * Event and AsyncResult are thread-safe: waited for and set from any hub
+ * or plain OS thread. Structs may live
  * anywhere (stack, heap, inside other structs), a zero-filled struct is a
  * valid object, and they must not move or be freed while a green thread
  * waits on them; their fields are private.
@@ -749,9 +760,19 @@ typedef struct gr_waitq_ {
     struct gr__waiter *head_, *tail_;
 } gr_waitq_;
 
-/* Event: a flag green threads can wait for (gevent.event.Event). */
+/* A waiter list of the thread-safe objects (waiters of several hubs and
+ * plain OS threads), with the lock that guards it. */
+struct gr__xwaiter;
+typedef struct gr_xwaitq_ {
+    struct gr__xwaiter *head_, *tail_;
+} gr_xwaitq_;
+
+/* Event: a flag green threads can wait for (gevent.event.Event).
+ * Thread-safe: set, cleared and waited for by green threads of any hub
+ * and by plain OS threads (which then block). */
 typedef struct gr_event {
-    gr_waitq_ q_;
+    gr_xwaitq_ q_;
+    int lock_;
     int set_;
 } gr_event;
 
@@ -765,10 +786,11 @@ GR_API int gr_event_is_set(const gr_event *e);
 GR_API int gr_event_wait(gr_event *e, int64_t deadline);
 
 /* AsyncResult: a value or an error delivered once, waited for by any
- * number (gevent.event.AsyncResult). */
+ * number (gevent.event.AsyncResult). Thread-safe, as gr_event. */
 typedef struct gr_async {
-    gr_waitq_ q_;
+    gr_xwaitq_ q_;
     void *value_;
+    int lock_;
     int state_; /* 0 pending, 1 value, 2 error */
     int error_;
 } gr_async;
@@ -783,6 +805,17 @@ GR_API int gr_async_ready(const gr_async *a);
 /* Wait for the outcome: 0 and *value (if value not NULL), or -1 with the
  * delivered error as errno; or -1 with ETIMEDOUT/ECANCELED/EDEADLK. */
 GR_API int gr_async_get(gr_async *a, void **value, int64_t deadline);
+
+/* Start fn(arg) in a new green thread on hub, soon (the thread of another
+ * OS thread's hub, or this one's). Its result is delivered to done, a
+ * thread-safe AsyncResult that must live until then; any thread waits for
+ * it with gr_async_get (a failed start on the target, ENOMEM, is delivered
+ * as the error). opts as gr_spawn_opts (the name is copied; the thread is
+ * always detached). The target hub is kept alive until the thread exists;
+ * the caller must know it is alive at the call (e.g. from gr_hub_current
+ * on that thread, and a gr_hub_ref). Thread-safe. Returns 0, or -1 with
+ * EINVAL (hub, fn or done NULL, unknown flags) or ENOMEM. */
+GR_API int gr_spawn_on(gr_hub *hub, gr_fn fn, void *arg, const gr_opts *opts, gr_async *done);
 
 /* Semaphore and BoundedSemaphore. */
 typedef struct gr_sem {

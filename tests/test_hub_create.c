@@ -116,8 +116,9 @@ static void call_read(void)
     close_pair(sv);
 }
 
-/* A sync wait that has to wait (here: once, with a deadline already past)
- * needs the hub; one that finds its outcome does not (below). */
+/* A hub-local sync wait that has to wait (here: once, with a deadline
+ * already past) needs the hub; one that finds its outcome does not, and
+ * neither do the thread-safe Event and AsyncResult (below). */
 static void call_event_wait(void)
 {
     gr_event e;
@@ -192,8 +193,6 @@ Test(hub_create, these_calls_create_one, .timeout = 30)
         {"gr_wait_fd", call_wait_fd, 1},
         {"gr_poll", call_poll, 1},
         {"gr_read", call_read, 1},
-        {"gr_event_wait", call_event_wait, 1},
-        {"gr_async_get", call_async_get, 1},
         {"gr_sem_acquire", call_sem_acquire, 1},
         {"gr_queue_new", call_queue_new, 1},
         {"gr_lock_release", call_lock_release, 1},
@@ -300,6 +299,8 @@ Test(hub_create, other_calls_do_not, .timeout = 30)
         {"gr_now, gr_now_update, gr_stats_get", call_time_and_stats, 0},
         {"initialisers, setters and wakers", call_wakers, 0},
         {"sync waits whose outcome is there", call_outcomes_already_there, 0},
+        {"gr_event_wait (thread-safe: a plain thread blocks)", call_event_wait, 0},
+        {"gr_async_get (thread-safe)", call_async_get, 0},
         {"gr_local_key_create, gr_local_get", call_local_get, 0},
         {"gr_tcp_listen, gr_udp_bind, gr_close", call_sockets, 0},
         {"gr_server_new, gr_server_free", call_server_new, 0},

@@ -163,6 +163,47 @@ static inline unsigned gr__latch_fired(const gr__latch *l)
  * runs on l's hub. */
 void gr__latch_fire(gr__latch *l, unsigned reason);
 
+/* ---------------------------------------------------- cross-thread waits
+ * For objects used by green threads of several hubs and by plain OS
+ * threads (core/xwait.c explains the protocol). The object holds a lock
+ * (an int, 0 when free) and a gr_xwaitq_; every call on it takes the lock.
+ * A waiter: lock; outcome there? take it, unlock; else gr__xq_push(q, w)
+ * and gr__xwait(q, lock, w, ...), which unlocks. A waker: lock;
+ * w = gr__xq_pop(q); hand something over with gr__xwake(w, data, status)
+ * (still under the lock, or after it: w is claimed either way); unlock. */
+typedef gr_xwaitq_ gr__xq;
+
+typedef struct gr__xwaiter {
+    struct gr__xwaiter *prev, *next; /* in the object's queue, under its lock */
+    struct gr__xwaiter *rnext;       /* in its hub's remote wakes, under the hub's lock */
+    gr_hub *hub;                     /* the waiter's hub; NULL: a plain OS thread */
+    struct gr__g *g;
+    void *data; /* handed over by the waker (or to it: a sender's item) */
+    int status; /* 0, or the errno the wait fails with */
+    int state;  /* waiting, claimed, done (atomic; the futex word) */
+    unsigned char linked, queued;
+} gr__xwaiter;
+
+void gr__xlock(int *lock);
+void gr__xunlock(int *lock);
+
+/* Append the caller's waiter (under the object's lock). w->data is cleared:
+ * set it after the push to hand something to the waker. */
+void gr__xq_push(gr__xq *q, gr__xwaiter *w);
+
+/* Claim the first waiter, or NULL (under the object's lock). */
+gr__xwaiter *gr__xq_pop(gr__xq *q);
+
+/* End a claimed waiter's wait: its gr__xwait returns 0 with w->data =
+ * data for status 0, else -1 with errno status. Any thread. */
+void gr__xwake(gr__xwaiter *w, void *data, int status);
+
+/* Called with the lock held and w pushed; unlocks, waits until woken, the
+ * deadline (ETIMEDOUT) or a kill (ECANCELED), or fails with EDEADLK in a
+ * hub callback. A waiter woken as it gives up counts as woken. On return
+ * the lock is not held and w is in no queue. */
+int gr__xwait(gr__xq *q, int *lock, gr__xwaiter *w, int64_t deadline, const char *what);
+
 /* ------------------------------------------------------------- the hub */
 
 /* Run fn(arg) when h is destroyed (after its green threads are gone, before

@@ -186,6 +186,7 @@ static void release_gone(gr_hub *h, const kept *k)
 static void drop_posts(gr_hub *h)
 {
     gr__posts_fini(h);
+    h->xwakes = NULL; /* woken by threads the child does not have */
     atomic_store(&h->posted, 0);
     atomic_store(&h->refs, 0);
     atomic_store(&h->notified, 0); /* a fork hook re-declares its wake sources */

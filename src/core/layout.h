@@ -143,6 +143,7 @@ struct gr_hub {
     /* Cross-thread: guarded by lock, except the atomics. */
     pthread_mutex_t lock;
     gr__post *posts_head, *posts_tail;
+    gr__xwaiter *xwakes; /* green threads woken by other OS threads (xwait.c) */
     atomic_int posted;
     atomic_long refs;
     atomic_uint notified;      /* gr__hub_notify bits not yet handed to notify_fn */
@@ -357,6 +358,7 @@ void gr__fd_event(gr_hub *h, int fd, int ready);
 void gr__fds_fini(gr_hub *h);
 void gr__posts_run(gr_hub *h);
 void gr__notified_run(gr_hub *h);
+void gr__xwakes_run_locked(gr_hub *h);
 int gr__posts_pending(gr_hub *h);
 void gr__posts_fini(gr_hub *h);
 int gr__overflow_trap_init(gr_hub *h);

@@ -71,6 +71,8 @@ void gr__posts_run(gr_hub *h)
     p = h->posts_head;
     h->posts_head = h->posts_tail = NULL;
     atomic_store(&h->posted, 0);
+    if (h->xwakes)
+        gr__xwakes_run_locked(h);
     pthread_mutex_unlock(&h->lock);
     while (p) {
         gr__post *next = p->next;
