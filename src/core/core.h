@@ -40,6 +40,11 @@ int gr__enter(void);
  * not wait. */
 int gr__check_cancel(void);
 
+/* gr__check_cancel, then -1/ETIMEDOUT if deadline has passed (by the
+ * hub's cached time): for calls that must not start what nobody will wait
+ * for, before they take locks or queue work. */
+int gr__check_wait(int64_t deadline);
+
 /* The running green thread's handle (the root's on a thread's own stack),
  * or -1 with errno err_in_hub in a hub callback (ENOMEM: no hub). */
 gr_t gr__self(int err_in_hub);

@@ -25,6 +25,17 @@ int gr__check_cancel(void)
     return 0;
 }
 
+int gr__check_wait(int64_t deadline)
+{
+    if (gr__check_cancel() != 0)
+        return -1;
+    if (deadline >= 0 && deadline <= gr_now()) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    return 0;
+}
+
 gr_t gr__self(int err_in_hub)
 {
     gr__g *g = gr__running(err_in_hub);

@@ -81,13 +81,7 @@ static void discard_op(void *result, void *arg)
  * operation would only have side effects nobody waits for. */
 static int may_start(int64_t deadline)
 {
-    if (gr__enter() != 0)
-        return -1;
-    if (deadline >= 0 && deadline <= gr_now()) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
+    return gr__enter() == 0 ? gr__check_wait(deadline) : -1;
 }
 
 /* Run o on the pool; copy what was read to out. o is freed either way. */

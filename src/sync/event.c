@@ -36,25 +36,13 @@ int gr_event_is_set(const gr_event *e)
     return __atomic_load_n(&e->set_, __ATOMIC_ACQUIRE);
 }
 
-/* Ahead of the lock: a killed caller fails, a past deadline times out. */
-static int may_wait(int64_t deadline)
-{
-    if (gr__check_cancel() != 0)
-        return -1;
-    if (deadline >= 0 && deadline <= gr_now()) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
-}
-
 int gr_event_wait(gr_event *e, int64_t deadline)
 {
     gr__xwaiter w;
 
     if (gr_event_is_set(e))
         return 0;
-    if (may_wait(deadline) != 0)
+    if (gr__check_wait(deadline) != 0)
         return -1;
     gr__xlock(&e->lock_);
     if (e->set_) {
@@ -137,7 +125,7 @@ int gr_async_get(gr_async *a, void **value, int64_t deadline)
 
     if (gr_async_ready(a))
         return take(a, value);
-    if (may_wait(deadline) != 0)
+    if (gr__check_wait(deadline) != 0)
         return -1;
     gr__xlock(&a->lock_);
     if (a->state_ != ASYNC_PENDING) {

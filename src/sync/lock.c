@@ -114,12 +114,8 @@ int gr_cond_wait(gr_cond *c, gr_lock *l, int64_t deadline)
         return -1;
     }
     /* Fail before letting go of l, so the caller still holds it. */
-    if (gr__check_cancel() != 0)
+    if (gr__check_wait(deadline) != 0)
         return -1;
-    if (deadline >= 0 && deadline <= gr_now()) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
     depth = l->depth_;
     pass_on(l);
     rc = gr__wait_queue(&c->q_, &w, deadline, "condition");
