@@ -17,7 +17,7 @@ static gr__fdrec *fd_rec(gr_hub *h, int fd, int create)
         return NULL;
     chunk = &h->fds[fd / GR__FD_CHUNK];
     if (!*chunk) {
-        if (!create || !(*chunk = calloc(GR__FD_CHUNK, sizeof **chunk)))
+        if (!create || !(*chunk = gr__calloc(GR__FD_CHUNK, sizeof **chunk)))
             return NULL;
     }
     return &(*chunk)[fd % GR__FD_CHUNK];
@@ -252,7 +252,7 @@ int gr_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline)
     }
     if (gr__may_block(h) != 0)
         return -1;
-    if (nfds > POLL_STACK && !(w = calloc(2 * nfds, sizeof *w))) {
+    if (nfds > POLL_STACK && !(w = gr__calloc(2 * nfds, sizeof *w))) {
         errno = ENOMEM;
         return -1;
     }

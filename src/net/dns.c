@@ -54,7 +54,7 @@ static int chain_add(chain *c, int family, int socktype, int protocol,
     size_t clen = canon ? strlen(canon) + 1 : 0;
     ai_node *n;
 
-    if (len > sizeof n->addr || !(n = calloc(1, sizeof *n + clen)))
+    if (len > sizeof n->addr || !(n = gr__calloc(1, sizeof *n + clen)))
         return EAI_MEMORY;
     n->ai.ai_family = family;
     n->ai.ai_socktype = socktype;
@@ -235,7 +235,7 @@ int gr_resolver_set(int which)
 static ares_socket_t sock_open(int domain, int type, int protocol, void *u)
 {
     (void)u;
-    return socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    return gr__socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 }
 
 static int sock_close(ares_socket_t fd, void *u)
@@ -358,7 +358,7 @@ static chan *channel(gr_hub *h, int *eai)
         }
         dns.hub = h;
     }
-    if (!(c = calloc(1, sizeof *c))) {
+    if (!(c = gr__calloc(1, sizeof *c))) {
         *eai = EAI_MEMORY;
         return NULL;
     }
@@ -399,7 +399,7 @@ int gr_resolver_servers(const char *csv)
             return -1;
         }
         ares_destroy(probe);
-        if (!(copy = strdup(csv))) {
+        if (!(copy = gr__strdup(csv))) {
             errno = ENOMEM;
             return -1;
         }
@@ -441,10 +441,10 @@ static int reserve_pollfds(size_t n)
 
     if (n <= dns.cap)
         return 0;
-    if (!(p = realloc(dns.pfd, n * sizeof *p)))
+    if (!(p = gr__realloc(dns.pfd, n * sizeof *p)))
         return -1;
     dns.pfd = p;
-    if (!(o = realloc(dns.owner, n * sizeof *o)))
+    if (!(o = gr__realloc(dns.owner, n * sizeof *o)))
         return -1;
     dns.owner = o;
     dns.cap = n;
@@ -572,7 +572,7 @@ static int kick_driver(void)
 
 static query *query_new(chan *c)
 {
-    query *q = calloc(1, sizeof *q);
+    query *q = gr__calloc(1, sizeof *q);
 
     if (!q)
         return NULL;
@@ -785,7 +785,7 @@ static void on_nameinfo(void *arg, int status, int timeouts, char *node, char *s
         return;
     }
     /* c-ares' strings live only during this call. */
-    if ((node && !(q->host = strdup(node))) || (service && !(q->serv = strdup(service))))
+    if ((node && !(q->host = gr__strdup(node))) || (service && !(q->serv = gr__strdup(service))))
         q->status = ARES_ENOMEM;
 }
 

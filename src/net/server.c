@@ -75,7 +75,7 @@ static gr_server *server_alloc(int fd, int kind, int has_handler, void *arg,
         errno = EINVAL;
         return NULL;
     }
-    if (!(s = calloc(1, sizeof *s))) {
+    if (!(s = gr__calloc(1, sizeof *s))) {
         errno = ENOMEM;
         return NULL;
     }
@@ -113,7 +113,7 @@ gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, siz
     s->copy_dgrams = s->pool > 1;
     if (!s->pool)
         s->pool = 1;
-    if (!(s->dbuf = malloc(s->max_size))) {
+    if (!(s->dbuf = gr__malloc(s->max_size))) {
         free(s);
         errno = ENOMEM;
         return NULL;
@@ -267,7 +267,7 @@ static int accept_one(gr_server *s, int64_t *delay)
     }
     *delay = 0;
     s->accepted++;
-    if ((c = malloc(sizeof *c))) {
+    if ((c = gr__malloc(sizeof *c))) {
         c->fd = fd;
         c->peer = peer;
         if (spawn_handler(s, c) == 0)
@@ -283,7 +283,7 @@ static int accept_one(gr_server *s, int64_t *delay)
  * for a connection, but a datagram nobody can handle is dropped. */
 static int dispatch_dgram(gr_server *s, size_t n, const gr_addr *peer, int64_t *delay)
 {
-    conn *c = malloc(sizeof *c + (s->copy_dgrams ? n : 0));
+    conn *c = gr__malloc(sizeof *c + (s->copy_dgrams ? n : 0));
 
     if (c) {
         c->fd = -1;

@@ -188,7 +188,7 @@ static int start_worker(void)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&t, &a, worker, NULL);
+    rc = gr__pthread_create(&t, &a, worker, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&a);
     if (rc != 0)
@@ -283,7 +283,7 @@ int gr_threadpool_run(gr_work_fn fn, void *arg, void **result,
      * ETIMEDOUT and ECANCELED always mean "fn runs, then discard". */
     if (gr__in_hub_callback())
         return gr__enter();
-    if (!(j = calloc(1, sizeof *j))) {
+    if (!(j = gr__calloc(1, sizeof *j))) {
         errno = ENOMEM;
         return -1;
     }
