@@ -261,3 +261,66 @@ Test(fail, gr_spawn, .timeout = 60)
     cr_assert_geq(sweep(spawn_step), 15);
     run_main(real_work, NULL);
 }
+
+/* ------------------------------------------------ waiting on descriptors
+ * gr_poll on more descriptors than it keeps waiters for on its stack, the
+ * one that becomes ready last, and gr_wait_fd: a descriptor that could not
+ * be registered would never wake the caller, so the call must fail. */
+
+#define POLL_FDS 10
+
+static void *write_one(void *arg)
+{
+    cr_assert_eq(gr_write(*(int *)arg, "x", 1, gr_now() + 5000), 1);
+    return NULL;
+}
+
+static void *fd_wait_sweep_main(void *arg)
+{
+    step_arg *a = arg;
+    struct pollfd pf[POLL_FDS];
+    int p[POLL_FDS + 1][2], n, err; /* the last one for gr_wait_fd */
+    gr_t w[2] = {0, 0};
+    fault f;
+
+    for (int i = 0; i <= POLL_FDS; i++)
+        cr_assert_eq(pipe2(p[i], O_NONBLOCK | O_CLOEXEC), 0);
+    for (int i = 0; i < POLL_FDS; i++)
+        pf[i] = (struct pollfd){.fd = p[i][0], .events = POLLIN};
+    /* Each writes once the waiter below has parked. */
+    cr_assert_gt(w[0] = gr_spawn(write_one, &p[POLL_FDS - 1][1]), 0);
+    arm(a->n);
+    n = gr_poll(pf, POLL_FDS, gr_now() + 5000);
+    err = errno;
+    if (n >= 0) {
+        cr_assert_eq(fired().site, 0u, "site %#x failed, yet gr_poll returned %d", fired().site, n);
+        cr_assert_eq(n, 1);
+        cr_assert(pf[POLL_FDS - 1].revents & POLLIN);
+        cr_assert_gt(w[1] = gr_spawn(write_one, &p[POLL_FDS][1]), 0);
+        n = gr_wait_fd(p[POLL_FDS][0], GR_READ, gr_now() + 5000);
+        err = errno;
+    }
+    f = disarm();
+    if (n < 0)
+        assert_injected("gr_poll or gr_wait_fd", err);
+    else
+        cr_assert_eq(f.site, 0u, "site %#x failed, yet gr_wait_fd returned %d", f.site, n);
+    a->failed = f.site != 0;
+    for (int i = 0; i < 2; i++)
+        cr_assert(!w[i] || gr_join(w[i], NULL, -1) == 0);
+    for (int i = 0; i <= POLL_FDS; i++) {
+        gr_close(p[i][0]);
+        gr_close(p[i][1]);
+    }
+    return NULL;
+}
+
+static int fd_wait_step(long n)
+{
+    return main_step(fd_wait_sweep_main, n);
+}
+
+Test(fail, fd_waits, .timeout = 60)
+{
+    cr_assert_geq(sweep(fd_wait_step), 12);
+}

@@ -217,9 +217,14 @@ static int poll_register(gr_hub *h, struct pollfd *fds, nfds_t nfds, gr__waiter 
             errno = ENOMEM;
             return -1;
         }
-        /* Cannot be waited on (regular file): poll() called it ready. */
-        if (ensure_registered(h, rec, fds[i].fd) != 0)
-            continue;
+        /* EPERM: cannot be waited on (a regular file), and poll() called
+         * it ready. Anything else (ENOMEM) fails the call: the fd would
+         * never wake us. */
+        if (ensure_registered(h, rec, fds[i].fd) != 0) {
+            if (errno == EPERM)
+                continue;
+            return -1;
+        }
         e = poll_events_to_gr(fds[i].events);
         gr__wq_push(e & GR_READ ? &rec->readers : &rec->writers, &w[i], h->current);
         w[i].events = e;
