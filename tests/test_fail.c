@@ -119,6 +119,12 @@ static int main_step(gr_fn fn, long n)
     return a.failed;
 }
 
+static void close_if_open(int fd)
+{
+    if (fcntl(fd, F_GETFD) >= 0)
+        close(fd);
+}
+
 /* ------------------------------------------------------------- gr_main */
 
 static void *answer(void *arg)
@@ -323,4 +329,254 @@ static int fd_wait_step(long n)
 Test(fail, fd_waits, .timeout = 60)
 {
     cr_assert_geq(sweep(fd_wait_step), 12);
+}
+
+/* ---------------------------------------------- clients on OS threads
+ * A client that makes no hooked call: plain blocking libc on an OS thread
+ * of its own. It connects and sends when told, so that every step of a
+ * sweep sees the server make the same calls in the same order. */
+
+typedef struct client {
+    int port;
+    const char *request;
+    atomic_int connect_go, send_go, done;
+    char reply[4096];
+    size_t len;
+    int err; /* of connect or recv; 0 when the server closed */
+    pthread_t thread;
+} client;
+
+static void wait_flag(atomic_int *flag)
+{
+    for (int i = 0; i < 10000 && !atomic_load(flag); i++)
+        usleep(1000);
+}
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ssize_t n = 0;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    wait_flag(&c->connect_go);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        c->err = errno;
+    } else {
+        wait_flag(&c->send_go);
+        if (send(fd, c->request, strlen(c->request), MSG_NOSIGNAL) < 0)
+            c->err = errno;
+        while (!c->err && c->len < sizeof c->reply - 1 &&
+               (n = recv(fd, c->reply + c->len, sizeof c->reply - 1 - c->len, 0)) > 0)
+            c->len += (size_t)n;
+        if (n < 0)
+            c->err = errno;
+    }
+    close(fd);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static void client_start(client *c, int port, const char *request)
+{
+    memset(c, 0, sizeof *c);
+    c->port = port;
+    c->request = request;
+    cr_assert_eq(pthread_create(&c->thread, NULL, client_main, c), 0);
+}
+
+static void client_finish(client *c)
+{
+    WAIT_FOR(atomic_load(&c->done));
+    pthread_join(c->thread, NULL);
+}
+
+/* A whole exchange, with no ordering to control. */
+static void client_run(client *c, int port, const char *request)
+{
+    client_start(c, port, request);
+    atomic_store(&c->connect_go, 1);
+    atomic_store(&c->send_go, 1);
+    client_finish(c);
+}
+
+static size_t fd_waiters(void)
+{
+    gr_stats st;
+
+    cr_assert_eq(gr_stats_get(&st), 0);
+    return st.fd_waiters;
+}
+
+/* One connection, in order: the server's loop waits for it, accepts it,
+ * its handler waits for the request (or has already given up), the
+ * request comes, the handler finishes. stats reads the server's
+ * counters. */
+static void one_connection(client *c, void *srv, gr_server_stats (*stats)(void *srv))
+{
+    WAIT_FOR(fd_waiters() >= 1);
+    atomic_store(&c->connect_go, 1);
+    WAIT_FOR(stats(srv).accepted == 1 && (stats(srv).active == 0 || fd_waiters() >= 2));
+    atomic_store(&c->send_go, 1);
+    client_finish(c);
+    WAIT_FOR(stats(srv).active == 0);
+}
+
+/* ----------------------------------------- servers: stream and HTTP */
+
+static atomic_int handler_err; /* errno of the handler's failed call */
+
+static void echo(int fd, const gr_addr *peer, void *arg)
+{
+    char b[16];
+    ssize_t n;
+
+    (void)peer;
+    (void)arg;
+    if ((n = gr_read(fd, b, sizeof b, gr_now() + 5000)) <= 0) {
+        atomic_store(&handler_err, n < 0 ? errno : EPIPE);
+        return;
+    }
+    if (gr_write(fd, b, (size_t)n, gr_now() + 5000) != n)
+        atomic_store(&handler_err, errno);
+}
+
+/* Setting up failed: the injected error, nothing else. */
+static void *setup_failed(step_arg *a, const char *what)
+{
+    int err = errno;
+
+    assert_injected(what, err);
+    disarm();
+    a->failed = 1;
+    return NULL;
+}
+
+/* The stream server and the HTTP server are swept alike: one of them is
+ * under test, the calls below pick it. */
+static int http; /* 1: the HTTP server */
+
+/* Handlers on stacks of a size of their own: the first handler's spawn
+ * then maps a slab, and can fail. */
+#define HANDLER_STACK (64 * 1024)
+
+static int hello(gr_http_request *req, void *arg)
+{
+    (void)arg;
+    if (gr_http_respond(req, 200, NULL, 0, "hello", 5) != 0)
+        atomic_store(&handler_err, errno);
+    return 0;
+}
+
+static void *server_new(int fd)
+{
+    gr_server_opts so = {.stack_size = HANDLER_STACK};
+    gr_http_opts ho = {.stack_size = HANDLER_STACK};
+
+    return http ? (void *)gr_http_server_new(fd, hello, NULL, &ho)
+                : (void *)gr_server_new(fd, echo, NULL, &so);
+}
+
+/* The reply is the whole answer. */
+static int answered(const client *c)
+{
+    if (!http)
+        return c->len == 4 && !memcmp(c->reply, "ping", 4);
+    return c->len > 17 && !memcmp(c->reply, "HTTP/1.1 200 OK\r\n", 17) &&
+           !memcmp(c->reply + c->len - 9, "\r\n\r\nhello", 9);
+}
+
+static const char *request(void)
+{
+    return http ? "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" : "ping";
+}
+
+static int server_start(void *s)
+{
+    return http ? gr_http_server_start(s) : gr_server_start(s);
+}
+
+static gr_server_stats server_stats(void *s)
+{
+    gr_server_stats st;
+
+    cr_assert_eq(http ? gr_http_server_stats_get(s, &st) : gr_server_stats_get(s, &st), 0);
+    return st;
+}
+
+static int server_stop(void *s, int64_t deadline)
+{
+    return http ? gr_http_server_stop(s, deadline) : gr_server_stop(s, deadline);
+}
+
+static int server_free(void *s)
+{
+    return http ? gr_http_server_free(s) : gr_server_free(s);
+}
+
+static void *server_sweep_main(void *arg)
+{
+    step_arg *a = arg;
+    client c;
+    fault f;
+    int l, port;
+    void *s;
+
+    atomic_store(&handler_err, 0);
+    arm(a->n);
+    if ((l = gr_tcp_listen("127.0.0.1", 0, 0)) < 0)
+        return setup_failed(a, "gr_tcp_listen");
+    port = gr_local_port(l);
+    if (!(s = server_new(l))) {
+        close_if_open(l);
+        return setup_failed(a, "creating the server");
+    }
+    if (server_start(s) != 0) {
+        cr_assert_eq(server_free(s), 0);
+        return setup_failed(a, "starting the server");
+    }
+    client_start(&c, port, request());
+    one_connection(&c, s, server_stats);
+    f = disarm();
+    a->failed = f.site != 0;
+    /* EMFILE from accept: the loop backs off, the connection waits in the
+     * backlog, and the loop takes it when it tries again. */
+    if (f.site == GR__FAIL_ACCEPT)
+        cr_assert(server_stats(s).fd_limit == 1 && answered(&c));
+    /* Otherwise the connection was served, or closed unanswered (its
+     * handler could not start, or its call failed with the injected
+     * error): never a partial answer. */
+    cr_assert_eq(c.err, 0, "client: %s", strerror(c.err));
+    cr_assert(c.len == 0 || answered(&c), "reply: %.*s", (int)c.len, c.reply);
+    cr_assert(f.site || c.len, "not served, and no call failed");
+    if (atomic_load(&handler_err))
+        cr_assert_eq(atomic_load(&handler_err), f.err, "handler: %s, injected: %s",
+                     strerror(atomic_load(&handler_err)), strerror(f.err));
+    /* Still serving. */
+    client_run(&c, port, request());
+    cr_assert(answered(&c), "after the failure: %.*s (%s)", (int)c.len, c.reply, strerror(c.err));
+    cr_assert_eq(server_stop(s, gr_now() + 5000), 0);
+    cr_assert_eq(server_free(s), 0);
+    return NULL;
+}
+
+static int server_step(long n)
+{
+    return main_step(server_sweep_main, n);
+}
+
+Test(fail, server_accept_loop, .timeout = 60)
+{
+    cr_redirect_stderr(); /* the server's back-off notices */
+    cr_assert_geq(sweep(server_step), 10);
+}
+
+Test(fail, http_server, .timeout = 60)
+{
+    cr_redirect_stderr();
+    http = 1;
+    cr_assert_geq(sweep(server_step), 12);
 }
