@@ -580,3 +580,121 @@ Test(fail, http_server, .timeout = 60)
     http = 1;
     cr_assert_geq(sweep(server_step), 12);
 }
+
+/* --------------------------------------------------------- HTTP client
+ * The server runs in a child process, where nothing is armed. */
+
+#define BIG 10000 /* a body larger than the client's first buffer */
+
+static int small_or_big(gr_http_request *req, void *arg)
+{
+    static char big[BIG];
+
+    (void)arg;
+    if (!strcmp(req->target, "/big")) {
+        memset(big, 'b', sizeof big);
+        return gr_http_respond(req, 200, NULL, 0, big, sizeof big);
+    }
+    return gr_http_respond(req, 200, NULL, 0, "small", 5);
+}
+
+typedef struct child_srv {
+    int ctl;    /* closed by the parent: stop */
+    int report; /* the port goes there */
+} child_srv;
+
+static void *child_server_main(void *arg)
+{
+    child_srv *cs = arg;
+    int l = gr_tcp_listen("127.0.0.1", 0, 0), port = gr_local_port(l);
+    gr_http_server *s = gr_http_server_new(l, small_or_big, NULL, NULL);
+    char b;
+
+    if (!s || gr_http_server_start(s) != 0 || write(cs->report, &port, sizeof port) < 0)
+        _exit(1);
+    while (gr_read(cs->ctl, &b, 1, -1) > 0) {
+    }
+    gr_http_server_stop(s, gr_now() + 1000);
+    gr_http_server_free(s);
+    return NULL;
+}
+
+static pid_t server_process(int *port, int *ctl)
+{
+    int c[2], r[2];
+    pid_t pid;
+
+    cr_assert_eq(pipe2(c, O_CLOEXEC | O_NONBLOCK), 0); /* the child reads it with gr_read */
+    cr_assert_eq(pipe2(r, O_CLOEXEC), 0);
+    cr_assert_geq(pid = fork(), 0);
+    if (pid == 0) {
+        child_srv cs = {c[0], r[1]};
+
+        close(c[1]);
+        close(r[0]);
+        gr_main(child_server_main, &cs, NULL);
+        _exit(0);
+    }
+    close(c[0]);
+    close(r[1]);
+    cr_assert_eq(read(r[0], port, sizeof *port), (ssize_t)sizeof *port);
+    close(r[0]);
+    *ctl = c[1];
+    return pid;
+}
+
+static int server_port;
+
+static void get(gr_http_client *c, const char *target, size_t body_len)
+{
+    gr_http_response res;
+    int rc = gr_http_client_request(c, "GET", target, NULL, 0, NULL, 0, &res, gr_now() + 5000);
+
+    if (rc != 0) {
+        int err = errno;
+
+        assert_injected("gr_http_client_request", err);
+        cr_assert_eq(res.status, 0);
+        /* The client recovers: the same request succeeds now. */
+        rc = gr_http_client_request(c, "GET", target, NULL, 0, NULL, 0, &res, gr_now() + 5000);
+        cr_assert_eq(rc, 0, "%s after a failure: %s", target, strerror(errno));
+    }
+    cr_assert_eq(res.status, 200);
+    cr_assert_eq(res.body_len, body_len);
+}
+
+static void *client_sweep_main(void *arg)
+{
+    step_arg *a = arg;
+    gr_http_client *c;
+
+    arm(a->n);
+    if (!(c = gr_http_client_new("127.0.0.1", server_port))) {
+        int err = errno;
+
+        assert_injected("gr_http_client_new", err);
+        cr_assert_not_null(c = gr_http_client_new("127.0.0.1", server_port));
+    }
+    get(c, "/small", 5);
+    get(c, "/big", BIG); /* on the kept-alive connection, or a new one */
+    get(c, "/small", 5);
+    gr_http_client_free(c);
+    a->failed = disarm().site != 0;
+    return NULL;
+}
+
+static int client_step(long n)
+{
+    return main_step(client_sweep_main, n);
+}
+
+Test(fail, http_client_request, .timeout = 60)
+{
+    int ctl, status;
+    pid_t pid = server_process(&server_port, &ctl);
+
+    cr_assert_geq(sweep(client_step), 12);
+    close(ctl);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server process failed");
+}
