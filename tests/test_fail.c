@@ -698,3 +698,79 @@ Test(fail, http_client_request, .timeout = 60)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server process failed");
 }
+
+/* --------------------------------------------------------- thread pool */
+
+static atomic_int gate, held_started;
+
+/* 7 is held until the gate opens; the others get one added. */
+static void *job(void *arg)
+{
+    if ((intptr_t)arg != 7)
+        return (void *)((intptr_t)arg + 1);
+    atomic_store(&held_started, 1);
+    wait_flag(&gate);
+    return arg;
+}
+
+static void *run_job(void *arg)
+{
+    void *r = NULL;
+
+    cr_assert_eq(gr_threadpool_run(job, arg, &r, NULL, gr_now() + 5000), 0, "job %ld: %s",
+                 (long)(intptr_t)arg, strerror(errno));
+    return r;
+}
+
+static void *pool_main(void *arg)
+{
+    void *r = NULL;
+    gr_t t[2];
+
+    (void)arg;
+    /* No worker could be started, and there is none: EAGAIN, as
+     * documented. */
+    gr__fail_arm(GR__FAIL_THREAD, 1, 0);
+    assert_fails(gr_threadpool_run(job, (void *)1, &r, NULL, gr_now() + 5000), EAGAIN);
+    cr_assert_eq(disarm().site, (unsigned)GR__FAIL_THREAD);
+    /* A worker is busy and a second one cannot start: the job waits for
+     * the first, which takes it when it is done. */
+    cr_assert_gt(t[0] = gr_spawn(run_job, (void *)7), 0);
+    WAIT_FOR(atomic_load(&held_started));
+    gr__fail_arm(GR__FAIL_THREAD, 1, 0);
+    cr_assert_gt(t[1] = gr_spawn(run_job, (void *)1), 0);
+    WAIT_FOR(fired().site == GR__FAIL_THREAD); /* queued behind the held job */
+    disarm();
+    atomic_store(&gate, 1);
+    cr_assert_eq(gr_join(t[0], &r, -1), 0);
+    cr_assert_eq((intptr_t)r, 7);
+    cr_assert_eq(gr_join(t[1], &r, -1), 0);
+    cr_assert_eq((intptr_t)r, 2);
+    /* The job's record cannot be allocated: ENOMEM. The worker cannot
+     * post the result back: it tries again until it can, and the job is
+     * delivered. */
+    for (long n = 1;; n++) {
+        fault f;
+        int rc;
+
+        cr_assert_lt(n, 10);
+        gr__fail_arm(GR__FAIL_ALLOC, n, 0);
+        rc = gr_threadpool_run(job, (void *)41, &r, NULL, gr_now() + 5000);
+        f = disarm();
+        if (rc != 0) {
+            cr_assert_eq(errno, ENOMEM);
+            cr_assert_eq(f.site, (unsigned)GR__FAIL_ALLOC);
+            continue;
+        }
+        cr_assert_eq((intptr_t)r, 42);
+        if (!f.site)
+            break;
+    }
+    return NULL;
+}
+
+Test(fail, threadpool, .timeout = 30)
+{
+    run_main(pool_main, NULL);
+    cr_assert(!leaks_found());
+}

@@ -124,6 +124,25 @@ Test(threadpool, blocking_jobs_run_in_parallel_while_the_hub_runs, .timeout = 10
     run_main(concurrent, NULL);
 }
 
+/* Threads are started for the jobs no idle or starting thread will take:
+ * one job, one thread (it used to start max_threads for the first job,
+ * since a thread still starting was not counted). */
+static void *one_job_at_a_time(void *arg)
+{
+    int before = proc_self_count("task");
+
+    (void)arg;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(gr_threadpool_run(twice, (void *)1, NULL, NULL, gr_now() + 5000), 0);
+    cr_assert_eq(proc_self_count("task"), before + 1);
+    return NULL;
+}
+
+Test(threadpool, one_job_at_a_time_needs_one_thread, .timeout = 10)
+{
+    run_main(one_job_at_a_time, NULL);
+}
+
 /* ----------------------------------------------------------- bounded */
 
 enum { BOUND = 3, MANY = 12 };

@@ -48,6 +48,7 @@ static struct {
     pthread_cond_t work; /* idle workers wait here */
     job *head, *tail;
     size_t queued, threads, idle;
+    size_t starting; /* started, not yet looking for a job */
     size_t max_threads, max_queue;
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -75,7 +76,7 @@ static void after_fork_child(void)
 {
     pthread_mutex_init(&pool.lock, NULL);
     init_cond();
-    pool.threads = pool.idle = 0;
+    pool.threads = pool.idle = pool.starting = 0;
 }
 
 static void pool_init(void)
@@ -164,6 +165,7 @@ static void *worker(void *arg)
     (void)arg;
     pthread_setname_np(pthread_self(), "grove-pool");
     pthread_mutex_lock(&pool.lock);
+    pool.starting--;
     while ((j = take_job())) {
         pthread_mutex_unlock(&pool.lock);
         j->result = j->fn(j->arg);
@@ -194,18 +196,21 @@ static int start_worker(void)
     if (rc != 0)
         return rc;
     pool.threads++;
+    pool.starting++;
     return 0;
 }
 
 /* With the lock held: wake or start workers for the queued jobs. Jobs
- * queued beyond the idle workers get new threads, up to the limit. */
+ * queued beyond the idle workers and those still starting get new
+ * threads, up to the limit. When a thread cannot be started, the job
+ * waits for one of those there are. */
 static int staff(void)
 {
     int rc = 0;
 
     if (pool.idle)
         pthread_cond_signal(&pool.work);
-    while (pool.queued > pool.idle && pool.threads < pool.max_threads)
+    while (pool.queued > pool.idle + pool.starting && pool.threads < pool.max_threads)
         if ((rc = start_worker()) != 0)
             break;
     return pool.threads ? 0 : rc;
