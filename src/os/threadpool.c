@@ -15,6 +15,8 @@
  * So the hub is referenced exactly while a caller waits, and an abandoned
  * job never keeps gr_main() from returning. */
 #define _GNU_SOURCE
+#include "os/threadpool.h"
+
 #include "core/core.h"
 
 #include <errno.h>
@@ -50,8 +52,10 @@ static struct {
     size_t queued, threads, idle;
     size_t starting; /* started, not yet looking for a job */
     size_t max_threads, max_queue;
+    int64_t idle_ms;
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .idle_ms = IDLE_MS,
     .max_threads = DEFAULT_THREADS,
     .max_queue = DEFAULT_QUEUE,
 };
@@ -87,12 +91,18 @@ static void pool_init(void)
 
 /* ------------------------------------------------------------- workers */
 
+/* With the lock held. */
 static struct timespec idle_until(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += IDLE_MS / 1000;
+    ts.tv_sec += pool.idle_ms / 1000;
+    ts.tv_nsec += (pool.idle_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
     return ts;
 }
 
@@ -323,4 +333,12 @@ int gr_threadpool_size(size_t max_threads, size_t max_queue)
         staff();
     pthread_mutex_unlock(&pool.lock);
     return 0;
+}
+
+void gr__threadpool_set_idle_ms(int64_t ms)
+{
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&pool.lock);
+    pool.idle_ms = ms > 0 ? ms : IDLE_MS;
+    pthread_mutex_unlock(&pool.lock);
 }
