@@ -167,6 +167,62 @@ Test(hub, deadlock_is_reported_not_hung, .timeout = 10)
     cr_assert_eq((intptr_t)r, 3, "the killed main thread still delivers its result");
 }
 
+/* The report names every blocked thread and what it waits for. */
+static gr_sem no_permits;
+static gr_event never_set;
+
+static void *acquires(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_sem_acquire(&no_permits, -1), ECANCELED);
+    return NULL;
+}
+
+static void *waits_for_event(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_event_wait(&never_set, -1), ECANCELED);
+    return NULL;
+}
+
+static void *four_deadlocked(void *arg)
+{
+    gr_opts peer_opts = {.name = "peer"}, sem_opts = {.name = "sem-waiter"};
+
+    (void)arg;
+    main_thread = gr_self();
+    gr_sem_init(&no_permits, 0);
+    gr_event_init(&never_set);
+    cr_assert_gt(peer = gr_spawn_opts(joins_main, NULL, &peer_opts), 0);
+    cr_assert_gt(gr_spawn_opts(acquires, NULL, &sem_opts), 0);
+    cr_assert_gt(gr_spawn(waits_for_event, NULL), 0);
+    assert_fails(gr_join(peer, NULL, -1), ECANCELED);
+    return NULL;
+}
+
+Test(hub, deadlock_report_names_each_thread_and_its_wait, .timeout = 10)
+{
+    char text[1024];
+    size_t n;
+    FILE *f;
+
+    cr_redirect_stderr();
+    assert_fails(gr_main(four_deadlocked, NULL, NULL), EDEADLK);
+    fflush(stderr);
+    f = cr_get_redirected_stderr();
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    /* Slot 0 is the root; the threads follow in the order they were
+     * spawned, unnamed ones as g<slot>. */
+    cr_assert_str_eq(text,
+                     "grove: deadlock: 4 green thread(s) blocked and nothing can ever wake them "
+                     "(no timers, no file descriptors, no gr_hub_ref):\n"
+                     "grove:   g1 [join]\n"
+                     "grove:   peer [join]\n"
+                     "grove:   sem-waiter [semaphore]\n"
+                     "grove:   g4 [event]\n");
+}
+
 Test(hub, root_blocking_forever_gets_edeadlk, .timeout = 10)
 {
     cr_redirect_stderr();
