@@ -1,0 +1,228 @@
+/* What the patch tests share: the heartbeat that fails a test on any stall
+ * of the hub, the peers' addresses (started by servers.sh), and small
+ * helpers. Every test program is built three ways (plain, -O2
+ * -D_FORTIFY_SOURCE=2, -D_FILE_OFFSET_BITS=64) and linked either with
+ * -lgrove-patch or with libgrove.so and run under LD_PRELOAD: the patch
+ * API is declared weak so the second way links. */
+#ifndef GROVE_PATCH_TEST_COMMON_H
+#define GROVE_PATCH_TEST_COMMON_H
+
+#include "../common.h"
+
+#include <fcntl.h>
+#include <grove/patch.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#pragma weak gr_patch_parse
+#pragma weak gr_patch_set
+#pragma weak gr_patch_families
+#pragma weak gr_patch_original
+#pragma weak gr_patch_cooperative
+
+/* The patch is there (linked, or preloaded). */
+static inline void require_patch(void)
+{
+    cr_assert_not_null((void *)gr_patch_original, "libgrove-patch.so is not loaded");
+}
+
+/* The monotonic clock in ms, read now (not the hub's cached time). */
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ heartbeat
+ * A green thread that wakes every 5 ms and measures how late it wakes.
+ * Lateness the OS caused (the thread was runnable but another process had
+ * the CPU: /proc/thread-self/schedstat's run delay) is taken out, so what
+ * is left is the hub's own stall: a call that blocked the OS thread, or a
+ * green thread computing. A stall over HB_LIMIT_MS fails the test. */
+#define HB_PERIOD_MS 5
+#define HB_LIMIT_MS 20
+
+typedef struct heartbeat {
+    gr_t g;
+    int fd; /* /proc/thread-self/schedstat */
+    volatile int stop;
+    int64_t worst_ns; /* the longest stall seen */
+    int64_t ticks;
+} heartbeat;
+
+static inline int64_t hb_run_delay(int fd)
+{
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long long cpu = 0, delay = 0;
+
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return sscanf(buf, "%lld %lld", &cpu, &delay) == 2 ? delay : 0;
+}
+
+static inline void *hb_loop(void *arg)
+{
+    heartbeat *hb = arg;
+
+    while (!hb->stop) {
+        int64_t t0 = now_ns(), d0 = hb_run_delay(hb->fd), late;
+
+        if (gr_sleep(gr_now_update() + HB_PERIOD_MS) != 0)
+            break;
+        late = now_ns() - t0 - (int64_t)(HB_PERIOD_MS + 1) * 1000000 -
+               (hb_run_delay(hb->fd) - d0);
+        if (late > hb->worst_ns)
+            hb->worst_ns = late;
+        hb->ticks++;
+    }
+    return NULL;
+}
+
+static inline void hb_start(heartbeat *hb)
+{
+    gr_opts o = {.name = "heartbeat"};
+
+    memset(hb, 0, sizeof *hb);
+    hb->fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    hb->g = gr_spawn_opts(hb_loop, hb, &o);
+    cr_assert_gt(hb->g, 0);
+}
+
+/* Stop the heartbeat and fail if the hub ever stalled. */
+static inline void hb_check(heartbeat *hb)
+{
+    for (int i = 0; i < 100 && !hb->ticks; i++)
+        gr_sleep(gr_now_update() + 1);
+    hb->stop = 1;
+    gr_kill(hb->g);
+    gr_join(hb->g, NULL, -1);
+    if (hb->fd >= 0)
+        close(hb->fd);
+    cr_assert_lt(hb->worst_ns, (int64_t)HB_LIMIT_MS * 1000000,
+                 "the hub stalled for %.1f ms (limit %d ms)", hb->worst_ns / 1e6, HB_LIMIT_MS);
+    cr_assert_gt(hb->ticks, 0, "the heartbeat never ran");
+}
+
+/* Fill and compare big buffers in slices, yielding between them, so the
+ * test's own work never looks like a stall of the hub. */
+#define SLICE (256 * 1024)
+
+static inline void fill_pattern(unsigned char *p, size_t len, unsigned seed)
+{
+    for (size_t off = 0; off < len; off += SLICE) {
+        size_t end = off + SLICE < len ? off + SLICE : len;
+
+        for (size_t i = off; i < end; i++)
+            p[i] = (unsigned char)(i * 31 + seed + (i >> 11));
+        gr_yield();
+    }
+}
+
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, size_t len)
+{
+    for (size_t off = 0; off < len; off += SLICE) {
+        size_t n = len - off < SLICE ? len - off : SLICE;
+
+        if (memcmp(a + off, b + off, n))
+            return 0;
+        gr_yield();
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ the peers */
+
+/* An environment variable servers.sh set, or NULL. Outside `make test` a
+ * missing peer skips the test with a note; under it (GROVE_MAKE_TEST=1,
+ * everything is installed) it fails. */
+static inline const char *peer_env(const char *name, const char *what)
+{
+    const char *v = getenv(name);
+
+    if (v && *v)
+        return v;
+    if (getenv("GROVE_MAKE_TEST"))
+        cr_assert_fail("%s is not set: %s did not start (see tests/patch/servers.sh)", name, what);
+    cr_skip_test("%s is not running here (%s unset); skipped", what, name);
+    return NULL;
+}
+
+/* Make room for many descriptors (the soft limit up to the hard one). */
+static inline void raise_fd_limit(rlim_t want)
+{
+    struct rlimit r;
+
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &r), 0);
+    if (r.rlim_cur < want) {
+        r.rlim_cur = r.rlim_max < want ? r.rlim_max : want;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &r), 0);
+    }
+}
+
+/* Fork a child that runs fn(arg) and dies with us. Returns its pid. */
+static inline pid_t fork_child(void (*fn)(void *), void *arg)
+{
+    pid_t pid = fork();
+
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        fn(arg);
+        _exit(0);
+    }
+    return pid;
+}
+
+static inline void kill_child(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* A TCP listener on 127.0.0.1 made with plain POSIX calls; *port gets its
+ * port. */
+static inline int posix_listen(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_geq(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 4096), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* A blocking TCP connection to 127.0.0.1:port with plain POSIX calls. */
+static inline int posix_connect(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+#endif
