@@ -232,7 +232,7 @@ int getaddrinfo(const char *restrict name, const char *restrict service,
     int err0 = errno, rc;
     job *j;
 
-    ORIG_OR(getaddrinfo, EAI_SYSTEM);
+    ORIG_OR_RESOLVE(getaddrinfo, EAI_SYSTEM);
     if (!pai || numeric_host(name, req) || !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.getaddrinfo(name, service, req, pai);
     if (!(j = job_new(J_GAI, 0)) || !set_string(&j->name, name) ||
@@ -270,7 +270,7 @@ int getnameinfo(const struct sockaddr *restrict sa, socklen_t salen, char *restr
     int err0 = errno, rc;
     job *j;
 
-    ORIG_OR(getnameinfo, EAI_SYSTEM);
+    ORIG_OR_RESOLVE(getnameinfo, EAI_SYSTEM);
     if (!sa || salen > sizeof j->sa || (flags & NI_NUMERICHOST) || !host || !hostlen ||
         !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
@@ -363,7 +363,7 @@ int gethostbyname_r(const char *restrict name, struct hostent *restrict result_b
 {
     job *j;
 
-    ORIG_OR(gethostbyname_r, ENOSYS);
+    ORIG_OR_RESOLVE(gethostbyname_r, ENOSYS);
     if (!name || !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.gethostbyname_r(name, result_buf, buf, buflen, result, h_errnop);
     if (!(j = host_job(J_HOST, name, buflen)))
@@ -377,7 +377,7 @@ int gethostbyname2_r(const char *restrict name, int af, struct hostent *restrict
 {
     job *j;
 
-    ORIG_OR(gethostbyname2_r, ENOSYS);
+    ORIG_OR_RESOLVE(gethostbyname2_r, ENOSYS);
     if (!name || !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.gethostbyname2_r(name, af, result_buf, buf, buflen, result, h_errnop);
     if (!(j = host_job(J_HOST2, name, buflen)))
@@ -392,7 +392,7 @@ int gethostbyaddr_r(const void *restrict addr, __socklen_t len, int type,
 {
     job *j;
 
-    ORIG_OR(gethostbyaddr_r, ENOSYS);
+    ORIG_OR_RESOLVE(gethostbyaddr_r, ENOSYS);
     if (!addr || len > sizeof j->addr || !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.gethostbyaddr_r(addr, len, type, result_buf, buf, buflen, result,
                                         h_errnop);
@@ -453,7 +453,7 @@ struct hostent *gethostbyname(const char *name)
 {
     job *j;
 
-    ORIG_OR(gethostbyname, NULL);
+    ORIG_OR_RESOLVE(gethostbyname, NULL);
     if (!name || !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.gethostbyname(name);
     if (!(j = host_job(J_HOST, name, HOST_BUF))) {
@@ -467,7 +467,7 @@ struct hostent *gethostbyname2(const char *name, int af)
 {
     job *j;
 
-    ORIG_OR(gethostbyname2, NULL);
+    ORIG_OR_RESOLVE(gethostbyname2, NULL);
     if (!name || !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.gethostbyname2(name, af);
     if (!(j = host_job(J_HOST2, name, HOST_BUF))) {
@@ -482,7 +482,7 @@ struct hostent *gethostbyaddr(const void *addr, __socklen_t len, int type)
 {
     job *j;
 
-    ORIG_OR(gethostbyaddr, NULL);
+    ORIG_OR_RESOLVE(gethostbyaddr, NULL);
     if (!addr || len > sizeof j->addr || !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.gethostbyaddr(addr, len, type);
     if (!(j = host_job(J_ADDR, NULL, HOST_BUF))) {
@@ -548,7 +548,7 @@ int res_query(const char *dname, int class, int type, unsigned char *answer, int
 {
     res_state r;
 
-    ORIG_OR(res_query, (int)gr__patch_enosys());
+    ORIG_OR_RESOLVE(res_query, (int)gr__patch_enosys());
     if (!dname || !answer || !gr__patch_coop(GR_PATCH_DNS) || !(r = caller_res()))
         return gr__orig.res_query(dname, class, type, answer, anslen);
     return res_job(J_QUERY, r, dname, class, type, answer, anslen);
@@ -558,7 +558,7 @@ int res_search(const char *dname, int class, int type, unsigned char *answer, in
 {
     res_state r;
 
-    ORIG_OR(res_search, (int)gr__patch_enosys());
+    ORIG_OR_RESOLVE(res_search, (int)gr__patch_enosys());
     if (!dname || !answer || !gr__patch_coop(GR_PATCH_DNS) || !(r = caller_res()))
         return gr__orig.res_search(dname, class, type, answer, anslen);
     return res_job(J_SEARCH, r, dname, class, type, answer, anslen);
@@ -567,7 +567,7 @@ int res_search(const char *dname, int class, int type, unsigned char *answer, in
 int res_nquery(res_state statp, const char *dname, int class, int type, unsigned char *answer,
                int anslen)
 {
-    ORIG_OR(res_nquery, (int)gr__patch_enosys());
+    ORIG_OR_RESOLVE(res_nquery, (int)gr__patch_enosys());
     if (!statp || !dname || !answer || !(statp->options & RES_INIT) ||
         !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.res_nquery(statp, dname, class, type, answer, anslen);
@@ -577,7 +577,7 @@ int res_nquery(res_state statp, const char *dname, int class, int type, unsigned
 int res_nsearch(res_state statp, const char *dname, int class, int type, unsigned char *answer,
                 int anslen)
 {
-    ORIG_OR(res_nsearch, (int)gr__patch_enosys());
+    ORIG_OR_RESOLVE(res_nsearch, (int)gr__patch_enosys());
     if (!statp || !dname || !answer || !(statp->options & RES_INIT) ||
         !gr__patch_coop(GR_PATCH_DNS))
         return gr__orig.res_nsearch(statp, dname, class, type, answer, anslen);

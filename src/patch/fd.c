@@ -101,7 +101,7 @@ int close_range(unsigned int first, unsigned int last, int flags)
 
 void closefrom(int lowfd)
 {
-    if (!gr__orig.closefrom && (!gr__patch_resolve() || !gr__orig.closefrom)) {
+    if (!gr__orig.closefrom) {
         syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0);
         return;
     }

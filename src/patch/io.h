@@ -8,12 +8,21 @@
 
 #include <sys/syscall.h>
 
-/* Make the call itself before the originals are known (an allocator's
- * start-up), or fail with ENOSYS where there is no system call to make. */
-#define ORIG_OR(name, fallback)                                                                    \
+/* Before the originals are resolved (a call from an allocator's start-up,
+ * before the constructor): make the system call itself. No dlsym here:
+ * it may allocate, and the allocator may be the caller. */
+#define ORIG_OR(name, syscall_expr)                                                                \
+    do {                                                                                           \
+        if (GR__P_UNLIKELY(!gr__orig.name))                                                        \
+            return syscall_expr;                                                                   \
+    } while (0)
+
+/* For a call with no system call of its own (DNS, select...): resolve now,
+ * or fail with fail_expr. */
+#define ORIG_OR_RESOLVE(name, fail_expr)                                                           \
     do {                                                                                           \
         if (GR__P_UNLIKELY(!gr__orig.name) && (!gr__patch_resolve() || !gr__orig.name))            \
-            return fallback;                                                                       \
+            return fail_expr;                                                                      \
     } while (0)
 
 /* The call made as the program made it: no record says it could block. */

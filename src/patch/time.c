@@ -36,11 +36,21 @@ static void time_left(int64_t deadline, struct timespec *rem)
     rem->tv_nsec = (long)(left % 1000) * 1000000;
 }
 
+/* sleep before the originals are known: the system call. */
+static unsigned int raw_sleep(unsigned int seconds)
+{
+    struct timespec ts = {(time_t)seconds, 0}, rem = {0, 0};
+
+    if (syscall(SYS_nanosleep, &ts, &rem) == 0)
+        return 0;
+    return (unsigned)rem.tv_sec + (rem.tv_nsec > 0);
+}
+
 unsigned int sleep(unsigned int seconds)
 {
     int64_t deadline;
 
-    ORIG_OR(sleep, seconds); /* too early to sleep: say it was cut short */
+    ORIG_OR(sleep, raw_sleep(seconds));
     if (!seconds || !gr__patch_coop(GR_PATCH_TIME))
         return gr__orig.sleep(seconds);
     deadline = gr__deadline_in_ms((int64_t)seconds * 1000);

@@ -155,6 +155,10 @@ static int select_coop(sel *s, int64_t deadline, const __sigset_t *mask)
             n = -1;
             break;
         }
+        if (w > 0) /* select ignores what the kernel's table cannot hold: so do we */
+            for (nfds_t i = 0; i < s->npfd; i++)
+                if (s->pfd[i].revents & POLLNVAL)
+                    s->pfd[i].fd = -1;
         if (w == 0) {
             sel_restore(s);
             n = gr__orig.pselect(s->nfds, s->r, s->w, s->e, &zero_ts, mask);
@@ -191,7 +195,7 @@ int select(int nfds, fd_set *restrict readfds, fd_set *restrict writefds,
     sel s;
     int n;
 
-    ORIG_OR(select, (int)gr__patch_enosys());
+    ORIG_OR_RESOLVE(select, (int)gr__patch_enosys());
     if ((timeout && !timeout->tv_sec && !timeout->tv_usec) || nfds < 0 || nfds > FD_SETSIZE ||
         (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0 ||
                      timeout->tv_usec >= 1000000)) ||
@@ -222,7 +226,7 @@ int pselect(int nfds, fd_set *restrict readfds, fd_set *restrict writefds,
 {
     sel s;
 
-    ORIG_OR(pselect, (int)gr__patch_enosys());
+    ORIG_OR_RESOLVE(pselect, (int)gr__patch_enosys());
     if ((timeout && !timeout->tv_sec && !timeout->tv_nsec) || nfds < 0 || nfds > FD_SETSIZE ||
         (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
                      timeout->tv_nsec >= 1000000000)) ||
