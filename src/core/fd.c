@@ -2,7 +2,7 @@
  * edge-triggered, for both directions; edges are remembered per fd so one
  * that arrives while nobody waits is not lost. */
 #define _GNU_SOURCE
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -78,19 +78,21 @@ static int park_on(gr_hub *h, gr__fdrec *rec, int events, int64_t deadline)
     h->nfd_waiters++;
     rc = gr__park(deadline, "fd");
     h->nfd_waiters--;
-    gr__wq_remove(&rec->readers, &rd);
-    gr__wq_remove(&rec->writers, &wr);
+    gr__wq_remove(&rd);
+    gr__wq_remove(&wr);
     return rc < 0 ? -1 : (rd.fired | wr.fired);
 }
 
-int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain)
+int gr_wait_fd(int fd, int events, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
+    gr_hub *h = gr__hub_get();
+    int after_eagain = events & GR_EDGE;
     gr__fdrec *rec;
     int r;
 
     if (!h)
         return -1;
+    events &= ~GR_EDGE;
     if (!events || (events & ~(GR_READ | GR_WRITE))) {
         errno = EINVAL;
         return -1;
@@ -117,22 +119,18 @@ int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain)
     return park_on(h, rec, events, deadline);
 }
 
-int gr__fd_take_ready(int fd, int events)
+int gr_fd_take_edges(int fd, int events)
 {
-    gr_hub *h = gr__hub();
+    gr_hub *h = gr__tls_hub;
     gr__fdrec *rec = h ? fd_rec(h, fd, 0) : NULL;
     int was;
 
+    events &= GR_READ | GR_WRITE;
     if (!rec || !rec->registered)
         return events; /* never waited on: nothing known, maybe ready */
     was = rec->ready & events;
     rec->ready &= (uint8_t)~events;
     return was;
-}
-
-int gr_wait_fd(int fd, int events, int64_t deadline)
-{
-    return gr__wait_fd(fd, events, deadline, 0);
 }
 
 static void wake_fd_waiters(gr__wq *q, int ready)
@@ -173,8 +171,8 @@ int gr_fd_forget(int fd)
 
     if (!h || !(rec = fd_rec(h, fd, 0)))
         return 0;
-    gr__wq_wake_all(&rec->readers, EBADF);
-    gr__wq_wake_all(&rec->writers, EBADF);
+    gr__wake_all(&rec->readers, NULL, EBADF);
+    gr__wake_all(&rec->writers, NULL, EBADF);
     if (rec->registered)
         gr__backend_del(&h->backend, fd);
     rec->registered = 0;
@@ -237,13 +235,13 @@ static int poll_register(gr_hub *h, struct pollfd *fds, nfds_t nfds, gr__waiter 
 static void poll_unregister(gr__waiter *w, nfds_t nfds)
 {
     for (nfds_t i = 0; i < 2 * nfds; i++)
-        gr__wq_remove(NULL, &w[i]);
+        gr__wq_remove(&w[i]);
 }
 
 int gr_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline)
 {
     gr__waiter stack_w[2 * POLL_STACK], *w = stack_w;
-    gr_hub *h = gr__hub();
+    gr_hub *h = gr__hub_get();
     int n, rc;
 
     if (!h)

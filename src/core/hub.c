@@ -10,7 +10,7 @@
  * after GR__BUDGET such switches the next one goes through the hub.
  */
 #define _GNU_SOURCE
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -93,7 +93,7 @@ void gr__fire_timers(gr_hub *h)
         gr__timer_disarm(&h->timers, t);
         if (g->state == GR__NEW) {
             h->later--;
-            gr__ready(h, g); /* gr_spawn_later's start time */
+            gr__ready(h, g); /* gr_spawn_at's start time */
         } else if (g->state == GR__PARKED && g->park_deadline >= 0) {
             /* A lazy timer fires early: the park it was kept for ends later. */
             if (g->park_deadline <= h->now)
@@ -349,7 +349,7 @@ gr_hub *gr__hub_create(void)
 
 gr_hub *gr_hub_current(void)
 {
-    return gr__hub();
+    return gr__hub_get();
 }
 
 static void free_record_extras(gr__g *g)
@@ -456,7 +456,7 @@ int gr_main(gr_fn fn, void *arg, void **result)
         errno = EINVAL;
         return -1;
     }
-    if (!(h = gr__hub()))
+    if (!(h = gr__hub_get()))
         return -1;
     h->in_main = 1;
     if ((g = gr_spawn(fn, arg)) < 0) {

@@ -1,6 +1,6 @@
 /* The only way in from other OS threads: posted callbacks, and references
  * that keep a hub alive for them. */
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -38,9 +38,8 @@ typedef struct job {
     void (*discard)(void *result, void *arg);
     void *result;
     gr_hub *hub;
-    gr__g *caller;
+    gr__latch delivered; /* hub thread only: fired by deliver() */
     int state;           /* JOB_*, under pool.lock */
-    uint8_t delivered;   /* hub thread only: deliver() has run */
     uint8_t caller_gone; /* hub thread only: deliver() frees the record */
 } job;
 
@@ -133,8 +132,7 @@ static void deliver(void *arg)
         free(j);
         return;
     }
-    j->delivered = 1;
-    gr__unpark(j->caller, 0);
+    gr__latch_fire(&j->delivered, GR__WAKE_DONE);
 }
 
 /* With the lock held, after fn returned: hand the result over, or clean up
@@ -268,7 +266,7 @@ static int abandon(job *j, void **result)
     return 0;
 }
 
-int gr_thread_run(gr_work_fn fn, void *arg, void **result,
+int gr_threadpool_run(gr_work_fn fn, void *arg, void **result,
                   void (*discard)(void *result, void *arg), int64_t deadline)
 {
     gr_hub *h;
@@ -278,35 +276,33 @@ int gr_thread_run(gr_work_fn fn, void *arg, void **result,
         errno = EINVAL;
         return -1;
     }
-    if (!(h = gr__hub()))
+    if (!(h = gr_hub_current()))
         return -1;
     /* Only the hub context is refused here. A killed caller or a past
      * deadline still queues the job and then gives it up at once, so
      * ETIMEDOUT and ECANCELED always mean "fn runs, then discard". */
-    if (h->current == h->hubg)
-        return gr__may_block(h);
+    if (gr__in_hub_callback())
+        return gr__enter();
     if (!(j = calloc(1, sizeof *j))) {
         errno = ENOMEM;
         return -1;
     }
-    *j = (job){.fn = fn, .arg = arg, .discard = discard, .hub = h, .caller = h->current};
+    *j = (job){.fn = fn, .arg = arg, .discard = discard, .hub = h};
     gr_hub_ref(h); /* the worker will post to us */
     if (enqueue(j) != 0) {
         gr_hub_unref(h);
         free(j);
         return -1;
     }
-    while (!j->delivered) {
-        if (gr__park(deadline, "thread pool") != 0 && !j->delivered)
-            return abandon(j, result);
-    }
+    if (gr__latch_wait(&j->delivered, GR__WAKE_DONE, deadline, "thread pool") < 0)
+        return abandon(j, result);
     if (result)
         *result = j->result;
     free(j);
     return 0;
 }
 
-int gr_thread_pool_size(size_t max_threads, size_t max_queue)
+int gr_threadpool_size(size_t max_threads, size_t max_queue)
 {
     if (max_threads == 0 || max_threads > THREADS_MAX) {
         errno = EINVAL;

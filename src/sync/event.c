@@ -14,7 +14,7 @@ void gr_event_init(gr_event *e)
 void gr_event_set(gr_event *e)
 {
     e->set_ = 1;
-    gr__sync_wake_all(gr__wq_of(&e->q_), NULL, 0);
+    gr__wake_all(&e->q_, NULL, 0);
 }
 
 void gr_event_clear(gr_event *e)
@@ -29,16 +29,13 @@ int gr_event_is_set(const gr_event *e)
 
 int gr_event_wait(gr_event *e, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h)
-        return -1;
     if (e->set_)
         return 0;
     /* Woken by a set: success even if the flag was cleared since (gevent's
      * wait() does the same), since the set did happen. */
-    return gr__sync_wait(h, gr__wq_of(&e->q_), &w, deadline, "event");
+    return gr__wait_queue(&e->q_, &w, deadline, "event");
 }
 
 /* ---------------------------------------------------------- AsyncResult */
@@ -63,7 +60,7 @@ static int deliver(gr_async *a, int state, void *value, int err)
     a->value_ = value;
     a->error_ = err;
     /* The error rides in the wake status: park returns it as errno. */
-    gr__sync_wake_all(gr__wq_of(&a->q_), value, err);
+    gr__wake_all(&a->q_, value, err);
     return 0;
 }
 
@@ -88,18 +85,15 @@ int gr_async_ready(const gr_async *a)
 
 int gr_async_get(gr_async *a, void **value, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h)
-        return -1;
     if (a->state_ == ASYNC_ERROR) {
         errno = a->error_;
         return -1;
     }
     if (a->state_ == ASYNC_VALUE) {
         w.data = a->value_;
-    } else if (gr__sync_wait(h, gr__wq_of(&a->q_), &w, deadline, "async result") != 0) {
+    } else if (gr__wait_queue(&a->q_, &w, deadline, "async result") != 0) {
         return -1;
     }
     if (value)
