@@ -1,7 +1,7 @@
 /* The interposers' view of the core: the one file of src/patch that
- * includes core.h. Everything else in src/patch asks through these
- * functions, so a change in the core's internals (or a renamed public
- * call) is mended here alone.
+ * includes core.h (the core's contract; never its layout). Everything else
+ * in src/patch asks through these functions, so a change in the core (or a
+ * renamed public call) is mended here alone.
  *
  * The rule for "inside a green thread": the OS thread has a hub and the
  * context running is one of its green threads. The root context (main()
@@ -15,14 +15,12 @@
 
 int gr__glue_in_green(void)
 {
-    gr_hub *h = gr__tls_hub;
-
-    return h && h->current->kind == GR__KIND_GREEN;
+    return gr__in_green_thread();
 }
 
 int gr__glue_wait_fd(int fd, int events, int64_t deadline, int after_eagain)
 {
-    return gr__wait_fd(fd, events, deadline, after_eagain);
+    return gr_wait_fd(fd, events | (after_eagain ? GR_EDGE : 0), deadline);
 }
 
 int gr__glue_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline)
@@ -47,12 +45,11 @@ int64_t gr__glue_now(void)
 
 void gr__glue_forget(int fd)
 {
-    if (gr__tls_hub)
-        gr_fd_forget(fd);
+    gr_fd_forget(fd);
 }
 
 int gr__glue_pool_run(void *(*fn)(void *), void *arg, void (*discard)(void *res, void *arg),
                       int64_t deadline)
 {
-    return gr_thread_run(fn, arg, NULL, discard, deadline);
+    return gr_threadpool_run(fn, arg, NULL, discard, deadline);
 }

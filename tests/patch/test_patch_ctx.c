@@ -152,7 +152,7 @@ static void *pool_side(void *arg)
 
     (void)arg;
     hb_start(&hb);
-    cr_assert_eq(gr_thread_run(pool_job, out, NULL, NULL, -1), 0);
+    cr_assert_eq(gr_threadpool_run(pool_job, out, NULL, NULL, -1), 0);
     hb_check(&hb);
     cr_assert_eq(out[0], 0, "a pool worker is not a green thread");
     cr_assert_eq(out[1], -1);
