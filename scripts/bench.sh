@@ -33,6 +33,8 @@ echo "== core: switch, spawn+join, idle memory, timers (vs ucontext)"
 build/bin/grove-micro $json
 echo "== sync: channel and queue ping-pong"
 build/bin/grove-sync-bench $json
+echo "== libgrove-patch: patched calls vs gr_ calls and libc, a POSIX echo server under the patch"
+build/bin/grove-patch-bench $json
 echo "== echo over loopback: grove vs thread per connection"
 build/bin/grove-echo-bench $json
 echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"

@@ -15,16 +15,13 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-typedef struct rec {
-    unsigned state; /* GR__FD_* bits; 0: no record */
-    int rcv_ms, snd_ms;
-    int pad;
-} rec;
+typedef gr__fdinfo rec;
 
-#define CHUNK 4096
-#define CHUNKS 1024 /* 4M descriptors, as the core's fd table */
+#define CHUNK GR__FDS_CHUNK
+#define CHUNKS GR__FDS_CHUNKS
+#define chunks gr__fds
 
-static rec *chunks[CHUNKS];
+gr__fdinfo *gr__fds[GR__FDS_CHUNKS];
 static int high_fd = -1;
 
 static rec *rec_of(int fd, int create)
@@ -113,17 +110,11 @@ static unsigned adopt(int fd)
     return state;
 }
 
-unsigned gr__fd_state(int fd)
+unsigned gr__fd_adopt(int fd)
 {
-    rec *r = rec_of(fd, 0);
-    unsigned s;
-    int err;
+    int err = errno;
+    unsigned s = adopt(fd);
 
-    if (GR__P_LIKELY(r != NULL) &&
-        GR__P_LIKELY((s = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE)) != 0))
-        return s;
-    err = errno;
-    s = adopt(fd);
     errno = err;
     return s;
 }

@@ -350,6 +350,14 @@ static void adopt_received(const struct msghdr *msg)
     }
 }
 
+/* The hot path of a socket left blocking: one attempt with MSG_DONTWAIT;
+ * only when it would block (or MSG_WAITALL wants more) does the general
+ * loop take over. */
+static inline int sock_blocking(unsigned st)
+{
+    return (st & (GR__FD_KIND | GR__FD_NONBLOCK)) == GR__FD_SOCK;
+}
+
 static ssize_t run(gr__op o)
 {
     unsigned st = gr__fd_state(o.fd);
@@ -359,12 +367,57 @@ static ssize_t run(gr__op o)
     return gr__op_run(&o, st, 0);
 }
 
+/* read on a socket left blocking: one MSG_DONTWAIT attempt first. */
+static ssize_t read_coop(int fd, void *buf, size_t nbytes)
+{
+    unsigned st = gr__fd_state(fd);
+
+    if (GR__P_LIKELY(sock_blocking(st))) {
+        int *errp = &errno, err0 = *errp;
+        ssize_t r = gr__orig.recvfrom(fd, buf, nbytes, MSG_DONTWAIT, NULL, NULL);
+
+        if (r >= 0 || (*errp != EAGAIN && *errp != ENOTSOCK))
+            return r;
+        *errp = err0;
+    } else if (gr__fd_direct(st)) {
+        return gr__orig.read(fd, buf, nbytes);
+    }
+    return gr__op_run(&(gr__op){.type = OP_READ, .fd = fd, .buf = buf, .len = nbytes}, st, 0);
+}
+
+/* send and write on a socket left blocking: the first attempt often sends
+ * it all. */
+static ssize_t send_coop(gr__op *o)
+{
+    unsigned st = gr__fd_state(o->fd);
+
+    if (GR__P_LIKELY(sock_blocking(st))) {
+        int *errp = &errno, err0 = *errp;
+        ssize_t r = gr__orig.sendto(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT, o->to,
+                                    o->tolen);
+
+        if (r == (ssize_t)o->len || (r < 0 && *errp != EAGAIN && *errp != ENOTSOCK))
+            return r;
+        *errp = err0;
+        if (r > 0) { /* the rest, as a blocking write would */
+            ssize_t more = gr__op_run(o, st, (size_t)r);
+
+            if (more < 0)
+                *errp = err0; /* its error comes with the next call */
+            return more < 0 ? r : r + more;
+        }
+    } else if (gr__fd_direct(st)) {
+        return call_plain(o);
+    }
+    return gr__op_run(o, st, 0);
+}
+
 ssize_t read(int fd, void *buf, size_t nbytes)
 {
     ORIG_OR(read, syscall(SYS_read, fd, buf, nbytes));
     if (!gr__patch_coop(GR_PATCH_SOCKET))
         return gr__orig.read(fd, buf, nbytes);
-    return run((gr__op){.type = OP_READ, .fd = fd, .buf = buf, .len = nbytes});
+    return read_coop(fd, buf, nbytes);
 }
 
 ssize_t __read_chk(int fd, void *buf, size_t nbytes, size_t buflen)
@@ -382,26 +435,53 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     return run((gr__op){.type = OP_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt});
 }
 
+static ssize_t recv_coop(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                         socklen_t *addr_len)
+{
+    gr__op o = {.type = OP_RECVFROM, .fd = fd, .buf = buf, .len = n, .flags = flags,
+                .from = addr, .fromlen = addr_len};
+    unsigned st = gr__fd_state(fd);
+    int *errp, err0;
+    ssize_t r;
+
+    if (GR__P_LIKELY(sock_blocking(st) && !(flags & MSG_WAITALL))) {
+        errp = &errno;
+        err0 = *errp;
+        r = gr__orig.recvfrom(fd, buf, n, flags | MSG_DONTWAIT, addr, addr_len);
+        if (r >= 0 || *errp != EAGAIN)
+            return r;
+        *errp = err0;
+    } else if (gr__fd_direct(st)) {
+        return gr__orig.recvfrom(fd, buf, n, flags, addr, addr_len);
+    }
+    return gr__op_run(&o, st, 0);
+}
+
+static inline ssize_t recv_any(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                               socklen_t *addr_len)
+{
+    ORIG_OR(recvfrom, syscall(SYS_recvfrom, fd, buf, n, flags, addr, addr_len));
+    if ((flags & MSG_DONTWAIT) || !gr__patch_coop(GR_PATCH_SOCKET))
+        return gr__orig.recvfrom(fd, buf, n, flags, addr, addr_len);
+    return recv_coop(fd, buf, n, flags, addr, addr_len);
+}
+
 ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    return recvfrom(fd, buf, n, flags, NULL, NULL);
+    return recv_any(fd, buf, n, flags, NULL, NULL);
 }
 
 ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
     if (n > buflen)
         __chk_fail();
-    return recvfrom(fd, buf, n, flags, NULL, NULL);
+    return recv_any(fd, buf, n, flags, NULL, NULL);
 }
 
 ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, __SOCKADDR_ARG addr,
                  socklen_t *restrict addr_len)
 {
-    ORIG_OR(recvfrom, syscall(SYS_recvfrom, fd, buf, n, flags, addr.__sockaddr__, addr_len));
-    if ((flags & MSG_DONTWAIT) || !gr__patch_coop(GR_PATCH_SOCKET))
-        return gr__orig.recvfrom(fd, buf, n, flags, addr, addr_len);
-    return run((gr__op){.type = OP_RECVFROM, .fd = fd, .buf = buf, .len = n, .flags = flags,
-                        .from = addr.__sockaddr__, .fromlen = addr_len});
+    return recv_any(fd, buf, n, flags, addr.__sockaddr__, addr_len);
 }
 
 ssize_t __recvfrom_chk(int fd, void *restrict buf, size_t n, size_t buflen, int flags,
@@ -409,7 +489,7 @@ ssize_t __recvfrom_chk(int fd, void *restrict buf, size_t n, size_t buflen, int 
 {
     if (n > buflen)
         __chk_fail();
-    return recvfrom(fd, buf, n, flags, addr, addr_len);
+    return recv_any(fd, buf, n, flags, addr.__sockaddr__, addr_len);
 }
 
 ssize_t recvmsg(int fd, struct msghdr *message, int flags)
@@ -431,7 +511,7 @@ ssize_t write(int fd, const void *buf, size_t n)
     ORIG_OR(write, syscall(SYS_write, fd, buf, n));
     if (!gr__patch_coop(GR_PATCH_SOCKET))
         return gr__orig.write(fd, buf, n);
-    return run((gr__op){.type = OP_WRITE, .fd = fd, .buf = (void *)buf, .len = n});
+    return send_coop(&(gr__op){.type = OP_WRITE, .fd = fd, .buf = (void *)buf, .len = n});
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
@@ -442,19 +522,25 @@ ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     return run((gr__op){.type = OP_WRITEV, .fd = fd, .iov = iov, .iovcnt = iovcnt});
 }
 
+static inline ssize_t send_any(int fd, const void *buf, size_t n, int flags,
+                               const struct sockaddr *to, socklen_t tolen)
+{
+    ORIG_OR(sendto, syscall(SYS_sendto, fd, buf, n, flags, to, tolen));
+    if ((flags & MSG_DONTWAIT) || !gr__patch_coop(GR_PATCH_SOCKET))
+        return gr__orig.sendto(fd, buf, n, flags, to, tolen);
+    return send_coop(&(gr__op){.type = OP_SENDTO, .fd = fd, .buf = (void *)buf, .len = n,
+                               .flags = flags, .to = to, .tolen = tolen});
+}
+
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    return sendto(fd, buf, n, flags, (__CONST_SOCKADDR_ARG)(const struct sockaddr *)NULL, 0);
+    return send_any(fd, buf, n, flags, NULL, 0);
 }
 
 ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
                socklen_t addr_len)
 {
-    ORIG_OR(sendto, syscall(SYS_sendto, fd, buf, n, flags, addr.__sockaddr__, addr_len));
-    if ((flags & MSG_DONTWAIT) || !gr__patch_coop(GR_PATCH_SOCKET))
-        return gr__orig.sendto(fd, buf, n, flags, addr, addr_len);
-    return run((gr__op){.type = OP_SENDTO, .fd = fd, .buf = (void *)buf, .len = n,
-                        .flags = flags, .to = addr.__sockaddr__, .tolen = addr_len});
+    return send_any(fd, buf, n, flags, addr.__sockaddr__, addr_len);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *message, int flags)

@@ -134,9 +134,36 @@ enum {
     GR__FD_NO_NOWAIT = 16, /* RWF_NOWAIT refused: fall back as for OTHER */
 };
 
-/* The record of fd, adopting the descriptor if it has none (then 0 for an
- * invalid fd: the real call reports EBADF). Keeps errno. */
-unsigned gr__fd_state(int fd) GR__P_HIDDEN;
+/* The records' storage (fdtab.c): fixed chunks, never moved or freed. */
+typedef struct gr__fdinfo {
+    unsigned state; /* GR__FD_* bits; 0: no record */
+    int rcv_ms, snd_ms;
+    int pad;
+} gr__fdinfo;
+
+#define GR__FDS_CHUNK 4096
+#define GR__FDS_CHUNKS 1024 /* 4M descriptors, as the core's table */
+extern gr__fdinfo *gr__fds[GR__FDS_CHUNKS] GR__P_HIDDEN;
+
+/* Learn fd from the kernel and record it (0 for an invalid fd: the real
+ * call reports EBADF). Keeps errno. */
+unsigned gr__fd_adopt(int fd) GR__P_HIDDEN;
+
+/* The record of fd, adopting the descriptor if it has none. Two loads on
+ * the hot path. Keeps errno. */
+static inline unsigned gr__fd_state(int fd)
+{
+    gr__fdinfo *c;
+    unsigned s;
+
+    if (GR__P_LIKELY((unsigned)fd < GR__FDS_CHUNK * GR__FDS_CHUNKS) &&
+        GR__P_LIKELY((c = __atomic_load_n(&gr__fds[fd / GR__FDS_CHUNK], __ATOMIC_ACQUIRE)) !=
+                     NULL) &&
+        GR__P_LIKELY((s = __atomic_load_n(&c[fd % GR__FDS_CHUNK].state, __ATOMIC_ACQUIRE)) != 0))
+        return s;
+    return gr__fd_adopt(fd);
+}
+
 /* Set a freshly made descriptor's record (time-outs in ms, 0 = none). */
 void gr__fd_set(int fd, unsigned state, int rcv_ms, int snd_ms) GR__P_HIDDEN;
 /* Forget fd's record (closed, or changed behind our back). */
