@@ -281,7 +281,7 @@ static int advance(gr__op *o, size_t n, iovcopy *c)
     return 0;
 }
 
-ssize_t gr__op_run(gr__op *o, unsigned st, size_t skip)
+ssize_t gr__op_run(gr__op *o, unsigned st, size_t skip, int wait_first)
 {
     int err0 = errno;
     int events = is_write(o) ? GR_WRITE : GR_READ;
@@ -293,6 +293,14 @@ ssize_t gr__op_run(gr__op *o, unsigned st, size_t skip)
     if (skip && advance(o, skip, &c) < 0)
         return -1;
     total -= skip < total ? skip : total;
+    if (wait_first) {
+        deadline = gr__timeo_deadline(o->fd, st, !is_write(o));
+        if (gr__wait_again(o->fd, events, deadline, EAGAIN) < 0) {
+            if (c.v && c.v != c.local)
+                free(c.v);
+            return -1;
+        }
+    }
     for (;;) {
         if (try_once(o, &st, &n) == TRY_BLOCKING) {
             if (deadline == -2)
@@ -364,25 +372,28 @@ static ssize_t run(gr__op o)
 
     if (gr__fd_direct(st))
         return call_plain(&o);
-    return gr__op_run(&o, st, 0);
+    return gr__op_run(&o, st, 0, 0);
 }
 
 /* read on a socket left blocking: one MSG_DONTWAIT attempt first. */
 static ssize_t read_coop(int fd, void *buf, size_t nbytes)
 {
+    gr__op o = {.type = OP_READ, .fd = fd, .buf = buf, .len = nbytes};
     unsigned st = gr__fd_state(fd);
 
     if (GR__P_LIKELY(sock_blocking(st))) {
-        int *errp = &errno, err0 = *errp;
+        int *errp = &errno, err0 = *errp, again;
         ssize_t r = gr__orig.recvfrom(fd, buf, nbytes, MSG_DONTWAIT, NULL, NULL);
 
         if (r >= 0 || (*errp != EAGAIN && *errp != ENOTSOCK))
             return r;
+        again = *errp == EAGAIN; /* ENOTSOCK: a stale record, which the loop mends */
         *errp = err0;
-    } else if (gr__fd_direct(st)) {
-        return gr__orig.read(fd, buf, nbytes);
+        return gr__op_run(&o, st, 0, again);
     }
-    return gr__op_run(&(gr__op){.type = OP_READ, .fd = fd, .buf = buf, .len = nbytes}, st, 0);
+    if (gr__fd_direct(st))
+        return gr__orig.read(fd, buf, nbytes);
+    return gr__op_run(&o, st, 0, 0);
 }
 
 /* send and write on a socket left blocking: the first attempt often sends
@@ -396,20 +407,24 @@ static ssize_t send_coop(gr__op *o)
         ssize_t r = gr__orig.sendto(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT, o->to,
                                     o->tolen);
 
+        int full;
+
         if (r == (ssize_t)o->len || (r < 0 && *errp != EAGAIN && *errp != ENOTSOCK))
             return r;
+        full = r > 0 || *errp == EAGAIN; /* the socket's buffer is full: wait first */
         *errp = err0;
         if (r > 0) { /* the rest, as a blocking write would */
-            ssize_t more = gr__op_run(o, st, (size_t)r);
+            ssize_t more = gr__op_run(o, st, (size_t)r, full);
 
             if (more < 0)
                 *errp = err0; /* its error comes with the next call */
             return more < 0 ? r : r + more;
         }
+        return gr__op_run(o, st, 0, full);
     } else if (gr__fd_direct(st)) {
         return call_plain(o);
     }
-    return gr__op_run(o, st, 0);
+    return gr__op_run(o, st, 0, 0);
 }
 
 ssize_t read(int fd, void *buf, size_t nbytes)
@@ -454,7 +469,7 @@ static ssize_t recv_coop(int fd, void *buf, size_t n, int flags, struct sockaddr
     } else if (gr__fd_direct(st)) {
         return gr__orig.recvfrom(fd, buf, n, flags, addr, addr_len);
     }
-    return gr__op_run(&o, st, 0);
+    return gr__op_run(&o, st, 0, 0);
 }
 
 static inline ssize_t recv_any(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,

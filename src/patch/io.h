@@ -65,8 +65,9 @@ typedef struct gr__op {
  * EAGAIN (SO_RCVTIMEO/SO_SNDTIMEO, as socket(7)), ETIMEDOUT (a Timeout
  * region), ECANCELED (the green thread was killed) or EBADF (closed by
  * another green thread). errno is the caller's again on success. skip:
- * bytes of o already moved (the count returned leaves them out). */
-ssize_t gr__op_run(gr__op *o, unsigned st, size_t skip) GR__P_HIDDEN;
+ * bytes of o already moved (the count returned leaves them out);
+ * wait_first: an attempt just said EAGAIN, so wait before the next. */
+ssize_t gr__op_run(gr__op *o, unsigned st, size_t skip, int wait_first) GR__P_HIDDEN;
 
 /* The deadline of a wait on fd for its SO_RCVTIMEO (rcv) or SO_SNDTIMEO:
  * -1 when it has none. */

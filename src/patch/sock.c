@@ -353,7 +353,7 @@ static int sendmmsg_coop(int fd, struct mmsghdr *v, unsigned vlen, int flags)
             sent += (unsigned)n;
             if (last->msg_len < want) {
                 gr__op o = {.type = OP_SENDMSG, .fd = fd, .msg = &last->msg_hdr, .flags = flags};
-                ssize_t more = gr__op_run(&o, st, last->msg_len);
+                ssize_t more = gr__op_run(&o, st, last->msg_len, 0);
 
                 if (more > 0)
                     last->msg_len += (unsigned)more;
