@@ -36,6 +36,8 @@ build/bin/grove-sync-bench $json
 echo "== fork: grove's child handler against a bare fork of the same process"
 build/bin/grove-fork-bench $json --threads 1000 --fds 100
 build/bin/grove-fork-bench $json --threads 1000 --fds 2000
+echo "== libgrove-patch: patched calls vs gr_ calls and libc, a POSIX echo server under the patch"
+build/bin/grove-patch-bench $json
 echo "== echo over loopback: grove vs thread per connection"
 build/bin/grove-echo-bench $json
 echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"

@@ -37,6 +37,16 @@ for v in shared static uninstalled; do
     out=$("$prefix/hello-$v")
     echo "$out" | grep -q "thread 3 returned 300" || { echo "hello-$v: $out"; exit 1; }
 done
+# libgrove-patch: a plain POSIX program made cooperative, built with
+# pkg-config grove-patch, and the same program under LD_PRELOAD.
+cc -Wall -Wextra -Werror -fno-builtin "$top/tests/patch/startup.c" $(pkg-config --cflags --libs grove-patch) \
+    -Wl,-rpath,"$libdir" -o "$prefix/startup-linked"
+cc -Wall -Wextra -Werror -fno-builtin "$top/tests/patch/startup.c" $(pkg-config --cflags --libs grove) \
+    -Wl,-rpath,"$libdir" -o "$prefix/startup-shared"
+"$prefix/startup-linked" | grep -q "startup ok" || { echo "startup-linked failed"; exit 1; }
+LD_PRELOAD="$libdir/libgrove-patch.so" "$prefix/startup-shared" | grep -q "startup ok" ||
+    { echo "startup-shared under LD_PRELOAD failed"; exit 1; }
+test -f "$prefix/include/grove/patch.h"
 # Only the public API is exported from the shared library.
 leaked=$(nm -D --defined-only "$libdir/libgrove.so" | awk '{print $3}' | grep -v '^gr_' || true)
 [ -z "$leaked" ] || { echo "non-API symbols exported: $leaked"; exit 1; }
