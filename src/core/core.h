@@ -54,8 +54,15 @@ gr_t gr__self(int err_in_hub);
 int gr__in_hub_callback(void);
 
 /* 1 when the caller is a green thread (not a thread's root context, not a
- * hub callback, not a thread without a hub). Never creates a hub. */
-int gr__in_green_thread(void);
+ * hub callback, not a thread without a hub). Never creates a hub. Inline
+ * for its most common "no" (a thread without a hub): the patch library
+ * asks it on every call it interposes. */
+extern __thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
+int gr__in_green_thread_slow(void);
+static inline int gr__in_green_thread(void)
+{
+    return gr__tls_hub && gr__in_green_thread_slow();
+}
 
 /* 1 if t is a green thread of this hub that has not finished and has not
  * been killed: it will run again and can be relied on to look at state. */

@@ -166,7 +166,6 @@ struct gr_hub {
     void *altstack;
 };
 
-extern __thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
 gr_hub *gr__hub_create(void);
 
 /* The calling thread's hub, created on first use (NULL/ENOMEM). */
