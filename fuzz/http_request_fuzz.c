@@ -136,46 +136,46 @@ static int handler(gr_http_request *r, void *arg)
     touch_request(r);
     switch (mode % 8) {
     case 0: /* echo the body */
-        while ((k = gr_http_read_body(r, body + got, sizeof body - got)) > 0) {
+        while ((k = gr_http_read_body(r, body + got, sizeof body - got, -1)) > 0) {
             got += (size_t)k;
             if (got == sizeof body)
                 got = 0;
         }
         if (k < 0)
             return -1;
-        return gr_http_respond(r, 200, h, 2, body, got);
+        return gr_http_respond(r, 200, h, 2, body, got, -1);
     case 1: /* answer without reading */
-        return gr_http_respond(r, 404, NULL, 0, "nope", 4);
+        return gr_http_respond(r, 404, NULL, 0, "nope", 4, -1);
     case 2: /* stream chunked while reading */
-        if (gr_http_begin(r, 200, h, 1, -1) != 0)
+        if (gr_http_begin(r, 200, h, 1, -1, -1) != 0)
             return -1;
-        while ((k = gr_http_read_body(r, body, sizeof body)) > 0)
-            if (gr_http_send(r, body, (size_t)k) != 0)
+        while ((k = gr_http_read_body(r, body, sizeof body, -1)) > 0)
+            if (gr_http_send(r, body, (size_t)k, -1) != 0)
                 return -1;
-        return k < 0 ? -1 : gr_http_end(r);
+        return k < 0 ? -1 : gr_http_end(r, -1);
     case 3: /* a length, then fewer bytes */
-        if (gr_http_begin(r, 200, NULL, 0, 10) != 0)
+        if (gr_http_begin(r, 200, NULL, 0, 10, -1) != 0)
             return -1;
-        gr_http_send(r, "12345", 5);
-        gr_http_send(r, "1234567890", 10); /* over: EINVAL */
+        gr_http_send(r, "12345", 5, -1);
+        gr_http_send(r, "1234567890", 10, -1); /* over: EINVAL */
         return 0;
     case 4: /* fail */
-        gr_http_read_body(r, body, 1);
+        gr_http_read_body(r, body, 1, -1);
         return -1;
     case 5: /* return without answering */
         return 0;
     case 6: /* refused headers, then a bodiless status */
-        if (gr_http_respond(r, 200, bad, 1, "x", 1) == 0)
+        if (gr_http_respond(r, 200, bad, 1, "x", 1, -1) == 0)
             abort();
-        if (gr_http_respond(r, 42, NULL, 0, NULL, 0) == 0 ||
-            gr_http_respond(r, 101, NULL, 0, NULL, 0) == 0)
+        if (gr_http_respond(r, 42, NULL, 0, NULL, 0, -1) == 0 ||
+            gr_http_respond(r, 101, NULL, 0, NULL, 0, -1) == 0)
             abort();
-        return gr_http_respond(r, 204, NULL, 0, "ignored", 7);
+        return gr_http_respond(r, 204, NULL, 0, "ignored", 7, -1);
     default: /* read a little, answer, read the rest */
-        gr_http_read_body(r, body, 3);
-        if (gr_http_respond(r, 200, h, 1, "ok", 2) != 0)
+        gr_http_read_body(r, body, 3, -1);
+        if (gr_http_respond(r, 200, h, 1, "ok", 2, -1) != 0)
             return -1;
-        while (gr_http_read_body(r, body, sizeof body) > 0) {
+        while (gr_http_read_body(r, body, sizeof body, -1) > 0) {
         }
         return 0;
     }

@@ -123,9 +123,15 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     return o - c->out;
 }
 
-static int64_t write_deadline(gr__http_conn *c)
+/* The earlier of a caller's deadline (-1: none) and a server limit. */
+static int64_t earlier(int64_t deadline, int64_t limit)
 {
-    return c->io->now() + c->cfg->write_timeout;
+    return deadline < 0 || deadline > limit ? limit : deadline;
+}
+
+static int64_t write_deadline(gr__http_conn *c, int64_t deadline)
+{
+    return earlier(deadline, c->io->now() + c->cfg->write_timeout);
 }
 
 /* Write a response's pieces; body counts the body bytes among them (for
@@ -133,13 +139,14 @@ static int64_t write_deadline(gr__http_conn *c)
  * is also the connection's last, MSG_MORE holds the bytes back until the
  * close() that follows, so data and FIN leave in one segment: one wake-up
  * less for the client per connection without keep-alive. */
-static int send_iov(gr__http_conn *c, struct iovec *iov, int n, size_t body, int done)
+static int send_iov(gr__http_conn *c, struct iovec *iov, int n, size_t body, int done,
+                    int64_t deadline)
 {
     /* Only when the request was read whole: closing with unread input
      * resets the connection, and a reset discards data held back. */
     int flags = done && !c->keep_alive && c->message_done && c->parsed == c->end ? MSG_MORE : 0;
 
-    if (c->io->write(c, iov, n, flags, write_deadline(c)) == 0) {
+    if (c->io->write(c, iov, n, flags, write_deadline(c, deadline)) == 0) {
         c->resp_bytes += body;
         return 0;
     }
@@ -153,7 +160,7 @@ static gr__http_conn *conn_of_req(gr_http_request *req)
 }
 
 int gr_http_respond(gr_http_request *req, int status, const gr_http_header *headers,
-                    size_t nheaders, const void *body, size_t len)
+                    size_t nheaders, const void *body, size_t len, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov[2];
@@ -172,12 +179,12 @@ int gr_http_respond(gr_http_request *req, int status, const gr_http_header *head
     /* HEAD and bodiless statuses: the head alone, with the length a GET
      * would have had. */
     if (c->head_method || no_body_status(status) || !len)
-        return send_iov(c, iov, 1, 0, 1);
-    return send_iov(c, iov, 2, len, 1);
+        return send_iov(c, iov, 1, 0, 1, deadline);
+    return send_iov(c, iov, 2, len, 1, deadline);
 }
 
 int gr_http_begin(gr_http_request *req, int status, const gr_http_header *headers,
-                  size_t nheaders, int64_t length)
+                  size_t nheaders, int64_t length, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov;
@@ -199,10 +206,10 @@ int gr_http_begin(gr_http_request *req, int status, const gr_http_header *header
         c->resp = req->version >= 11 ? RESP_CHUNKED : RESP_UNTIL_CLOSE;
     }
     iov = (struct iovec){c->out, (size_t)n};
-    return send_iov(c, &iov, 1, 0, c->resp == RESP_DONE);
+    return send_iov(c, &iov, 1, 0, c->resp == RESP_DONE, deadline);
 }
 
-int gr_http_send(gr_http_request *req, const void *data, size_t len)
+int gr_http_send(gr_http_request *req, const void *data, size_t len, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov[3];
@@ -228,10 +235,10 @@ int gr_http_send(gr_http_request *req, const void *data, size_t len)
         iov[n++] = (struct iovec){"\r\n", 2};
     if (c->resp == RESP_LENGTH)
         c->resp_left -= (int64_t)len;
-    return send_iov(c, iov, n, len, c->resp == RESP_LENGTH && c->resp_left == 0);
+    return send_iov(c, iov, n, len, c->resp == RESP_LENGTH && c->resp_left == 0, deadline);
 }
 
-int gr_http_end(gr_http_request *req)
+int gr_http_end(gr_http_request *req, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov = {"0\r\n\r\n", 5};
@@ -243,7 +250,7 @@ int gr_http_end(gr_http_request *req)
     }
     c->resp = RESP_DONE;
     if (was == RESP_CHUNKED)
-        return send_iov(c, &iov, 1, 0, 1);
+        return send_iov(c, &iov, 1, 0, 1, deadline);
     if (was == RESP_LENGTH && c->resp_left > 0) {
         c->keep_alive = 0; /* the client waits for bytes that will not come */
         errno = EINVAL;
@@ -259,7 +266,7 @@ static void send_status(gr__http_conn *c, int status)
     static const gr_http_header h[] = {{"Content-Type", "text/plain"}};
     int n = snprintf(body, sizeof body, "%d %s\n", status, gr__http_reason(status));
 
-    gr_http_respond(&c->req, status, h, 1, body, (size_t)n);
+    gr_http_respond(&c->req, status, h, 1, body, (size_t)n, -1);
 }
 
 /* -------------------------------------------------------------- bodies */
@@ -277,18 +284,18 @@ static ssize_t read_more(gr__http_conn *c, int64_t deadline)
     return n;
 }
 
-static void send_continue(gr__http_conn *c)
+static void send_continue(gr__http_conn *c, int64_t deadline)
 {
     struct iovec iov = {"HTTP/1.1 100 Continue\r\n\r\n", 25};
 
     c->continue_sent = 1;
-    if (c->io->write(c, &iov, 1, 0, write_deadline(c)) != 0)
+    if (c->io->write(c, &iov, 1, 0, write_deadline(c, deadline)) != 0)
         c->keep_alive = 0;
 }
 
-/* Make body bytes available, reading and parsing more. Returns 1 when some
- * are, 0 at the end of the body, -1 with errno. */
-static int body_fill(gr__http_conn *c)
+/* Make body bytes available, reading and parsing more until deadline.
+ * Returns 1 when some are, 0 at the end of the body, -1 with errno. */
+static int body_fill(gr__http_conn *c, int64_t deadline)
 {
     while (c->body_rd == c->body_wr && !c->message_done) {
         int status;
@@ -298,7 +305,7 @@ static int body_fill(gr__http_conn *c)
             ssize_t n;
 
             c->parsed = c->end = c->hdr_end;
-            n = read_more(c, c->io->now() + c->cfg->body_timeout);
+            n = read_more(c, deadline);
             if (n <= 0) {
                 c->keep_alive = 0;
                 if (n == 0)
@@ -316,7 +323,7 @@ static int body_fill(gr__http_conn *c)
     return c->body_rd < c->body_wr;
 }
 
-ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len)
+ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     size_t n;
@@ -326,9 +333,10 @@ ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len)
         errno = c->limit_error == 413 ? EMSGSIZE : EPROTO;
         return -1;
     }
+    deadline = earlier(deadline, c->body_deadline);
     if (c->expect_continue && !c->continue_sent && c->resp == RESP_NONE)
-        send_continue(c);
-    if ((r = body_fill(c)) <= 0)
+        send_continue(c, deadline);
+    if ((r = body_fill(c, deadline)) <= 0)
         return r;
     n = c->body_wr - c->body_rd < len ? c->body_wr - c->body_rd : len;
     memcpy(buf, c->buf + c->body_rd, n);
@@ -351,7 +359,7 @@ static void skip_body(gr__http_conn *c)
         c->keep_alive = 0;
         return;
     }
-    while (dropped < DRAIN_MAX && body_fill(c) > 0) {
+    while (dropped < DRAIN_MAX && body_fill(c, c->body_deadline) > 0) {
         dropped += c->body_wr - c->body_rd;
         c->body_rd = c->body_wr;
     }
@@ -488,6 +496,9 @@ static void start_request(gr__http_conn *c)
     c->resp_bytes = 0;
     c->continue_sent = 0;
     c->limit_error = 0;
+    /* The whole body, and the drain after the handler, within one time-out:
+     * a byte every few seconds must not hold the connection for ever. */
+    c->body_deadline = c->io->now() + c->cfg->body_timeout;
     c->head_method = c->parser.method == HTTP_HEAD;
     c->keep_alive = llhttp_should_keep_alive(&c->parser) && !atomic_load(&c->cfg->stopping);
     r->keep_alive = c->keep_alive;
@@ -511,7 +522,7 @@ static void dispatch(gr__http_conn *c)
     } else if (rc != 0) {
         c->keep_alive = 0; /* half a response: only closing ends it */
     } else if (c->resp != RESP_DONE) {
-        if (gr_http_end(&c->req) != 0)
+        if (gr_http_end(&c->req, -1) != 0)
             c->keep_alive = 0;
     }
     if (c->resp == RESP_UNTIL_CLOSE)

@@ -2,10 +2,10 @@
  * (conn.c) shared by the green-thread server (server.c) and the classic
  * thread-pool server (threaded.c), which differ only in how bytes move
  * (gr__http_io) and in who runs the connection. */
-#ifndef GROVE_HTTP_H
-#define GROVE_HTTP_H
+#ifndef GROVE_HTTP_INTERNAL_H
+#define GROVE_HTTP_INTERNAL_H
 
-#include "grove.h"
+#include <grove/http.h>
 
 #include <llhttp.h>
 #include <stdatomic.h>
@@ -72,6 +72,7 @@ struct gr__http_conn {
     char *buf;
     size_t cap, end, parsed, hdr_end, body_rd, body_wr;
     int64_t request_start; /* when its first byte arrived (ms) */
+    int64_t body_deadline; /* the body must have come by then */
 
     /* The head being parsed. */
     uint32_t url_off, url_len;
