@@ -339,9 +339,9 @@ static inline void check_pipelining(int port)
     client *c = cl_open(port);
     resp r;
 
-    cl_send(c, "GET /one HTTP/1.1\r\n\r\n"
-               "POST /two HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
-               "POST /three HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    cl_send(c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n"
+               "POST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+               "POST /three HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_str_eq(hdr(&r, "X-Path"), "/one");
     cr_assert_eq(r.len, 0);
@@ -355,7 +355,7 @@ static inline void check_pipelining(int port)
     cr_assert_str_eq(r.body, "abc");
     resp_free(&r);
     /* Still open for more. */
-    cl_send(c, "GET /four HTTP/1.1\r\nConnection: close\r\n\r\n");
+    cl_send(c, "GET /four HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_str_eq(hdr(&r, "X-Path"), "/four");
     resp_free(&r);
@@ -371,10 +371,10 @@ static inline void check_limits(int port)
     resp r;
 
     /* Request line and headers over max_header_bytes (1024 here). */
-    n = sprintf(req, "GET / HTTP/1.1\r\nX-Big: %01100d\r\n\r\n", 0);
+    n = sprintf(req, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %01100d\r\n\r\n", 0);
     cr_assert_eq(status_then_close(port, req, (size_t)n), 431);
     /* Just under it passes. */
-    n = sprintf(req, "GET / HTTP/1.1\r\nX-Big: %0900d\r\nConnection: close\r\n\r\n", 0);
+    n = sprintf(req, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %0900d\r\nConnection: close\r\n\r\n", 0);
     c = cl_open(port);
     cl_sendn(c, req, (size_t)n);
     read_response(c, &r, 0);
@@ -386,7 +386,7 @@ static inline void check_limits(int port)
     memcpy(req, "GET /", 5);
     cr_assert_eq(status_then_close(port, req, 2000), 431);
     /* More than max_headers (10 here). */
-    n = sprintf(req, "GET / HTTP/1.1\r\n");
+    n = sprintf(req, "GET / HTTP/1.1\r\nHost: a\r\n");
     for (int i = 0; i < 11; i++)
         n += sprintf(req + n, "H%d: v\r\n", i);
     n += sprintf(req + n, "\r\n");
@@ -394,7 +394,7 @@ static inline void check_limits(int port)
     /* A Content-Length over max_body (1000 here) is refused at once: the
      * body is never sent. */
     c = cl_open(port);
-    cl_send(c, "POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n");
+    cl_send(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 413);
     cr_assert_str_eq(hdr(&r, "Connection"), "close");
@@ -403,7 +403,7 @@ static inline void check_limits(int port)
     cl_close(c);
     /* A chunked body that grows over it: 413 when the handler reads it. */
     c = cl_open(port);
-    cl_send(c, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    cl_send(c, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 3; i++) {
         n = sprintf(req, "190\r\n%0400d\r\n", 0);
         cl_sendn(c, req, (size_t)n);
@@ -415,7 +415,7 @@ static inline void check_limits(int port)
     cl_close(c);
     /* Exactly max_body is fine. */
     c = cl_open(port);
-    n = sprintf(req, "POST / HTTP/1.1\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n%01000d",
+    n = sprintf(req, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n%01000d",
                 0);
     cl_sendn(c, req, (size_t)n);
     read_response(c, &r, 0);
@@ -433,7 +433,7 @@ static GR_TEST_SHARED const gr_http_opts small_limits = {
  * took. */
 static inline int64_t check_slowloris(int port)
 {
-    const char *head = "GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const char *head = "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     client *c = cl_open(port);
     int64_t t0 = gr_now_update();
     resp r;

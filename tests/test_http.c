@@ -70,11 +70,11 @@ static void *t_head(void *arg)
     resp get, head;
 
     (void)arg;
-    cl_send(c, "GET /h HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET /h HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &get, 0);
     /* The same resource by HEAD: the same length, no body; the request
      * after it on the same connection proves no body bytes were sent. */
-    cl_send(c, "HEAD /h HTTP/1.1\r\n\r\nGET /h HTTP/1.1\r\n\r\n");
+    cl_send(c, "HEAD /h HTTP/1.1\r\nHost: a\r\n\r\nGET /h HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &head, 1);
     cr_assert_eq(head.status, 200);
     cr_assert_str_eq(hdr(&head, "Content-Length"), hdr(&get, "Content-Length"));
@@ -105,7 +105,7 @@ static void *t_post(void *arg)
     (void)arg;
     for (size_t i = 0; i < len; i++)
         body[i] = (char)('a' + i % 26);
-    snprintf(head, sizeof head, "POST /p HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", len);
+    snprintf(head, sizeof head, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", len);
     cl_send(c, head);
     /* In pieces: the handler reads as they come. */
     for (size_t off = 0; off < len; off += 70001)
@@ -117,7 +117,7 @@ static void *t_post(void *arg)
     cr_assert_eq(memcmp(r.body, body, len), 0);
     resp_free(&r);
     /* And an empty body, on the same connection. */
-    cl_send(c, "POST /e HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    cl_send(c, "POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 200);
     cr_assert_eq(r.len, 0);
@@ -142,7 +142,7 @@ static void *t_keepalive(void *arg)
 
     (void)arg;
     for (int i = 0; i < 5; i++) {
-        cl_send(c, "GET /k HTTP/1.1\r\n\r\n");
+        cl_send(c, "GET /k HTTP/1.1\r\nHost: a\r\n\r\n");
         read_response(c, &r, 0);
         cr_assert_eq(r.status, 200);
         resp_free(&r);
@@ -155,7 +155,7 @@ static void *t_keepalive(void *arg)
     cr_assert(strstr(r.body, "ka=1"));
     resp_free(&r);
     /* Connection: close is honoured. */
-    cl_send(c, "GET /k HTTP/1.1\r\nConnection: close\r\n\r\n");
+    cl_send(c, "GET /k HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_str_eq(hdr(&r, "Connection"), "close");
     cr_assert(strstr(r.body, "ka=0"));
@@ -211,7 +211,7 @@ static void *t_chunked_upload(void *arg)
 
     (void)arg;
     len = (size_t)sprintf(req,
-                          "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                           "1\r\na\r\n"
                           "f;ext\r\nbcdefghijklmnop\r\n"
                           "A;name=\"quoted; value\";other\r\n0123456789\r\n"
@@ -232,7 +232,7 @@ static void *t_chunked_upload(void *arg)
 
     /* A byte at a time, across every boundary of the framing. */
     {
-        const char *slow = "POST /s HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        const char *slow = "POST /s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "3;x=\"y\"\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n";
 
         for (const char *p = slow; *p; p++) {
@@ -272,7 +272,7 @@ static void *t_continue(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "PUT /x HTTP/1.1\r\nContent-Length: 7\r\nExpect: 100-continue\r\n\r\n");
+    cl_send(c, "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\nExpect: 100-continue\r\n\r\n");
     /* Nothing but the 100 comes before the body is sent. */
     line_in(c, line, sizeof line);
     cr_assert_str_eq(line, "HTTP/1.1 100 Continue\r\n");
@@ -285,7 +285,7 @@ static void *t_continue(void *arg)
     cr_assert_null(hdr(&r, "Connection"));
     resp_free(&r);
     /* Chunked, too. */
-    cl_send(c, "PUT /y HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n");
+    cl_send(c, "PUT /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n");
     line_in(c, line, sizeof line);
     cr_assert_str_eq(line, "HTTP/1.1 100 Continue\r\n");
     line_in(c, line, sizeof line);
@@ -301,7 +301,7 @@ static void *t_continue(void *arg)
      * now, so it cannot be reused). */
     s2 = srv_start(h_reject, NULL, NULL);
     c = cl_open(s2.port);
-    cl_send(c, "PUT /x HTTP/1.1\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n");
+    cl_send(c, "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 401);
     cr_assert_str_eq(hdr(&r, "Connection"), "close");
@@ -349,7 +349,7 @@ static void *t_timeouts(void *arg)
 
     /* A kept-alive connection left idle is closed silently. */
     c = cl_open(s.port);
-    cl_send(c, "GET / HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &r, 0);
     resp_free(&r);
     t = gr_now_update();
@@ -366,7 +366,7 @@ static void *t_timeouts(void *arg)
     /* A body that stops coming: the handler's read fails with ETIMEDOUT;
      * it returns -1, so 500, and the connection closes. */
     c = cl_open(s.port);
-    cl_send(c, "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+    cl_send(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 500);
     cr_assert_eq(last_errno, ETIMEDOUT);
@@ -393,27 +393,27 @@ static const struct bad {
     {                                                                                              \
         what, req, sizeof req - 1, status                                                          \
     }
-    B("bad method", "G@T / HTTP/1.1\r\n\r\n", 400),
-    B("unknown method", "FROB / HTTP/1.1\r\n\r\n", 400),
-    B("lower-case method", "get / HTTP/1.1\r\n\r\n", 400),
+    B("bad method", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    B("unknown method", "FROB / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    B("lower-case method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     B("bad version", "GET / HTTP/1.x\r\n\r\n", 400),
     B("version 1.2", "GET / HTTP/1.2\r\n\r\n", 400),
     B("no version", "GET / FTP/1.1\r\n\r\n", 400),
     B("missing CRLF in request line", "GET / HTTP/1.1 X\r\n\r\n", 400),
-    B("space in target", "GET /a b HTTP/1.1\r\n\r\n", 400),
-    B("NUL in target", "GET /a\0b HTTP/1.1\r\n\r\n", 400),
-    B("NUL in header name", "GET / HTTP/1.1\r\nA\0B: c\r\n\r\n", 400),
-    B("NUL in header value", "GET / HTTP/1.1\r\nA: b\0c\r\n\r\n", 400),
+    B("space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    B("NUL in target", "GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    B("NUL in header name", "GET / HTTP/1.1\r\nHost: a\r\nA\0B: c\r\n\r\n", 400),
+    B("NUL in header value", "GET / HTTP/1.1\r\nHost: a\r\nA: b\0c\r\n\r\n", 400),
     B("control in header value",
-      "GET / HTTP/1.1\r\nA: b\x01"
+      "GET / HTTP/1.1\r\nHost: a\r\nA: b\x01"
       "c\r\n\r\n",
       400),
-    B("space in header name", "GET / HTTP/1.1\r\nA B: c\r\n\r\n", 400),
+    B("space in header name", "GET / HTTP/1.1\r\nHost: a\r\nA B: c\r\n\r\n", 400),
     B("space before colon", "GET / HTTP/1.1\r\nHost : c\r\n\r\n", 400),
-    B("empty header name", "GET / HTTP/1.1\r\n: c\r\n\r\n", 400),
-    B("header without colon", "GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400),
-    B("obsolete line folding", "GET / HTTP/1.1\r\nA: b\r\n  c\r\n\r\n", 400),
-    B("leading whitespace line", "GET / HTTP/1.1\r\n X: y\r\n\r\n", 400),
+    B("empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: c\r\n\r\n", 400),
+    B("header without colon", "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400),
+    B("obsolete line folding", "GET / HTTP/1.1\r\nHost: a\r\nA: b\r\n  c\r\n\r\n", 400),
+    B("leading whitespace line", "GET / HTTP/1.1\r\nHost: a\r\n X: y\r\n\r\n", 400),
     B("bare LF request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
     B("bare LF header", "GET / HTTP/1.1\r\nHost: a\n\r\n", 400),
     B("bare LF end of head", "GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
@@ -425,48 +425,48 @@ static const struct bad {
     /* Request smuggling: each of these would let a front end and this
      * server disagree on where the request ends. */
     B("Content-Length and Transfer-Encoding",
-      "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     B("Transfer-Encoding and Content-Length",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
     B("two different Content-Lengths",
-      "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
     B("two equal Content-Lengths",
-      "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400),
-    B("Content-Length list", "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello", 400),
-    B("signed Content-Length", "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", 400),
-    B("negative Content-Length", "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-    B("hex Content-Length", "POST / HTTP/1.1\r\nContent-Length: 0x5\r\n\r\nhello", 400),
-    B("huge Content-Length", "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400),
+    B("Content-Length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", 400),
+    B("signed Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", 400),
+    B("negative Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+    B("hex Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello", 400),
+    B("huge Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
       400),
     B("chunked, identity",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
       400),
-    B("identity", "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nhello", 400),
-    B("xchunked", "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    B("identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\nhello", 400),
+    B("xchunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
       400),
-    B("chunked-x", "POST / HTTP/1.1\r\nTransfer-Encoding: chunkedx\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    B("chunked-x", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
       400),
     B("Transfer-Encoding with space before colon",
-      "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
     B("Transfer-Encoding folded onto a line",
-      "POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\n Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
     B("Transfer-Encoding value folded",
-      "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
     B("Transfer-Encoding with a space in the name",
-      "POST / HTTP/1.1\r\nTransfer Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
     B("two Transfer-Encodings, chunked not last",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n"
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n"
       "5\r\nhello\r\n0\r\n\r\n",
       400),
-    B("bad chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n\r\n", 400),
+    B("bad chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n\r\n", 400),
     B("chunk size with space",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
     B("chunk longer than its size",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n0\r\n\r\n", 400),
-    B("chunk with bare LF", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n0\r\n\r\n", 400),
+    B("chunk with bare LF", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
       400),
     B("chunk size overflow",
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n", 400),
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n", 400),
 #undef B
 };
 
@@ -507,7 +507,7 @@ static void *t_bad_after_good(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "GET /1 HTTP/1.1\r\n\r\nHEAD /2 HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n");
+    cl_send(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: a\r\n\r\nGARBAGE\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
@@ -538,9 +538,9 @@ static void *t_upgrade(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-               "CONNECT example.com:443 HTTP/1.1\r\n\r\n"
-               "POST /after HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+    cl_send(c, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+               "CONNECT example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n"
+               "POST /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
     read_response(c, &r, 0);
     cr_assert_str_eq(hdr(&r, "X-Path"), "/ws");
     resp_free(&r);
@@ -574,7 +574,7 @@ static void *t_failures(void *arg)
     /* -1 before answering: 500, and the server keeps serving. */
     for (int i = 0; i < 3; i++) {
         c = cl_open(s.port);
-        cl_send(c, "GET / HTTP/1.1\r\n\r\n");
+        cl_send(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         read_response(c, &r, 0);
         cr_assert_eq(r.status, 500);
         cr_assert_str_eq(r.body, "500 Internal Server Error\n");
@@ -585,7 +585,7 @@ static void *t_failures(void *arg)
     /* 0 without answering: 500 as well; the connection stays usable. */
     s2 = srv_start(h_silent, NULL, NULL);
     c = cl_open(s2.port);
-    cl_send(c, "GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
     for (int i = 0; i < 2; i++) {
         read_response(c, &r, 0);
         cr_assert_eq(r.status, 500);
@@ -647,13 +647,13 @@ static void *t_streaming(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "GET /chunked HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert(r.chunked);
     cr_assert_null(hdr(&r, "Content-Length"));
     cr_assert_str_eq(r.body, "one two three");
     resp_free(&r);
-    cl_send(c, "GET /length HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET /length HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 201);
     cr_assert_str_eq(hdr(&r, "Content-Length"), "11");
@@ -661,7 +661,7 @@ static void *t_streaming(void *arg)
     cr_assert_eq(inject_errs[0], EINVAL);
     resp_free(&r);
     /* HEAD of a streamed response: the head alone. */
-    cl_send(c, "HEAD /chunked HTTP/1.1\r\n\r\nGET /none HTTP/1.1\r\n\r\n");
+    cl_send(c, "HEAD /chunked HTTP/1.1\r\nHost: a\r\n\r\nGET /none HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &r, 1);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
@@ -671,7 +671,7 @@ static void *t_streaming(void *arg)
     resp_free(&r);
     /* Fewer bytes than announced: gr_http_end fails, the connection
      * closes after what was sent. */
-    cl_send(c, "GET /short HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET /short HTTP/1.1\r\nHost: a\r\n\r\n");
     {
         char head[512];
         size_t used = 0, n;
@@ -702,7 +702,7 @@ static void *t_streaming(void *arg)
     /* A handler failing mid-stream: the client sees the connection end
      * before the last chunk. */
     c = cl_open(s.port);
-    cl_send(c, "GET /abort HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET /abort HTTP/1.1\r\nHost: a\r\n\r\n");
     {
         char head[512];
         size_t used = 0, n;
@@ -793,7 +793,7 @@ static void *t_inject(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "GET / HTTP/1.1\r\n\r\n");
+    cl_send(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "fine");
@@ -813,7 +813,7 @@ static void *t_inject(void *arg)
     c = cl_open(s2.port);
     for (int fill = 3800; fill <= 4096; fill += 4) {
         inject_errs[0] = 0;
-        snprintf(req, sizeof req, "GET /the/path?%d HTTP/1.1\r\n\r\n", fill);
+        snprintf(req, sizeof req, "GET /the/path?%d HTTP/1.1\r\nHost: a\r\n\r\n", fill);
         cl_send(c, req);
         read_response(c, &r, 0);
         if (r.status == 431) {
@@ -881,7 +881,7 @@ static void *t_access_log(void *arg)
 
     (void)arg;
     cr_assert_not_null(log);
-    cl_send(c, "GET /log?x=1 HTTP/1.1\r\n\r\nPOST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+    cl_send(c, "GET /log?x=1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
                "HEAD /h HTTP/1.0\r\nConnection: keep-alive\r\n\r\nBAD\r\n\r\n");
     for (int i = 0; i < 4; i++) {
         read_response(c, &r, i == 2);
@@ -933,7 +933,7 @@ static void *t_unix(void *arg)
     c->fd = gr_unix_connect(path, gr_now() + WAIT_MS);
     cr_assert_geq(c->fd, 0, "%s", strerror(errno));
     gr_reader_init(&c->r, c->fd, c->buf, sizeof c->buf);
-    cl_send(c, "POST /u HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    cl_send(c, "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
     read_response(c, &r, 0);
     cr_assert_str_eq(r.body, "hi");
     resp_free(&r);
@@ -972,9 +972,9 @@ static void *t_unread_body(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "POST /small HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"
-               "POST /chunks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-               "GET /next HTTP/1.1\r\n\r\n");
+    cl_send(c, "POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789"
+               "POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+               "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_str_eq(r.body, "/small");
     resp_free(&r);
@@ -984,7 +984,7 @@ static void *t_unread_body(void *arg)
     read_response(c, &r, 0);
     cr_assert_str_eq(r.body, "/next");
     resp_free(&r);
-    snprintf(head, sizeof head, "POST /big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", big);
+    snprintf(head, sizeof head, "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", big);
     cl_send(c, head);
     cl_sendn(c, body, 1000);
     read_response(c, &r, 0);
@@ -1044,10 +1044,10 @@ static void *t_graceful(void *arg)
     (void)arg;
     /* One connection kept alive and idle, one with a slow request in
      * flight, one accepted that never sent anything. */
-    cl_send(idle, "GET /quick HTTP/1.1\r\n\r\n");
+    cl_send(idle, "GET /quick HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(idle, &r, 0);
     resp_free(&r);
-    cl_send(busy, "GET /slow HTTP/1.1\r\n\r\n");
+    cl_send(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
     while (!slow_running)
         gr_sleep(gr_now() + 1);
     t = gr_now_update();

@@ -187,8 +187,10 @@ GR_API void gr_http_client_free(gr_http_client *c);
  * connection's (ECONNREFUSED, ECONNRESET, ...), EADDRNOTAVAIL/EAGAIN (name
  * lookup), ETIMEDOUT, ECANCELED, EINVAL (CR/LF in a method, target or
  * header; a refused header), EBUSY (another green thread's request is in
- * flight), EPIPE (response cut short), EPROTO (a malformed response),
- * EMSGSIZE (a head over 1 MiB or a body over 64 MiB), ENOMEM. On failure
+ * flight), EPIPE (response cut short), EPROTO (a malformed response;
+ * the client is lenient only where RFC 9112 lets a recipient be: bare LF,
+ * obs-fold, see docs/http-client.md), EMSGSIZE (a head over 1 MiB or
+ * 10,000 fields, a body over 64 MiB), ENOMEM. On failure
  * *res is zeroed (body ""). The response stays valid until the next
  * request on the client, successful or not. */
 GR_API int gr_http_client_request(gr_http_client *c, const char *method, const char *target,

@@ -1,45 +1,46 @@
 /* The HTTP/1.1 client: one kept-alive connection to one server, requests
- * one at a time, responses parsed by llhttp (the server's parser, run as
- * HTTP_RESPONSE).
+ * one at a time, responses parsed by the server's own head parser
+ * (head.c, in its lenient mode) and chunked decoder (chunked.c).
  *
  * Memory: every buffer belongs to the client and only grows, so requests
  * in the steady state allocate nothing. The request head is built in
  * `out` and leaves with the body in one writev. The response head is read
- * into `in` and parsed in place, as parse.c does for requests: callbacks
- * record offsets (`in` may still grow while the head is incomplete), and
- * once the head is complete its names and values are NUL-terminated where
- * they stand and the header array points at them. Body bytes then go
- * straight into `body`: each read lands at the end of the body so far and
- * llhttp's on_body moves the payload down over the chunk framing, so a
- * large body is read in large reads and never copied twice.
+ * into `in` and parsed in place, as the server parses requests: its names
+ * and values are NUL-terminated where they stand and the header array
+ * points at them. Body bytes then go straight into `body`: each read lands
+ * at the end of the body so far and the chunked decoder moves the payload
+ * down over the framing, so a large body is read in large reads and never
+ * copied twice.
  *
  * Connection reuse: a connection is kept after a response only if both
- * sides allow it (llhttp_should_keep_alive, no "Connection: close" in the
- * request, no stray bytes after the response). On any error the connection
- * is closed, since how much of the exchange went through is unknown. */
+ * sides allow it (Connection, the version, a body not delimited by the
+ * close, no "Connection: close" in the request, no stray bytes after the
+ * response, no faulty framing). On any error the connection is closed,
+ * since how much of the exchange went through is unknown. */
 #include "http.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* Largest response body accepted (grove.h promises 64 MiB). */
+/* Largest response body accepted (grove/http.h promises 64 MiB). */
 #define MAX_BODY ((size_t)64 << 20)
 /* Largest response head: status line and headers, interim responses
  * included. Generous: real heads are a few hundred bytes. */
 #define MAX_HEAD ((size_t)1 << 20)
+/* Most fields in a head; and the most bytes of chunk framing, extensions
+ * and trailers around a chunked body. */
+#define MAX_FIELDS 10000
+#define MAX_FRAMING MAX_HEAD
 /* Initial sizes; every buffer doubles as needed. */
 #define IN_INITIAL 8192
 #define OUT_INITIAL 1024
 #define BODY_INITIAL 4096
-#define SPANS_INITIAL 32
+#define FIELDS_INITIAL 32
 /* Room made before each read of a body of unknown length. */
 #define READ_ROOM ((size_t)64 * 1024)
-/* A span's value_off before its value arrives. */
-#define NO_VALUE UINT32_MAX
 
 struct gr_http_client {
     char *host;       /* for gr_tcp_connect: brackets of an IPv6 literal removed */
@@ -54,24 +55,21 @@ struct gr_http_client {
     /* The response head: bytes [0, in_end) of in. */
     char *in;
     size_t in_cap, in_end;
-    gr__http_span *spans;
-    gr_http_header *headers;
-    size_t nspans, spans_cap, headers_cap;
+    gr__http_head head;
 
     /* The body, de-chunked, NUL-terminated when complete. */
     char *body;
     size_t body_len, body_cap;
+    int body_kind;      /* enum gr__http_body */
+    uint64_t body_left; /* of a GR__BODY_LENGTH body */
+    gr__http_chunked chunked;
 
-    llhttp_t parser;
     int head_method;  /* the request was HEAD: no body will follow */
     int close_asked;  /* the request said "Connection: close" */
-    int in_value;     /* the last header callback was a value */
     int headers_done; /* the final response's head is complete */
     int message_done; /* the final response is complete */
-    int parsing_body; /* llhttp is parsing bytes read into body */
     int keep_alive;   /* the connection may serve another request */
     int got_bytes;    /* some byte of a response came on this attempt */
-    int err;          /* errno to report when a callback failed */
     int status, version;
 };
 
@@ -97,47 +95,60 @@ static int grow(char **buf, size_t *cap, size_t need, size_t max)
     return 0;
 }
 
-static int grow_spans(gr_http_client *c)
-{
-    size_t n = c->spans_cap * 2;
-    gr__http_span *s;
+/* ------------------------------------------------------------- reading */
 
-    if (!(s = realloc(c->spans, n * sizeof *s))) {
-        errno = ENOMEM;
+static void begin_response(gr_http_client *c)
+{
+    gr__http_head_begin(&c->head);
+    c->in_end = c->body_len = 0;
+    c->body_kind = GR__BODY_NONE;
+    c->headers_done = c->message_done = 0;
+    c->keep_alive = c->got_bytes = 0;
+    c->status = c->version = 0;
+}
+
+/* Bytes after the final response mean a confused server: the response
+ * stands, the connection does not. */
+static void stray_bytes(gr_http_client *c)
+{
+    c->keep_alive = 0;
+}
+
+/* n body bytes at `at` (in the body buffer at its end, or anywhere when
+ * the body has room for them): payload appended to the body. 0 or -1 with
+ * errno. */
+static int body_bytes(gr_http_client *c, const char *at, size_t n)
+{
+    size_t used = n, produced = n;
+
+    if (c->body_kind == GR__BODY_CHUNKED) {
+        ssize_t k = gr__http_chunked_decode(&c->chunked, at, n, c->body + c->body_len, &produced);
+
+        if (k < 0) {
+            errno = EPROTO;
+            return -1;
+        }
+        used = (size_t)k;
+        c->message_done = gr__http_chunked_done(&c->chunked);
+        if (c->chunked.wire - (c->body_len + produced) > MAX_FRAMING) {
+            errno = EMSGSIZE;
+            return -1;
+        }
+    } else if (c->body_kind == GR__BODY_LENGTH) {
+        used = produced = n < c->body_left ? n : (size_t)c->body_left;
+        memmove(c->body + c->body_len, at, produced);
+        c->message_done = (c->body_left -= produced) == 0;
+    } else {
+        memmove(c->body + c->body_len, at, produced); /* until the close */
+    }
+    c->body_len += produced;
+    if (c->body_len > MAX_BODY) {
+        errno = EMSGSIZE;
         return -1;
     }
-    c->spans = s;
-    c->spans_cap = n;
+    if (used < n)
+        stray_bytes(c);
     return 0;
-}
-
-static int grow_headers(gr_http_client *c, size_t need)
-{
-    gr_http_header *h;
-
-    if (need <= c->headers_cap)
-        return 0;
-    if (!(h = realloc(c->headers, need * sizeof *h))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    c->headers = h;
-    c->headers_cap = need;
-    return 0;
-}
-
-/* ------------------------------------------------------ llhttp callbacks */
-
-static gr_http_client *client_of(llhttp_t *p)
-{
-    return p->data;
-}
-
-/* A callback's failure: remember why, stop the parser. */
-static int fail_cb(gr_http_client *c, int err)
-{
-    c->err = err;
-    return HPE_USER;
 }
 
 /* 1xx other than 101 are interim: the final response follows. */
@@ -146,203 +157,95 @@ static int interim(int status)
     return status >= 100 && status < 200 && status != 101;
 }
 
-static int on_message_begin(llhttp_t *p)
+/* The final response's head is parsed: how its body comes, and whether
+ * the connection lives on after it. Bytes read past the head are its
+ * body's (or stray). */
+static int final_head(gr_http_client *c, size_t end)
 {
-    gr_http_client *c = client_of(p);
+    llhttp_t *p = &c->head.parser;
 
-    c->nspans = 0;
-    c->in_value = 0;
-    return 0;
-}
-
-/* Header callbacks come in pieces, contiguous in `in`. After the head they
- * are trailers of a chunked body: dropped (and their bytes are not in
- * `in`). */
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    gr_http_client *c = client_of(p);
-    gr__http_span *sp;
-
-    if (c->headers_done)
-        return 0;
-    if (c->in_value || !c->nspans) {
-        if (c->nspans == c->spans_cap && grow_spans(c) != 0)
-            return fail_cb(c, ENOMEM);
-        sp = &c->spans[c->nspans++];
-        *sp = (gr__http_span){(uint32_t)(at - c->in), 0, NO_VALUE, 0};
-        c->in_value = 0;
-    }
-    c->spans[c->nspans - 1].name_len += (uint32_t)len;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    gr_http_client *c = client_of(p);
-    gr__http_span *sp;
-
-    if (c->headers_done)
-        return 0;
-    sp = &c->spans[c->nspans - 1];
-    if (!c->in_value) {
-        sp->value_off = (uint32_t)(at - c->in);
-        sp->value_len = 0;
-        c->in_value = 1;
-    }
-    sp->value_len += (uint32_t)len;
-    return 0;
-}
-
-/* NUL-terminate the head's strings in place and point the header array at
- * them. `in` no longer moves: body bytes go elsewhere from now on. */
-static int finish_head(gr_http_client *c)
-{
-    if (grow_headers(c, c->nspans) != 0)
-        return -1;
-    for (size_t i = 0; i < c->nspans; i++) {
-        gr__http_span *sp = &c->spans[i];
-        char *v;
-
-        if (sp->value_off == NO_VALUE) { /* "Name:" with an empty value */
-            sp->value_off = sp->name_off + sp->name_len;
-            sp->value_len = 0;
-        }
-        v = c->in + sp->value_off;
-        while (sp->value_len && (v[sp->value_len - 1] == ' ' || v[sp->value_len - 1] == '\t'))
-            sp->value_len--;
-        c->in[sp->name_off + sp->name_len] = '\0'; /* over the ':' */
-        v[sp->value_len] = '\0';                   /* over CR or blanks */
-        c->headers[i].name = c->in + sp->name_off;
-        c->headers[i].value = v;
-    }
-    return 0;
-}
-
-/* Reserve room for a body whose length is announced, so it is read in as
- * few reads as the kernel allows. */
-static int announced_length(gr_http_client *c, const llhttp_t *p)
-{
-    if (!(p->flags & F_CONTENT_LENGTH) || (p->flags & F_CHUNKED))
-        return 0;
-    if (p->content_length > MAX_BODY)
-        return fail_cb(c, EMSGSIZE);
-    if (grow(&c->body, &c->body_cap, p->content_length + 1, MAX_BODY + 1) != 0)
-        return fail_cb(c, ENOMEM);
-    return 0;
-}
-
-/* Returning 1 tells llhttp the message has no body whatever its headers
- * say: HEAD, 1xx, 204, 304. Interim responses are parsed and forgotten. */
-static int on_headers_complete(llhttp_t *p)
-{
-    gr_http_client *c = client_of(p);
-    int status = p->status_code;
-
-    if (interim(status))
-        return 1;
-    if (finish_head(c) != 0)
-        return fail_cb(c, ENOMEM);
     c->headers_done = 1;
-    c->status = status;
-    c->version = p->http_major * 10 + p->http_minor;
-    if (c->head_method || status < 200 || status == 204 || status == 304)
-        return 1;
-    return announced_length(c, p);
+    c->status = p->status_code;
+    c->version = c->head.version;
+    c->body_kind = c->head.body;
+    c->body_left = c->head.length;
+    /* HEAD, 1xx, 204 and 304 have no body whatever the head says. */
+    if (c->head_method || c->status < 200 || c->status == 204 || c->status == 304) {
+        c->body_kind = GR__BODY_NONE;
+        p->flags |= F_SKIPBODY;
+    }
+    c->keep_alive = llhttp_should_keep_alive(p) && !c->head.must_close && c->status != 101;
+    c->message_done = c->body_kind == GR__BODY_NONE;
+    gr__http_chunked_init(&c->chunked);
+    if (c->body_kind == GR__BODY_LENGTH && c->body_left > MAX_BODY) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (end == c->in_end)
+        return 0;
+    if (c->message_done) {
+        stray_bytes(c);
+        return 0;
+    }
+    if (grow(&c->body, &c->body_cap, c->body_len + (c->in_end - end) + 1, MAX_BODY + READ_ROOM + 1))
+        return -1;
+    return body_bytes(c, c->in + end, c->in_end - end);
 }
 
-/* While parsing `in`, payload is appended to the body; while parsing bytes
- * read into the body itself, it moves down over the framing (never up: the
- * payload so far is never longer than the bytes parsed). */
-static int on_body(llhttp_t *p, const char *at, size_t len)
+/* Parse the head that ends at end in `in`. Returns 0 (an interim one is
+ * dropped, and the scan starts over on what follows it), or -1 with
+ * errno. */
+static int parse_head(gr_http_client *c, size_t end)
 {
-    gr_http_client *c = client_of(p);
+    int st;
 
-    if (len > MAX_BODY - c->body_len)
-        return fail_cb(c, EMSGSIZE);
-    if (c->parsing_body) {
-        memmove(c->body + c->body_len, at, len);
-    } else {
-        if (grow(&c->body, &c->body_cap, c->body_len + len + 1, MAX_BODY + 1) != 0)
-            return fail_cb(c, ENOMEM);
-        memcpy(c->body + c->body_len, at, len);
+    if (c->head.bare_lf) {
+        size_t k = c->head.bare_lf;
+
+        if (grow(&c->in, &c->in_cap, c->in_end + k, MAX_HEAD + k) != 0)
+            return -1;
+        gr__http_head_add_cr(&c->head, c->in, end, c->in_end);
+        end += k;
+        c->in_end += k;
     }
-    c->body_len += len;
+    if ((st = gr__http_head_parse(&c->head, c->in, end)) != 0) {
+        errno = st < 0 ? c->head.err : st == 431 ? EMSGSIZE : EPROTO;
+        return -1;
+    }
+    if (!interim(c->head.parser.status_code))
+        return final_head(c, end);
+    c->in_end -= end;
+    memmove(c->in, c->in + end, c->in_end);
+    gr__http_head_begin(&c->head);
     return 0;
 }
 
-/* Pause at the end of the final response: what follows it, if anything,
- * was never asked for. The flags llhttp clears after this callback still
- * tell whether the server keeps the connection. */
-static int on_message_complete(llhttp_t *p)
+/* Look for the end of the head in what was read. 0 (parsed or not yet
+ * complete) or -1 with errno. */
+static int scan_head(gr_http_client *c)
 {
-    gr_http_client *c = client_of(p);
+    while (!c->headers_done) {
+        ssize_t end = gr__http_head_scan(&c->head, c->in, c->in_end);
 
-    if (interim(p->status_code))
-        return 0;
-    c->message_done = 1;
-    c->keep_alive = llhttp_should_keep_alive(p) && p->status_code != 101;
-    return HPE_PAUSED;
-}
-
-static llhttp_settings_t settings;
-static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
-
-static void init_settings(void)
-{
-    llhttp_settings_init(&settings);
-    settings.on_message_begin = on_message_begin;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-}
-
-/* ------------------------------------------------------------- reading */
-
-static void begin_response(gr_http_client *c)
-{
-    pthread_once(&settings_once, init_settings);
-    llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
-    c->parser.data = c;
-    c->in_end = c->nspans = c->body_len = 0;
-    c->in_value = c->headers_done = c->message_done = c->parsing_body = 0;
-    c->keep_alive = c->got_bytes = c->err = 0;
-    c->status = c->version = 0;
-}
-
-/* Feed n bytes at `at` to llhttp. Bytes after the final response mean a
- * confused server: the response stands, the connection does not. */
-static int parse(gr_http_client *c, const char *at, size_t n)
-{
-    llhttp_errno_t e = llhttp_execute(&c->parser, at, n);
-
-    if (e == HPE_OK)
-        return 0;
-    if (e == HPE_PAUSED && c->message_done) {
-        if (llhttp_get_error_pos(&c->parser) != at + n)
-            c->keep_alive = 0;
-        return 0;
+        if (end < 0) {
+            errno = EPROTO;
+            return -1;
+        }
+        if (end == 0)
+            return 0;
+        if (parse_head(c, (size_t)end) != 0)
+            return -1;
     }
-    if (e == HPE_PAUSED_UPGRADE && c->message_done) /* 101: another protocol follows */
-        return 0;
-    errno = c->err ? c->err : EPROTO;
-    return -1;
+    return 0;
 }
 
 /* The server closed its side. That ends a body delimited by the close;
  * anywhere else the response is cut short (EPIPE, as gr_read_exact). */
 static int at_eof(gr_http_client *c)
 {
-    if (c->headers_done && llhttp_message_needs_eof(&c->parser)) {
-        llhttp_errno_t e = llhttp_finish(&c->parser);
-
-        if (c->message_done && (e == HPE_OK || e == HPE_PAUSED))
-            return 0;
-        if (c->err) {
-            errno = c->err;
-            return -1;
-        }
+    if (c->headers_done && c->body_kind == GR__BODY_EOF) {
+        c->message_done = 1;
+        return 0;
     }
     errno = EPIPE;
     return -1;
@@ -351,7 +254,7 @@ static int at_eof(gr_http_client *c)
 /* Room in the head buffer, grown up to MAX_HEAD. */
 static char *head_room(gr_http_client *c, size_t *room)
 {
-    if (c->in_end == c->in_cap) {
+    if (c->in_end >= c->in_cap) {
         if (c->in_cap >= MAX_HEAD) {
             errno = EMSGSIZE;
             return NULL;
@@ -364,14 +267,13 @@ static char *head_room(gr_http_client *c, size_t *room)
 }
 
 /* Room at the end of the body: exactly what an announced length still
- * owes (reserved when the head came, so such a body comes in as few reads
- * as the kernel allows and nothing past it is read), else at least
- * READ_ROOM. The last byte stays free for the terminating NUL. */
+ * owes (so such a body comes in as few reads as the kernel allows and
+ * nothing past it is read), else at least READ_ROOM. The last byte stays
+ * free for the terminating NUL. */
 static char *body_room(gr_http_client *c, size_t *room)
 {
-    const llhttp_t *p = &c->parser;
-    int exact = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
-    size_t want = exact ? (size_t)p->content_length : READ_ROOM;
+    int exact = c->body_kind == GR__BODY_LENGTH;
+    size_t want = exact ? (size_t)c->body_left : READ_ROOM;
 
     if (c->body_cap - c->body_len < want + 1 &&
         grow(&c->body, &c->body_cap, c->body_len + want + 1, MAX_BODY + READ_ROOM + 1) != 0)
@@ -380,18 +282,11 @@ static char *body_room(gr_http_client *c, size_t *room)
     return c->body + c->body_len;
 }
 
-/* Where the next read goes: the head buffer until the final head is
- * complete, then the end of the body. */
-static char *read_room(gr_http_client *c, size_t *room)
-{
-    return c->headers_done ? body_room(c, room) : head_room(c, room);
-}
-
 /* Read once and parse what came. 0 or -1 with errno. */
 static int read_more(gr_http_client *c, int64_t deadline)
 {
     size_t room;
-    char *at = read_room(c, &room);
+    char *at = c->headers_done ? body_room(c, &room) : head_room(c, &room);
     ssize_t n;
 
     if (!at)
@@ -401,10 +296,10 @@ static int read_more(gr_http_client *c, int64_t deadline)
     if (n == 0)
         return at_eof(c);
     c->got_bytes = 1;
-    c->parsing_body = c->headers_done;
-    if (!c->headers_done)
-        c->in_end += (size_t)n;
-    return parse(c, at, (size_t)n);
+    if (c->headers_done)
+        return body_bytes(c, at, (size_t)n);
+    c->in_end += (size_t)n;
+    return scan_head(c);
 }
 
 static int read_response(gr_http_client *c, gr_http_response *res, int64_t deadline)
@@ -416,8 +311,8 @@ static int read_response(gr_http_client *c, gr_http_response *res, int64_t deadl
     c->body[c->body_len] = '\0'; /* room kept by every read (the buffer exists from new) */
     res->status = c->status;
     res->version = c->version;
-    res->headers = c->headers;
-    res->nheaders = c->nspans;
+    res->headers = c->head.headers;
+    res->nheaders = c->head.nspans;
     res->body = c->body;
     res->body_len = c->body_len;
     return 0;
@@ -696,12 +591,14 @@ static int set_host(gr_http_client *c, const char *host, int port)
 
 static int alloc_buffers(gr_http_client *c)
 {
-    c->spans_cap = SPANS_INITIAL;
-    c->spans = malloc(SPANS_INITIAL * sizeof *c->spans);
-    if (!c->spans || grow(&c->in, &c->in_cap, IN_INITIAL, MAX_HEAD) != 0 ||
+    gr__http_span *spans = malloc(FIELDS_INITIAL * sizeof *spans);
+    gr_http_header *headers = malloc(FIELDS_INITIAL * sizeof *headers);
+
+    /* The fields' arrays belong to the head parser from here on. */
+    gr__http_head_init(&c->head, HTTP_RESPONSE, 1, spans, headers, FIELDS_INITIAL, MAX_FIELDS);
+    if (!spans || !headers || grow(&c->in, &c->in_cap, IN_INITIAL, MAX_HEAD) != 0 ||
         grow(&c->out, &c->out_cap, OUT_INITIAL, SIZE_MAX) != 0 ||
-        grow(&c->body, &c->body_cap, BODY_INITIAL, MAX_BODY + 1) != 0 ||
-        grow_headers(c, SPANS_INITIAL) != 0) {
+        grow(&c->body, &c->body_cap, BODY_INITIAL, MAX_BODY + 1) != 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -740,8 +637,8 @@ void gr_http_client_free(gr_http_client *c)
     free(c->host_field);
     free(c->out);
     free(c->in);
-    free(c->spans);
-    free(c->headers);
+    free(c->head.spans);
+    free(c->head.headers);
     free(c->body);
     free(c);
 }

@@ -30,8 +30,9 @@ int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__
         errno = ENOMEM;
         return -1;
     }
-    c->spans = (gr__http_span *)(void *)block;
-    c->headers = (gr_http_header *)(void *)(block + spans);
+    gr__http_head_init(&c->head, HTTP_REQUEST, 0, (gr__http_span *)(void *)block,
+                       (gr_http_header *)(void *)(block + spans), cfg->max_headers,
+                       cfg->max_headers);
     c->out = block + spans + headers;
     c->buf = c->out + GR__HTTP_OUT_BYTES;
     c->cap = in;
@@ -41,15 +42,15 @@ int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__
     c->cfg = cfg;
     c->req.conn_ = c;
     c->req.peer = peer;
-    gr__http_parser_init(c);
+    gr__http_head_begin(&c->head);
     return 0;
 }
 
 void gr__http_conn_fini(gr__http_conn *c)
 {
-    free(c->spans); /* the block */
+    free(c->head.spans); /* the block */
     free(c->target_copy);
-    c->spans = NULL;
+    c->head.spans = NULL;
     c->target_copy = NULL;
 }
 
@@ -313,7 +314,7 @@ static int body_fill(gr__http_conn *c, int64_t deadline)
                 return -1;
             }
         }
-        if ((status = gr__http_feed(c)) != 0) {
+        if ((status = gr__http_request_body(c)) != 0) {
             c->keep_alive = 0;
             c->limit_error = status;
             errno = status == 413 ? EMSGSIZE : EPROTO;
@@ -431,22 +432,6 @@ static void log_access(gr__http_conn *c)
 
 /* -------------------------------------------------------- the request */
 
-/* Whether a head has a line ended by LF alone. llhttp 8 rejects one in a
- * header line, but takes it after the request line and in the blank line
- * that ends the head; RFC 9112 lets a server do so, but a front end that
- * does not would see other requests than this server does. */
-static int bare_lf(const char *head, size_t len)
-{
-    const char *p = head, *end = head + len;
-
-    while ((p = memchr(p, '\n', (size_t)(end - p)))) {
-        if (p == head || p[-1] != '\r')
-            return 1;
-        p++;
-    }
-    return 0;
-}
-
 /* Wait for and parse the next request's head. Returns 0 with the head
  * complete, 1 when the connection is done (closed, idle too long,
  * stopping), or the status of an error to answer before closing. */
@@ -455,15 +440,12 @@ static int read_head(gr__http_conn *c)
     for (;;) {
         int64_t deadline;
         ssize_t n;
-        int status;
+        int status = gr__http_request_head(c);
 
-        if ((status = gr__http_feed(c)) != 0)
+        if (status == 1)
+            return 0;
+        if (status != 0)
             return status;
-        if (c->headers_done) {
-            if (c->parsed > c->cfg->max_header_bytes)
-                return 431;
-            return bare_lf(c->buf, c->parsed) ? 400 : 0;
-        }
         if (c->end >= c->cfg->max_header_bytes)
             return 431;
         if (c->end == 0 && atomic_load(&c->cfg->stopping))
@@ -499,8 +481,11 @@ static void start_request(gr__http_conn *c)
     /* The whole body, and the drain after the handler, within one time-out:
      * a byte every few seconds must not hold the connection for ever. */
     c->body_deadline = c->io->now() + c->cfg->body_timeout;
-    c->head_method = c->parser.method == HTTP_HEAD;
-    c->keep_alive = llhttp_should_keep_alive(&c->parser) && !atomic_load(&c->cfg->stopping);
+    c->head_method = c->head.parser.method == HTTP_HEAD;
+    /* Faulty framing (HTTP/1.0 with Transfer-Encoding) ends the
+     * connection: what follows cannot be trusted to be a request. */
+    c->keep_alive = llhttp_should_keep_alive(&c->head.parser) && !c->head.must_close &&
+                    !atomic_load(&c->cfg->stopping);
     r->keep_alive = c->keep_alive;
     c->expect_continue = r->version >= 11 && wants_continue(r);
 }
@@ -539,6 +524,7 @@ static void next_request(gr__http_conn *c)
     c->parsed = c->hdr_end = c->body_rd = c->body_wr = 0;
     c->headers_done = c->message_done = 0;
     c->limit_error = 0; /* the parser reports the next request's own */
+    gr__http_head_begin(&c->head);
     c->request_start = left ? c->io->now() : 0;
 }
 
@@ -571,8 +557,6 @@ void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int
             idle_hook(c, 0);
         if (status == 1)
             return;
-        if (status == 0 && gr__http_build_request(c) != 0)
-            status = 500;
         if (status != 0) {
             answer_error(c, status);
             return;

@@ -1,7 +1,9 @@
-/* The HTTP layer's internal contract: one connection state machine
- * (conn.c) shared by the green-thread server (server.c) and the classic
- * thread-pool server (threaded.c), which differ only in how bytes move
- * (gr__http_io) and in who runs the connection. */
+/* The HTTP layer's internal contract: one head parser (head.c) and one
+ * chunked decoder (chunked.c) for the server's requests and the client's
+ * responses; one connection state machine (conn.c, with parse.c around
+ * the request) shared by the green-thread server (server.c) and the
+ * classic thread-pool server (threaded.c), which differ only in how bytes
+ * move (gr__http_io) and in who runs the connection. */
 #ifndef GROVE_HTTP_INTERNAL_H
 #define GROVE_HTTP_INTERNAL_H
 
@@ -58,6 +60,73 @@ typedef struct gr__http_span {
     uint32_t name_off, name_len, value_off, value_len;
 } gr__http_span;
 
+/* ------------------------------------------------------------ head.c */
+
+/* How a message's body is delimited (RFC 9112 6.3). */
+enum gr__http_body { GR__BODY_NONE, GR__BODY_LENGTH, GR__BODY_CHUNKED, GR__BODY_EOF };
+
+/* One message head (start line and fields), parsed in place. Strict for
+ * requests; lenient, where RFC 9112 lets a recipient be, for responses
+ * (see head.c). */
+typedef struct gr__http_head {
+    llhttp_t parser;
+    int lenient;
+    const char *base; /* the buffer while llhttp runs: spans are offsets */
+    gr__http_span *spans;
+    gr_http_header *headers; /* after a parse: the fields, NUL-terminated */
+    size_t nspans, cap, max; /* cap < max: both arrays are malloc'd and grow */
+    uint32_t url_off, url_len;
+    uint32_t start;    /* the start line's first byte (empty lines before it skipped) */
+    uint32_t scan;     /* the scan resumes here: the first incomplete line */
+    uint32_t prev_eol; /* where the last complete line's break begins */
+    size_t bare_lf;    /* lenient: line breaks without their CR */
+    int seen_start, prev_bare_lf, in_field, headers_done;
+    int status; /* why the head was refused: 400, 431, 501, 505 */
+    int err;    /* or an errno (ENOMEM) */
+    /* After a parse: */
+    int version;      /* 10 or 11 */
+    int body;         /* enum gr__http_body */
+    uint64_t length;  /* GR__BODY_LENGTH */
+    int must_close;   /* the framing is faulty: no message may follow this one */
+} gr__http_head;
+
+/* type: HTTP_REQUEST or HTTP_RESPONSE. spans and headers have room for
+ * cap fields; at most max are taken (then 431). */
+void gr__http_head_init(gr__http_head *h, int type, int lenient, gr__http_span *spans,
+                        gr_http_header *headers, size_t cap, size_t max);
+/* Before each head. */
+void gr__http_head_begin(gr__http_head *h);
+/* Look for the end of the head in buf[0, len), checking each line break
+ * (lenient: mending them in place, without changing lengths). Returns the
+ * offset just past the empty line that ends it, 0 when more bytes are
+ * needed, or -1 when it is malformed (h->status = 400). */
+ssize_t gr__http_head_scan(gr__http_head *h, char *buf, size_t len);
+/* Lenient only, when h->bare_lf: put a CR before each bare LF of the head
+ * that ends at end, moving the bytes after it up to len; buf must have
+ * room for h->bare_lf more. The head then ends h->bare_lf bytes later. */
+void gr__http_head_add_cr(gr__http_head *h, char *buf, size_t end, size_t len);
+/* Parse the head buf[h->start, end) the scan found: fields, version,
+ * Host (requests), framing. Returns 0, the status of a refusal (400, 431,
+ * 501, 505), or -1 with h->err (ENOMEM). */
+int gr__http_head_parse(gr__http_head *h, char *buf, size_t end);
+
+/* --------------------------------------------------------- chunked.c */
+
+typedef struct gr__http_chunked {
+    uint8_t state;
+    uint64_t size; /* the size being read, then the data left of the chunk */
+    uint64_t wire; /* bytes of the body consumed, framing included */
+} gr__http_chunked;
+
+void gr__http_chunked_init(gr__http_chunked *d);
+/* Decode in[0, n): the payload goes to out (out may be in, or below it),
+ * *produced bytes of it. Returns the bytes consumed, fewer than n only
+ * when the body ended, or -1 when it is malformed. */
+ssize_t gr__http_chunked_decode(gr__http_chunked *d, const char *in, size_t n, char *out,
+                                size_t *produced);
+/* The whole body, trailers and final CR LF included, has been decoded. */
+int gr__http_chunked_done(const gr__http_chunked *d);
+
 enum gr__http_resp { RESP_NONE, RESP_LENGTH, RESP_CHUNKED, RESP_UNTIL_CLOSE, RESP_DONE };
 
 struct gr__http_conn {
@@ -65,7 +134,7 @@ struct gr__http_conn {
     const gr_addr *peer;
     const gr__http_io *io;
     gr__http_cfg *cfg;
-    llhttp_t parser;
+    gr__http_head head;
 
     /* Input: [0, hdr_end) the request's head, [body_rd, body_wr) body bytes
      * parsed (de-chunked in place), [parsed, end) bytes not yet parsed. */
@@ -74,15 +143,13 @@ struct gr__http_conn {
     int64_t request_start; /* when its first byte arrived (ms) */
     int64_t body_deadline; /* the body must have come by then */
 
-    /* The head being parsed. */
-    uint32_t url_off, url_len;
-    gr__http_span *spans;
-    gr_http_header *headers;
-    size_t nspans;
-    int in_value;    /* the last callback was a header value */
-    int limit_error; /* a limit was hit in a callback: the status to send */
+    /* The request being read. */
+    int limit_error; /* the body broke a rule or a limit: the status to send */
     int headers_done, message_done;
-    uint64_t body_total;
+    int body_kind;        /* enum gr__http_body */
+    uint64_t body_left;   /* of a GR__BODY_LENGTH body */
+    uint64_t body_total;  /* body bytes as sent, framing included */
+    gr__http_chunked chunked;
 
     /* The request and its answer. */
     gr_http_request req;
@@ -114,14 +181,15 @@ void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int
  * the connection under the last response. */
 void gr__http_conn_linger(gr__http_conn *c);
 
-/* parse.c: the parser around a connection's buffer. */
-void gr__http_parser_init(gr__http_conn *c);
-/* Parse [parsed, end). Returns 0 (all parsed, or stopped at the end of a
- * head with a body, or of a message), or the status to answer: 400, 413,
- * 431. */
-int gr__http_feed(gr__http_conn *c);
-/* Fill c->req from a complete head. 0 or -1/ENOMEM. */
-int gr__http_build_request(gr__http_conn *c);
+/* parse.c: the request around a connection's buffer. */
+/* Look for the request's head in [0, end): 1 when it is complete and
+ * c->req is filled in, 0 when more bytes are needed, or the status to
+ * answer (400, 431, 500, 501, 505). */
+int gr__http_request_head(gr__http_conn *c);
+/* Parse body bytes [parsed, end), the payload going to body_wr. Returns 0
+ * or the status to answer: 400 (malformed chunking), 413 (over
+ * max_body). */
+int gr__http_request_body(gr__http_conn *c);
 
 /* Resolve options into a configuration. Returns 0 or -1/EINVAL. */
 int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
@@ -132,6 +200,12 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
 /* Header names are tokens and values free of line breaks and controls
  * (tab aside), so no header can smuggle another line into a message. */
 int gr__http_header_ok(const gr_http_header *h);
+
+/* A token character (RFC 9110 5.6.2): visible ASCII but delimiters. */
+static inline int gr__http_tchar(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+}
 
 /* Appending to a message being built; the caller has checked the room. */
 static inline char *gr__http_put(char *o, const char *s, size_t n)

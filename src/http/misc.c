@@ -103,13 +103,6 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
     return 0;
 }
 
-/* A field name is a token (RFC 9110 5.1): no blank, colon or control that
- * would let it be read as something else. */
-static int token_char(unsigned char ch)
-{
-    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
-}
-
 int gr__http_header_ok(const gr_http_header *h)
 {
     const unsigned char *p;
@@ -117,7 +110,7 @@ int gr__http_header_ok(const gr_http_header *h)
     if (!h->name || !h->value || !h->name[0])
         return 0;
     for (p = (const unsigned char *)h->name; *p; p++)
-        if (!token_char(*p))
+        if (!gr__http_tchar(*p))
             return 0;
     for (p = (const unsigned char *)h->value; *p; p++)
         if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
