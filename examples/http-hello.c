@@ -32,8 +32,8 @@ static void *run(void *arg)
         exit(1);
     }
     for (int i = 0; i < 3; i++) {
-        if (gr_http_client_request(c, "GET", paths[i], NULL, 0, NULL, 0, &res,
-                                   gr_now() + 5000) != 0) {
+        if (gr_http_client_request(c, "GET", paths[i], NULL, 0, NULL, 0, &res, gr_now() + 5000) !=
+            0) {
             perror("GET");
             exit(1);
         }

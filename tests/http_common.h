@@ -19,6 +19,9 @@
 /* Every wait of a client is bounded by this much. */
 #define WAIT_MS 5000
 
+/* What a failed read was about, for tests that run many cases. */
+static __attribute__((unused)) const char *cl_case = "";
+
 /* ============================================================ clients */
 
 typedef struct client {
@@ -96,7 +99,8 @@ static inline size_t line_in(client *c, char *out, size_t max)
 {
     ssize_t n = gr_reader_line(&c->r, out, max, gr_now() + WAIT_MS);
 
-    cr_assert_gt(n, 0, "reading a line: %s", n < 0 ? strerror(errno) : "end of stream");
+    cr_assert_gt(n, 0, "%s: reading a line: %s", cl_case,
+                 n < 0 ? strerror(errno) : "end of stream");
     cr_assert(n >= 2 && out[n - 2] == '\r' && out[n - 1] == '\n', "line without CRLF: [%s]", out);
     return (size_t)n;
 }
@@ -126,29 +130,40 @@ static inline void body_append(resp *r, size_t *cap, const char *p, size_t n)
     r->body[r->len] = '\0';
 }
 
-/* Read one response; head_only for the answer to a HEAD request. The body
- * is framed as the head says: Content-Length, chunked, or until the end
- * of the stream. */
-static inline void read_response(client *c, resp *r, int head_only)
+/* Read one response, or see the stream end (or be reset) before its first
+ * byte when at_end_ok: then 0. head_only for the answer to a HEAD request.
+ * The body is framed as the head says: Content-Length, chunked, or until
+ * the end of the stream. Returns 1 with the response in *r. */
+static inline int read_response_or_end(client *c, resp *r, int head_only, int at_end_ok)
 {
     char line[8192], *tmp;
-    size_t used = 0, cap = 1;
+    size_t used = 0, cap = 1, last = 0;
     const char *cl, *te;
 
     memset(r, 0, sizeof *r);
+    if (at_end_ok) {
+        ssize_t n = gr_reader_line(&c->r, line, sizeof line, gr_now() + WAIT_MS);
+
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return 0;
+        cr_assert_gt(n, 0, "%s: reading a line: %s", cl_case, strerror(errno));
+        cr_assert(n >= 2 && line[n - 2] == '\r' && line[n - 1] == '\n', "line without CRLF: [%s]",
+                  line);
+        memcpy(r->head, line, (size_t)n + 1);
+        used = last = (size_t)n;
+    }
     r->body = calloc(1, 1);
-    for (;;) {
+    while (last != 2) { /* up to the empty line */
         size_t n = line_in(c, line, sizeof line);
 
         cr_assert_lt(used + n, sizeof r->head, "response head too long");
         memcpy(r->head + used, line, n + 1);
         used += n;
-        if (n == 2)
-            break;
+        last = n;
     }
     cr_assert(sscanf(r->head, "HTTP/1.1 %d ", &r->status) == 1, "status line: %s", r->head);
     if (head_only || r->status < 200 || r->status == 204 || r->status == 304)
-        return;
+        return 1;
     cl = hdr(r, "Content-Length");
     if (cl) {
         size_t len = strtoul(cl, NULL, 10);
@@ -157,7 +172,7 @@ static inline void read_response(client *c, resp *r, int head_only)
         bytes_in(c, tmp, len);
         body_append(r, &cap, tmp, len);
         free(tmp);
-        return;
+        return 1;
     }
     te = hdr(r, "Transfer-Encoding");
     if (te) {
@@ -178,7 +193,7 @@ static inline void read_response(client *c, resp *r, int head_only)
         }
         line_in(c, line, sizeof line); /* no trailers from this server */
         cr_assert_str_eq(line, "\r\n");
-        return;
+        return 1;
     }
     /* Until the server closes. */
     for (;;) {
@@ -189,6 +204,13 @@ static inline void read_response(client *c, resp *r, int head_only)
             break;
         body_append(r, &cap, line, (size_t)n);
     }
+    return 1;
+}
+
+/* Read one response (see read_response_or_end). */
+static inline void read_response(client *c, resp *r, int head_only)
+{
+    read_response_or_end(c, r, head_only, 0);
 }
 
 /* The server closed the connection: nothing more comes (an RST counts). */
@@ -341,7 +363,8 @@ static inline void check_pipelining(int port)
 
     cl_send(c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n"
                "POST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
-               "POST /three HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+               "POST /three HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+               "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_str_eq(hdr(&r, "X-Path"), "/one");
     cr_assert_eq(r.len, 0);
@@ -415,8 +438,10 @@ static inline void check_limits(int port)
     cl_close(c);
     /* Exactly max_body is fine. */
     c = cl_open(port);
-    n = sprintf(req, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n%01000d",
-                0);
+    n = sprintf(
+        req,
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n%01000d",
+        0);
     cl_sendn(c, req, (size_t)n);
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 200);
@@ -433,7 +458,8 @@ static GR_TEST_SHARED const gr_http_opts small_limits = {
  * took. */
 static inline int64_t check_slowloris(int port)
 {
-    const char *head = "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const char *head =
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     client *c = cl_open(port);
     int64_t t0 = gr_now_update();
     resp r;
@@ -472,15 +498,21 @@ static inline void *tsrv_main(void *arg)
     return NULL;
 }
 
-static inline void tsrv_start(tsrv *t, gr_http_handler h, const gr_http_opts *o, size_t n)
+static inline void tsrv_start_arg(tsrv *t, gr_http_handler h, void *arg, const gr_http_opts *o,
+                                  size_t n)
 {
     int fd = loopback_listen();
 
     t->port = gr_local_port(fd);
-    t->s = gr_http_threaded_new(fd, h, NULL, o, n);
+    t->s = gr_http_threaded_new(fd, h, arg, o, n);
     cr_assert_not_null(t->s, "gr_http_threaded_new: %s", strerror(errno));
     t->rc = -2;
     cr_assert_eq(pthread_create(&t->t, NULL, tsrv_main, t), 0);
+}
+
+static inline void tsrv_start(tsrv *t, gr_http_handler h, const gr_http_opts *o, size_t n)
+{
+    tsrv_start_arg(t, h, NULL, o, n);
 }
 
 /* Stop and wait for it (blocking this OS thread: the server's threads do
@@ -494,6 +526,38 @@ static inline int64_t tsrv_stop(tsrv *t)
     cr_assert_eq(t->rc, 0, "gr_http_threaded_serve: %d", t->rc);
     cr_assert_eq(gr_http_threaded_free(t->s), 0);
     return gr_now_update() - t0;
+}
+
+/* ====================================================== either server */
+
+typedef struct any_srv {
+    srv g;
+    tsrv t;
+    int threaded, port;
+} any_srv;
+
+/* Start the green-thread server, or the threaded one (4 threads), with
+ * handler h, arg and options o. In place: a threaded server's thread keeps
+ * a pointer to s->t. */
+static inline void any_start(any_srv *s, int threaded, gr_http_handler h, void *arg,
+                             const gr_http_opts *o)
+{
+    s->threaded = threaded;
+    if (threaded) {
+        tsrv_start_arg(&s->t, h, arg, o, 4);
+        s->port = s->t.port;
+    } else {
+        s->g = srv_start(h, arg, o);
+        s->port = s->g.port;
+    }
+}
+
+static inline void any_stop(any_srv *s)
+{
+    if (s->threaded)
+        tsrv_stop(&s->t);
+    else
+        srv_stop(&s->g);
 }
 
 #endif

@@ -285,7 +285,9 @@ static void *t_continue(void *arg)
     cr_assert_null(hdr(&r, "Connection"));
     resp_free(&r);
     /* Chunked, too. */
-    cl_send(c, "PUT /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n");
+    cl_send(
+        c,
+        "PUT /y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n");
     line_in(c, line, sizeof line);
     cr_assert_str_eq(line, "HTTP/1.1 100 Continue\r\n");
     line_in(c, line, sizeof line);
@@ -301,7 +303,8 @@ static void *t_continue(void *arg)
      * now, so it cannot be reused). */
     s2 = srv_start(h_reject, NULL, NULL);
     c = cl_open(s2.port);
-    cl_send(c, "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n");
+    cl_send(c,
+            "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 401);
     cr_assert_str_eq(hdr(&r, "Connection"), "close");
@@ -384,119 +387,7 @@ Test(http, header_idle_and_body_timeouts, .timeout = 30)
 
 /* ------------------------------------------- malformed and smuggling */
 
-static const struct bad {
-    const char *what, *req;
-    size_t len;
-    int status;
-} bad_requests[] = {
-#define B(what, req, status)                                                                       \
-    {                                                                                              \
-        what, req, sizeof req - 1, status                                                          \
-    }
-    B("bad method", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    B("unknown method", "FROB / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    B("lower-case method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    B("bad version", "GET / HTTP/1.x\r\n\r\n", 400),
-    B("version 1.2", "GET / HTTP/1.2\r\n\r\n", 400),
-    B("no version", "GET / FTP/1.1\r\n\r\n", 400),
-    B("missing CRLF in request line", "GET / HTTP/1.1 X\r\n\r\n", 400),
-    B("space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    B("NUL in target", "GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-    B("NUL in header name", "GET / HTTP/1.1\r\nHost: a\r\nA\0B: c\r\n\r\n", 400),
-    B("NUL in header value", "GET / HTTP/1.1\r\nHost: a\r\nA: b\0c\r\n\r\n", 400),
-    B("control in header value",
-      "GET / HTTP/1.1\r\nHost: a\r\nA: b\x01"
-      "c\r\n\r\n",
-      400),
-    B("space in header name", "GET / HTTP/1.1\r\nHost: a\r\nA B: c\r\n\r\n", 400),
-    B("space before colon", "GET / HTTP/1.1\r\nHost : c\r\n\r\n", 400),
-    B("empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: c\r\n\r\n", 400),
-    B("header without colon", "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400),
-    B("obsolete line folding", "GET / HTTP/1.1\r\nHost: a\r\nA: b\r\n  c\r\n\r\n", 400),
-    B("leading whitespace line", "GET / HTTP/1.1\r\nHost: a\r\n X: y\r\n\r\n", 400),
-    B("bare LF request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
-    B("bare LF header", "GET / HTTP/1.1\r\nHost: a\n\r\n", 400),
-    B("bare LF end of head", "GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
-    B("bare LF everywhere", "GET / HTTP/1.1\nHost: a\n\n", 400),
-    B("bare CR", "GET / HTTP/1.1\rHost: a\r\n\r\n", 400),
-    B("HTTP/0.9", "GET /\r\n\r\n", 505),
-    B("HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", 505),
-    B("binary", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
-    /* Request smuggling: each of these would let a front end and this
-     * server disagree on where the request ends. */
-    B("Content-Length and Transfer-Encoding",
-      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    B("Transfer-Encoding and Content-Length",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
-    B("two different Content-Lengths",
-      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
-    B("two equal Content-Lengths",
-      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400),
-    B("Content-Length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello", 400),
-    B("signed Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", 400),
-    B("negative Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
-    B("hex Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello", 400),
-    B("huge Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-      400),
-    B("chunked, identity",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-      400),
-    B("identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\nhello", 400),
-    B("xchunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-      400),
-    B("chunked-x", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkedx\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-      400),
-    B("Transfer-Encoding with space before colon",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
-    B("Transfer-Encoding folded onto a line",
-      "POST / HTTP/1.1\r\nHost: a\r\n Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
-    B("Transfer-Encoding value folded",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
-    B("Transfer-Encoding with a space in the name",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400),
-    B("two Transfer-Encodings, chunked not last",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n"
-      "5\r\nhello\r\n0\r\n\r\n",
-      400),
-    B("bad chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n\r\n", 400),
-    B("chunk size with space",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
-    B("chunk longer than its size",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n0\r\n\r\n", 400),
-    B("chunk with bare LF", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
-      400),
-    B("chunk size overflow",
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n", 400),
-#undef B
-};
-
-static void *t_bad(void *arg)
-{
-    srv s = srv_start(h_echo, NULL, NULL);
-
-    (void)arg;
-    atomic_store(&calls, 0);
-    for (size_t i = 0; i < sizeof bad_requests / sizeof *bad_requests; i++) {
-        const struct bad *b = &bad_requests[i];
-        int before = atomic_load(&calls);
-        int got = status_then_close(s.port, b->req, b->len);
-
-        cr_assert_eq(got, b->status, "%s: %d, want %d", b->what, got, b->status);
-        /* A request with a malformed head never reaches the handler; a
-         * malformed body makes its read fail (EPROTO) and so its -1. */
-        if (!strstr(b->what, "chunk"))
-            cr_assert_eq(atomic_load(&calls), before, "%s reached the handler", b->what);
-        else if (atomic_load(&calls) != before)
-            cr_assert_eq(last_errno, EPROTO, "%s", b->what);
-    }
-    srv_stop(&s);
-    return NULL;
-}
-
-Test(http, malformed_and_smuggling_rejected_with_400_and_close, .timeout = 30)
-{
-    run_main(t_bad, NULL);
-}
+/* Malformed and smuggling requests: tests/test_http_framing.c. */
 
 /* A malformed request after good ones on a kept-alive connection is
  * answered too (and so is an error after a HEAD: with its body). */
@@ -507,7 +398,8 @@ static void *t_bad_after_good(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: a\r\n\r\nGARBAGE\r\n\r\n");
+    cl_send(c,
+            "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: a\r\n\r\nGARBAGE\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
@@ -538,9 +430,10 @@ static void *t_upgrade(void *arg)
     resp r;
 
     (void)arg;
-    cl_send(c, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-               "CONNECT example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n"
-               "POST /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+    cl_send(c,
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+            "CONNECT example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n"
+            "POST /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
     read_response(c, &r, 0);
     cr_assert_str_eq(hdr(&r, "X-Path"), "/ws");
     resp_free(&r);
@@ -881,7 +774,8 @@ static void *t_access_log(void *arg)
 
     (void)arg;
     cr_assert_not_null(log);
-    cl_send(c, "GET /log?x=1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    cl_send(c, "GET /log?x=1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /p HTTP/1.1\r\nHost: "
+               "a\r\nContent-Length: 5\r\n\r\nhello"
                "HEAD /h HTTP/1.0\r\nConnection: keep-alive\r\n\r\nBAD\r\n\r\n");
     for (int i = 0; i < 4; i++) {
         read_response(c, &r, i == 2);
@@ -973,7 +867,8 @@ static void *t_unread_body(void *arg)
 
     (void)arg;
     cl_send(c, "POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789"
-               "POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+               "POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+               "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
                "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
     read_response(c, &r, 0);
     cr_assert_str_eq(r.body, "/small");
@@ -984,7 +879,8 @@ static void *t_unread_body(void *arg)
     read_response(c, &r, 0);
     cr_assert_str_eq(r.body, "/next");
     resp_free(&r);
-    snprintf(head, sizeof head, "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n", big);
+    snprintf(head, sizeof head, "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+             big);
     cl_send(c, head);
     cl_sendn(c, body, 1000);
     read_response(c, &r, 0);

@@ -14,7 +14,6 @@
 
 #define BIG ((size_t)8 << 20)
 
-
 /* A test: fn run under gr_main, within secs seconds. */
 #define CLIENT_TEST(name, fn, secs)                                                                \
     static void *fn##_main(void *arg)                                                              \

@@ -160,35 +160,8 @@ static int h_write_once(gr_http_request *req, void *arg)
     return write_until(req, 0);
 }
 
-/* Start either server with h and a 200 ms body time-out. */
-typedef struct any_srv {
-    srv g;
-    tsrv t;
-    int threaded, port;
-} any_srv;
-
-/* (In place: a threaded server's thread keeps a pointer to s->t.) */
-static void any_start(any_srv *s, int threaded, gr_http_handler h)
-{
-    static const gr_http_opts o = {.body_timeout_ms = 300};
-
-    s->threaded = threaded;
-    if (threaded) {
-        tsrv_start(&s->t, h, &o, 2);
-        s->port = s->t.port;
-    } else {
-        s->g = srv_start(h, NULL, &o);
-        s->port = s->g.port;
-    }
-}
-
-static void any_stop(any_srv *s)
-{
-    if (s->threaded)
-        tsrv_stop(&s->t);
-    else
-        srv_stop(&s->g);
-}
+/* A 300 ms body time-out. */
+static const gr_http_opts body_300 = {.body_timeout_ms = 300};
 
 static void check_elapsed(int err, long long lo, long long hi)
 {
@@ -207,7 +180,7 @@ static void *t_deadlines(void *arg)
 
     /* The handler's deadline comes first: ETIMEDOUT at 150 ms, and the
      * connection closes after its answer (the body is left unread). */
-    any_start(&s, threaded, h_read_deadline);
+    any_start(&s, threaded, h_read_deadline, NULL, &body_300);
     c = cl_open(s.port);
     cl_send(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
     read_response(c, &r, 0);
@@ -220,7 +193,7 @@ static void *t_deadlines(void *arg)
 
     /* No deadline of the handler's: the body time-out bounds the whole
      * body, though a byte comes every 50 ms. */
-    any_start(&s, threaded, h_read_forever);
+    any_start(&s, threaded, h_read_forever, NULL, &body_300);
     c = cl_open(s.port);
     cl_send(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n");
     for (int i = 0; i < 100; i++) {
@@ -240,7 +213,7 @@ static void *t_deadlines(void *arg)
      * handler's deadline, or at once with deadline 0 when the socket is
      * full. */
     for (int once = 0; once < 2; once++) {
-        any_start(&s, threaded, once ? h_write_once : h_write_deadline);
+        any_start(&s, threaded, once ? h_write_once : h_write_deadline, NULL, &body_300);
         c = cl_open(s.port);
         atomic_store(&seen_ms, -1);
         cl_send(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");

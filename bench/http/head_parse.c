@@ -118,18 +118,21 @@ int main(int argc, char **argv)
     }
     if (bench_check_runs("grove-head-parse", runs) != 0)
         return 2;
-    samples[0] = make("seed", "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-                              "Content-Type: text/html\r\nContent-Length: 5120\r\n\r\n",
+    samples[0] = make("seed",
+                      "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                      "Content-Type: text/html\r\nContent-Length: 5120\r\n\r\n",
                       5120, 0);
-    samples[1] = make("nginx", "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n"
-                               "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-                               "Content-Type: text/html\r\nContent-Length: 5120\r\n"
-                               "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-                               "Connection: keep-alive\r\nETag: \"6380f2a1-1400\"\r\n"
-                               "Accept-Ranges: bytes\r\nX-Frame-Options: DENY\r\n\r\n",
-                       5120, 0);
-    samples[2] = make("chunked", "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-                                 "Content-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n",
+    samples[1] = make("nginx",
+                      "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n"
+                      "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                      "Content-Type: text/html\r\nContent-Length: 5120\r\n"
+                      "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                      "Connection: keep-alive\r\nETag: \"6380f2a1-1400\"\r\n"
+                      "Accept-Ranges: bytes\r\nX-Frame-Options: DENY\r\n\r\n",
+                      5120, 0);
+    samples[2] = make("chunked",
+                      "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                      "Content-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n",
                       0, 1);
     if (json)
         bench_json_begin();

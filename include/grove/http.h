@@ -36,18 +36,18 @@ typedef struct gr_http_header {
 /* A request, valid until the handler returns (strings point into the
  * connection's buffer; copy what must outlive the handler). */
 typedef struct gr_http_request {
-    const char *method;       /* "GET", "POST", ... */
-    const char *target;       /* the request-target, as sent */
-    const char *path;         /* target up to '?', not percent-decoded */
-    const char *query;        /* after '?'; "" if none */
-    int version;              /* 10 or 11 (others are refused with 505) */
+    const char *method;            /* "GET", "POST", ... */
+    const char *target;            /* the request-target, as sent */
+    const char *path;              /* target up to '?', not percent-decoded */
+    const char *query;             /* after '?'; "" if none */
+    int version;                   /* 10 or 11 (others are refused with 505) */
     const gr_http_header *headers; /* as received, values trimmed */
     size_t nheaders;
-    int64_t content_length;   /* -1 when none was sent (or chunked) */
-    int chunked;              /* the body comes chunked */
-    int keep_alive;           /* the connection stays open afterwards */
+    int64_t content_length; /* -1 when none was sent (or chunked) */
+    int chunked;            /* the body comes chunked */
+    int keep_alive;         /* the connection stays open afterwards */
     const gr_addr *peer;
-    void *conn_;              /* private */
+    void *conn_; /* private */
 } gr_http_request;
 
 /* A handler: 0 when it has answered, -1 on failure: then the server
@@ -59,23 +59,27 @@ typedef int (*gr_http_handler)(gr_http_request *req, void *arg);
 GR_API const char *gr_http_header_get(const gr_http_request *req, const char *name);
 
 /* Read up to len bytes of the request body (de-chunked). Returns the count,
- * 0 at its end, or -1 with errno: EMSGSIZE when the body (trailers
- * included) exceeds the server's max_body (the server then answers 413 and
- * closes), ETIMEDOUT (deadline, or the server's body_timeout_ms, which
- * bounds the whole body), ECONNRESET or EPIPE (the client went away),
- * EPROTO (malformed chunking), ECANCELED. After an error the connection is
- * closed once the handler returns; after EMSGSIZE or EPROTO every later
- * call fails the same way. The first call answers "Expect: 100-continue"
- * with 100 Continue. */
+ * 0 at its end, or -1 with errno: EMSGSIZE when the body as sent (chunk
+ * framing, extensions and trailers included) exceeds the server's max_body
+ * (the server then answers 413 and closes), ETIMEDOUT (deadline, or the
+ * server's body_timeout_ms, which bounds the whole body), ECONNRESET or
+ * EPIPE (the client went away), EPROTO (malformed chunking), ECANCELED.
+ * After an error the connection is closed once the handler returns; after
+ * EMSGSIZE or EPROTO every later call fails the same way. The first call
+ * answers "Expect: 100-continue" with 100 Continue. */
 GR_API ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len, int64_t deadline);
 
 /* Answer with a whole response: status, headers (NULL/0 for none) and
- * body. The server adds Date, Content-Length and Connection (do not pass
- * them), sends no body for HEAD, and writes everything in one system call
- * where it fits. headers and body stay the caller's. Returns 0, or -1 with
+ * body. The server owns the framing: it adds Date, Content-Length or
+ * Transfer-Encoding, and Connection; a handler's Content-Length,
+ * Transfer-Encoding or Connection is refused, except "Connection: close",
+ * which makes the server close after this response (and say so once). It
+ * sends no body for HEAD, and writes everything in one system call where
+ * it fits. headers and body stay the caller's. Returns 0, or -1 with
  * errno: EINVAL (status outside 200-999: interim 1xx answers are the
  * server's; a header name that is not a token or a value with a control
- * character other than tab; a response already begun), EMSGSIZE (headers
+ * character other than tab; a refused framing field; a response already
+ * begun), EMSGSIZE (headers
  * over the server's 4 KiB response head), ETIMEDOUT (deadline or
  * write_timeout_ms: the connection is then closed), EPIPE/ECONNRESET,
  * ECANCELED. */
@@ -98,12 +102,13 @@ GR_API int gr_http_end(gr_http_request *req, int64_t deadline);
 
 /* Server limits and time-outs; zero-initialise: 0 picks the default. */
 typedef struct gr_http_opts {
-    size_t max_connections;   /* handled at once (gevent's spawn=N); default unbounded */
-    size_t max_header_bytes;  /* request line + headers; 8192; over: 431 */
-    size_t max_headers;       /* 100; over: 431 */
-    uint64_t max_body;        /* 16 MiB; over: 413 */
+    size_t max_connections;    /* handled at once (gevent's spawn=N); default unbounded */
+    size_t max_header_bytes;   /* request line + headers; 8192; over: 431 */
+    size_t max_headers;        /* 100; over: 431 */
+    uint64_t max_body;         /* 16 MiB, as sent (chunk framing included); over: 413 */
     int64_t header_timeout_ms; /* from a request's first byte to its last header: 10 s; then 408 */
-    int64_t idle_timeout_ms;  /* wait for a request (a new connection's first too): 60 s; then close */
+    int64_t
+        idle_timeout_ms; /* wait for a request (a new connection's first too): 60 s; then close */
     int64_t body_timeout_ms;  /* from the end of the head to the end of the body: 30 s */
     int64_t write_timeout_ms; /* each response call's writes: 30 s */
     FILE *access_log;         /* common log format; NULL: off (the default) */
@@ -158,10 +163,10 @@ GR_API int gr_http_threaded_free(gr_http_threaded *s);
  * client (or gr_http_client_free). */
 typedef struct gr_http_response {
     int status;
-    int version;              /* 10 or 11 */
+    int version; /* 10 or 11 */
     const gr_http_header *headers;
     size_t nheaders;
-    const char *body;         /* de-chunked, NUL-terminated for convenience */
+    const char *body; /* de-chunked, NUL-terminated for convenience */
     size_t body_len;
 } gr_http_response;
 
@@ -194,9 +199,8 @@ GR_API void gr_http_client_free(gr_http_client *c);
  * *res is zeroed (body ""). The response stays valid until the next
  * request on the client, successful or not. */
 GR_API int gr_http_client_request(gr_http_client *c, const char *method, const char *target,
-                                  const gr_http_header *headers, size_t nheaders,
-                                  const void *body, size_t len, gr_http_response *res,
-                                  int64_t deadline);
+                                  const gr_http_header *headers, size_t nheaders, const void *body,
+                                  size_t len, gr_http_response *res, int64_t deadline);
 /* The value of the first response header named name (case-insensitive). */
 GR_API const char *gr_http_response_header(const gr_http_response *res, const char *name);
 

@@ -25,22 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* Largest response body accepted (grove/http.h promises 64 MiB). */
-#define MAX_BODY ((size_t)64 << 20)
-/* Largest response head: status line and headers, interim responses
- * included. Generous: real heads are a few hundred bytes. */
-#define MAX_HEAD ((size_t)1 << 20)
-/* Most fields in a head; and the most bytes of chunk framing, extensions
- * and trailers around a chunked body. */
-#define MAX_FIELDS 10000
-#define MAX_FRAMING MAX_HEAD
-/* Initial sizes; every buffer doubles as needed. */
-#define IN_INITIAL 8192
 #define OUT_INITIAL 1024
-#define BODY_INITIAL 4096
-#define FIELDS_INITIAL 32
-/* Room made before each read of a body of unknown length. */
-#define READ_ROOM ((size_t)64 * 1024)
 
 struct gr_http_client {
     char *host;       /* for gr_tcp_connect: brackets of an IPv6 literal removed */
@@ -51,270 +36,38 @@ struct gr_http_client {
 
     char *out; /* the request head */
     size_t out_cap;
+    gr__http_reader rd; /* the response */
 
-    /* The response head: bytes [0, in_end) of in. */
-    char *in;
-    size_t in_cap, in_end;
-    gr__http_head head;
-
-    /* The body, de-chunked, NUL-terminated when complete. */
-    char *body;
-    size_t body_len, body_cap;
-    int body_kind;      /* enum gr__http_body */
-    uint64_t body_left; /* of a GR__BODY_LENGTH body */
-    gr__http_chunked chunked;
-
-    int head_method;  /* the request was HEAD: no body will follow */
-    int close_asked;  /* the request said "Connection: close" */
-    int headers_done; /* the final response's head is complete */
-    int message_done; /* the final response is complete */
-    int keep_alive;   /* the connection may serve another request */
-    int got_bytes;    /* some byte of a response came on this attempt */
-    int status, version;
+    int head_method; /* the request was HEAD: no body will follow */
+    int close_asked; /* the request said "Connection: close" */
+    int got_bytes;   /* some byte of a response came on this attempt */
 };
-
-/* ------------------------------------------------------------- buffers */
-
-/* Grow *buf (capacity *cap) to hold at least need bytes, doubling, but
- * never past max (need <= max). 0 or -1/ENOMEM. */
-static int grow(char **buf, size_t *cap, size_t need, size_t max)
-{
-    size_t n = *cap ? *cap : 64;
-    char *p;
-
-    if (need <= *cap)
-        return 0;
-    while (n < need)
-        n = n > max / 2 ? max : n * 2;
-    if (!(p = realloc(*buf, n))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    *buf = p;
-    *cap = n;
-    return 0;
-}
 
 /* ------------------------------------------------------------- reading */
 
-static void begin_response(gr_http_client *c)
-{
-    gr__http_head_begin(&c->head);
-    c->in_end = c->body_len = 0;
-    c->body_kind = GR__BODY_NONE;
-    c->headers_done = c->message_done = 0;
-    c->keep_alive = c->got_bytes = 0;
-    c->status = c->version = 0;
-}
-
-/* Bytes after the final response mean a confused server: the response
- * stands, the connection does not. */
-static void stray_bytes(gr_http_client *c)
-{
-    c->keep_alive = 0;
-}
-
-/* n body bytes at `at` (in the body buffer at its end, or anywhere when
- * the body has room for them): payload appended to the body. 0 or -1 with
- * errno. */
-static int body_bytes(gr_http_client *c, const char *at, size_t n)
-{
-    size_t used = n, produced = n;
-
-    if (c->body_kind == GR__BODY_CHUNKED) {
-        ssize_t k = gr__http_chunked_decode(&c->chunked, at, n, c->body + c->body_len, &produced);
-
-        if (k < 0) {
-            errno = EPROTO;
-            return -1;
-        }
-        used = (size_t)k;
-        c->message_done = gr__http_chunked_done(&c->chunked);
-        if (c->chunked.wire - (c->body_len + produced) > MAX_FRAMING) {
-            errno = EMSGSIZE;
-            return -1;
-        }
-    } else if (c->body_kind == GR__BODY_LENGTH) {
-        used = produced = n < c->body_left ? n : (size_t)c->body_left;
-        memmove(c->body + c->body_len, at, produced);
-        c->message_done = (c->body_left -= produced) == 0;
-    } else {
-        memmove(c->body + c->body_len, at, produced); /* until the close */
-    }
-    c->body_len += produced;
-    if (c->body_len > MAX_BODY) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    if (used < n)
-        stray_bytes(c);
-    return 0;
-}
-
-/* 1xx other than 101 are interim: the final response follows. */
-static int interim(int status)
-{
-    return status >= 100 && status < 200 && status != 101;
-}
-
-/* The final response's head is parsed: how its body comes, and whether
- * the connection lives on after it. Bytes read past the head are its
- * body's (or stray). */
-static int final_head(gr_http_client *c, size_t end)
-{
-    llhttp_t *p = &c->head.parser;
-
-    c->headers_done = 1;
-    c->status = p->status_code;
-    c->version = c->head.version;
-    c->body_kind = c->head.body;
-    c->body_left = c->head.length;
-    /* HEAD, 1xx, 204 and 304 have no body whatever the head says. */
-    if (c->head_method || c->status < 200 || c->status == 204 || c->status == 304) {
-        c->body_kind = GR__BODY_NONE;
-        p->flags |= F_SKIPBODY;
-    }
-    c->keep_alive = llhttp_should_keep_alive(p) && !c->head.must_close && c->status != 101;
-    c->message_done = c->body_kind == GR__BODY_NONE;
-    gr__http_chunked_init(&c->chunked);
-    if (c->body_kind == GR__BODY_LENGTH && c->body_left > MAX_BODY) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    if (end == c->in_end)
-        return 0;
-    if (c->message_done) {
-        stray_bytes(c);
-        return 0;
-    }
-    if (grow(&c->body, &c->body_cap, c->body_len + (c->in_end - end) + 1, MAX_BODY + READ_ROOM + 1))
-        return -1;
-    return body_bytes(c, c->in + end, c->in_end - end);
-}
-
-/* Parse the head that ends at end in `in`. Returns 0 (an interim one is
- * dropped, and the scan starts over on what follows it), or -1 with
- * errno. */
-static int parse_head(gr_http_client *c, size_t end)
-{
-    int st;
-
-    if (c->head.bare_lf) {
-        size_t k = c->head.bare_lf;
-
-        if (grow(&c->in, &c->in_cap, c->in_end + k, MAX_HEAD + k) != 0)
-            return -1;
-        gr__http_head_add_cr(&c->head, c->in, end, c->in_end);
-        end += k;
-        c->in_end += k;
-    }
-    if ((st = gr__http_head_parse(&c->head, c->in, end)) != 0) {
-        errno = st < 0 ? c->head.err : st == 431 ? EMSGSIZE : EPROTO;
-        return -1;
-    }
-    if (!interim(c->head.parser.status_code))
-        return final_head(c, end);
-    c->in_end -= end;
-    memmove(c->in, c->in + end, c->in_end);
-    gr__http_head_begin(&c->head);
-    return 0;
-}
-
-/* Look for the end of the head in what was read. 0 (parsed or not yet
- * complete) or -1 with errno. */
-static int scan_head(gr_http_client *c)
-{
-    while (!c->headers_done) {
-        ssize_t end = gr__http_head_scan(&c->head, c->in, c->in_end);
-
-        if (end < 0) {
-            errno = EPROTO;
-            return -1;
-        }
-        if (end == 0)
-            return 0;
-        if (parse_head(c, (size_t)end) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* The server closed its side. That ends a body delimited by the close;
- * anywhere else the response is cut short (EPIPE, as gr_read_exact). */
-static int at_eof(gr_http_client *c)
-{
-    if (c->headers_done && c->body_kind == GR__BODY_EOF) {
-        c->message_done = 1;
-        return 0;
-    }
-    errno = EPIPE;
-    return -1;
-}
-
-/* Room in the head buffer, grown up to MAX_HEAD. */
-static char *head_room(gr_http_client *c, size_t *room)
-{
-    if (c->in_end >= c->in_cap) {
-        if (c->in_cap >= MAX_HEAD) {
-            errno = EMSGSIZE;
-            return NULL;
-        }
-        if (grow(&c->in, &c->in_cap, c->in_cap + 1, MAX_HEAD) != 0)
-            return NULL;
-    }
-    *room = c->in_cap - c->in_end;
-    return c->in + c->in_end;
-}
-
-/* Room at the end of the body: exactly what an announced length still
- * owes (so such a body comes in as few reads as the kernel allows and
- * nothing past it is read), else at least READ_ROOM. The last byte stays
- * free for the terminating NUL. */
-static char *body_room(gr_http_client *c, size_t *room)
-{
-    int exact = c->body_kind == GR__BODY_LENGTH;
-    size_t want = exact ? (size_t)c->body_left : READ_ROOM;
-
-    if (c->body_cap - c->body_len < want + 1 &&
-        grow(&c->body, &c->body_cap, c->body_len + want + 1, MAX_BODY + READ_ROOM + 1) != 0)
-        return NULL;
-    *room = exact ? want : c->body_cap - 1 - c->body_len;
-    return c->body + c->body_len;
-}
-
-/* Read once and parse what came. 0 or -1 with errno. */
-static int read_more(gr_http_client *c, int64_t deadline)
-{
-    size_t room;
-    char *at = c->headers_done ? body_room(c, &room) : head_room(c, &room);
-    ssize_t n;
-
-    if (!at)
-        return -1;
-    if ((n = gr_read(c->fd, at, room, deadline)) < 0)
-        return -1;
-    if (n == 0)
-        return at_eof(c);
-    c->got_bytes = 1;
-    if (c->headers_done)
-        return body_bytes(c, at, (size_t)n);
-    c->in_end += (size_t)n;
-    return scan_head(c);
-}
-
+/* Read and parse until the response is whole. 0 or -1 with errno. */
 static int read_response(gr_http_client *c, gr_http_response *res, int64_t deadline)
 {
-    begin_response(c);
-    while (!c->message_done)
-        if (read_more(c, deadline) != 0)
+    gr__http_reader *r = &c->rd;
+
+    gr__http_reader_begin(r, c->head_method);
+    while (!r->message_done) {
+        size_t room;
+        char *at = gr__http_reader_room(r, &room);
+        ssize_t n;
+
+        if (!at || (n = gr_read(c->fd, at, room, deadline)) < 0)
             return -1;
-    c->body[c->body_len] = '\0'; /* room kept by every read (the buffer exists from new) */
-    res->status = c->status;
-    res->version = c->version;
-    res->headers = c->head.headers;
-    res->nheaders = c->head.nspans;
-    res->body = c->body;
-    res->body_len = c->body_len;
+        if (n == 0) {
+            if (gr__http_reader_eof(r) != 0)
+                return -1;
+            break;
+        }
+        c->got_bytes = 1;
+        if (gr__http_reader_got(r, (size_t)n) != 0)
+            return -1;
+    }
+    gr__http_reader_result(r, res);
     return 0;
 }
 
@@ -330,21 +83,6 @@ static int visible(const char *s, const char *also_refused)
         if (*p <= ' ' || *p == 0x7f || (also_refused && strchr(also_refused, *p)))
             return 0;
     return 1;
-}
-
-/* "close" among the comma-separated tokens of a Connection header. */
-static int says_close(const char *v)
-{
-    while (*v) {
-        size_t n;
-
-        v += strspn(v, " \t,");
-        n = strcspn(v, " \t,");
-        if (n == 5 && !strncasecmp(v, "close", 5))
-            return 1;
-        v += n;
-    }
-    return 0;
 }
 
 typedef struct head_flags {
@@ -363,8 +101,10 @@ static int check_headers(const gr_http_header *h, size_t n, head_flags *f, size_
             return -1;
         f->has_host |= !strcasecmp(h[i].name, "Host");
         if (!strcasecmp(h[i].name, "Connection")) {
+            size_t others;
+
             f->has_connection = 1;
-            f->close |= says_close(h[i].value);
+            f->close |= gr__http_list_count(h[i].value, "close", &others) > 0;
         }
         *bytes += strlen(h[i].name) + strlen(h[i].value) + 4;
     }
@@ -391,7 +131,7 @@ static ssize_t build_head(gr_http_client *c, const char *method, const char *tar
         return -1;
     }
     need += strlen(method) + strlen(target) + strlen(c->host_field);
-    if (grow(&c->out, &c->out_cap, need, SIZE_MAX) != 0)
+    if (gr__http_grow(&c->out, &c->out_cap, need, SIZE_MAX) != 0)
         return -1;
     o = gr__http_put_str(c->out, method);
     *o++ = ' ';
@@ -460,7 +200,7 @@ static int early_response(gr_http_client *c, gr_http_response *res, int64_t dead
     if (err != EPIPE && err != ECONNRESET)
         return -1;
     if (read_response(c, res, deadline) == 0) {
-        c->keep_alive = 0; /* the rest of the request would be read as the next one */
+        c->rd.keep_alive = 0; /* the rest of the request would be read as the next one */
         return 0;
     }
     if (!c->got_bytes)
@@ -509,7 +249,7 @@ static int exchange(gr_http_client *c, const struct iovec *iov, int n, gr_http_r
         int err;
 
         if (attempt(c, iov, n, res, deadline) == 0) {
-            if (!c->keep_alive || c->close_asked)
+            if (!c->rd.keep_alive || c->close_asked)
                 disconnect(c);
             return 0;
         }
@@ -591,14 +331,8 @@ static int set_host(gr_http_client *c, const char *host, int port)
 
 static int alloc_buffers(gr_http_client *c)
 {
-    gr__http_span *spans = malloc(FIELDS_INITIAL * sizeof *spans);
-    gr_http_header *headers = malloc(FIELDS_INITIAL * sizeof *headers);
-
-    /* The fields' arrays belong to the head parser from here on. */
-    gr__http_head_init(&c->head, HTTP_RESPONSE, 1, spans, headers, FIELDS_INITIAL, MAX_FIELDS);
-    if (!spans || !headers || grow(&c->in, &c->in_cap, IN_INITIAL, MAX_HEAD) != 0 ||
-        grow(&c->out, &c->out_cap, OUT_INITIAL, SIZE_MAX) != 0 ||
-        grow(&c->body, &c->body_cap, BODY_INITIAL, MAX_BODY + 1) != 0) {
+    if (gr__http_reader_init(&c->rd) != 0 ||
+        gr__http_grow(&c->out, &c->out_cap, OUT_INITIAL, SIZE_MAX) != 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -636,9 +370,6 @@ void gr_http_client_free(gr_http_client *c)
     free(c->host);
     free(c->host_field);
     free(c->out);
-    free(c->in);
-    free(c->head.spans);
-    free(c->head.headers);
-    free(c->body);
+    gr__http_reader_fini(&c->rd);
     free(c);
 }

@@ -61,6 +61,23 @@ static int no_body_status(int status)
     return status < 200 || status == 204 || status == 304;
 }
 
+/* The server owns the framing (and a response carrying two would let a
+ * client and a proxy read different bodies): a handler's Content-Length
+ * or Transfer-Encoding is refused, and so is a Connection field other
+ * than "close", which asks the server to close after the response. Returns
+ * -1 to refuse h, 1 for "Connection: close" (written by the server), else
+ * 0. */
+static int framing_field(const gr_http_header *h)
+{
+    size_t others;
+
+    if (!strcasecmp(h->name, "Content-Length") || !strcasecmp(h->name, "Transfer-Encoding"))
+        return -1;
+    if (strcasecmp(h->name, "Connection"))
+        return 0;
+    return gr__http_list_count(h->value, "close", &others) && !others ? 1 : -1;
+}
+
 /* Build the response head in c->out. length: the body's size, or -1 for a
  * body of unknown length. Returns its size, or -1 with EINVAL/EMSGSIZE. */
 static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h, size_t n,
@@ -72,6 +89,7 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
      * Transfer-Encoding (28), Connection (24) and the blank line (2): 149.
      * c->buf follows c->out: nothing may be written past end. */
     size_t need = 160;
+    int close = 0, f;
 
     /* 1xx are interim answers, never the response: sent as one, the client
      * would take the next response for this request's. The server sends
@@ -81,10 +99,11 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!gr__http_header_ok(&h[i])) {
+        if (!gr__http_header_ok(&h[i]) || (f = framing_field(&h[i])) < 0) {
             errno = EINVAL;
             return -1;
         }
+        close |= f;
         need += strlen(h[i].name) + strlen(h[i].value) + 4;
     }
     if (need > (size_t)(end - o)) {
@@ -94,7 +113,7 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     /* Close after this response when the server is stopping, and when the
      * client was told to wait for 100 Continue that was not sent: it may
      * or may not send the body now, so the connection cannot be reused. */
-    if (atomic_load(&c->cfg->stopping) ||
+    if (close || atomic_load(&c->cfg->stopping) ||
         (c->expect_continue && !c->continue_sent && !c->message_done))
         c->keep_alive = 0;
     o = gr__http_put(o, "HTTP/1.1 ", 9);
@@ -104,7 +123,9 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     o = gr__http_put(o, "\r\nDate: ", 8);
     o = gr__http_put_str(o, gr__http_date());
     o = gr__http_put(o, "\r\n", 2);
-    o = gr__http_put_headers(o, h, n);
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(h[i].name, "Connection"))
+            o = gr__http_put_headers(o, &h[i], 1);
     if (!no_body_status(status)) {
         if (length >= 0) {
             o = gr__http_put(o, "Content-Length: ", 16);
@@ -184,8 +205,8 @@ int gr_http_respond(gr_http_request *req, int status, const gr_http_header *head
     return send_iov(c, iov, 2, len, 1, deadline);
 }
 
-int gr_http_begin(gr_http_request *req, int status, const gr_http_header *headers,
-                  size_t nheaders, int64_t length, int64_t deadline)
+int gr_http_begin(gr_http_request *req, int status, const gr_http_header *headers, size_t nheaders,
+                  int64_t length, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov;

@@ -120,7 +120,7 @@ ssize_t gr__http_head_scan(gr__http_head *h, char *buf, size_t len)
                 return malformed(h);
             *cr = ' ';
         }
-        if (eol == pos) { /* an empty line */
+        if (eol == pos) {         /* an empty line */
             if (!h->seen_start) { /* before the start line: ignored (RFC 9112 2.2) */
                 if (bare)
                     h->bare_lf--; /* outside the head: never given to llhttp */
@@ -177,8 +177,9 @@ static int on_url_complete(llhttp_t *p)
     gr__http_head *h = head_of(p);
     const unsigned char *u = (const unsigned char *)h->base + h->url_off;
 
-    if (h->url_off < h->start + 2 || u[-1] != ' ' || u[-2] == ' ')
-        return refuse(h, 400);
+    if (h->url_off < h->start + 2 || u[-1] != ' ' || u[-2] == ' ' ||
+        (u[h->url_len] != '\r' && (u[h->url_len] != ' ' || u[h->url_len + 1] != 'H')))
+        return refuse(h, 400); /* ("GET /" CR LF is HTTP/0.9: 505 follows) */
     for (uint32_t i = 0; i < h->url_len; i++)
         if (u[i] <= 0x20 || u[i] >= 0x7f)
             return refuse(h, 400);
@@ -334,18 +335,20 @@ static int check_host(gr__http_head *h)
     return n == 0 && h->version >= 11 ? 400 : 0;
 }
 
-/* The transfer codings of every Transfer-Encoding field, in order: 1 when
- * they are exactly "chunked", 2 when chunked is the last of several, 0
- * when it is not the last (or there is no coding at all). */
+/* The transfer codings of every Transfer-Encoding field, in order: -1
+ * without such a field; 1 when they are exactly "chunked", 2 when chunked
+ * is the last of several, 0 when it is not the last (or there is no
+ * coding at all: llhttp does not count an empty field as one). */
 static int codings(const gr__http_head *h)
 {
-    int count = 0, last_chunked = 0;
+    int count = 0, last_chunked = 0, fields = 0;
 
     for (size_t i = 0; i < h->nspans; i++) {
         const char *v = h->headers[i].value;
 
         if (strcasecmp(h->headers[i].name, "Transfer-Encoding"))
             continue;
+        fields++;
         while (*v) {
             size_t n;
 
@@ -360,7 +363,7 @@ static int codings(const gr__http_head *h)
             v += n;
         }
     }
-    return !last_chunked ? 0 : count == 1 ? 1 : 2;
+    return !fields ? -1 : !last_chunked ? 0 : count == 1 ? 1 : 2;
 }
 
 /* How the body is framed (RFC 9112 6): a request takes chunked as its only
@@ -370,12 +373,10 @@ static int codings(const gr__http_head *h)
 static int framing(gr__http_head *h)
 {
     const llhttp_t *p = &h->parser;
-    int request = p->type == HTTP_REQUEST;
+    int request = p->type == HTTP_REQUEST, c = codings(h);
 
     h->body = GR__BODY_NONE;
-    if (p->flags & F_TRANSFER_ENCODING) {
-        int c = codings(h);
-
+    if (c >= 0) {
         if (c == 1) {
             h->body = GR__BODY_CHUNKED;
         } else if (request) {
@@ -399,10 +400,16 @@ static int framing(gr__http_head *h)
     return 0;
 }
 
-static int check_version(gr__http_head *h)
+/* The version (and a response's status code: exactly three digits, 100
+ * to 999, where llhttp 8.1 takes "HTTP/1.1 1 OK"). */
+static int check_version(gr__http_head *h, const char *buf)
 {
     const llhttp_t *p = &h->parser;
+    const char *l = buf + h->start; /* "HTTP/1.1 200 ..." */
 
+    if (p->type == HTTP_RESPONSE &&
+        (p->status_code < 100 || l[8] != ' ' || (l[12] != ' ' && l[12] != '\r')))
+        return 400;
     if (p->http_major != 1)
         return 505;
     if (p->type == HTTP_REQUEST && p->http_minor > 1)
@@ -419,9 +426,12 @@ void gr__http_head_init(gr__http_head *h, int type, int lenient, gr__http_span *
     pthread_once(&settings_once, init_settings);
     memset(h, 0, sizeof *h);
     llhttp_init(&h->parser, (llhttp_type_t)type, &settings);
-    /* 6.3: a response may carry both framings; Transfer-Encoding wins. */
-    if (lenient)
+    /* 6.3: a response may carry both framings; Transfer-Encoding wins.
+     * RFC 9110 2.5: HTTP/1.x for x > 1 reads as 1.1 (check_version). */
+    if (lenient) {
         llhttp_set_lenient_chunked_length(&h->parser, 1);
+        h->parser.lenient_flags |= LENIENT_VERSION;
+    }
     h->parser.data = h;
     h->lenient = lenient;
     h->spans = spans;
@@ -459,7 +469,7 @@ int gr__http_head_parse(gr__http_head *h, char *buf, size_t end)
     /* llhttp must end the head exactly where the scan did. */
     if (e != HPE_PAUSED || !h->headers_done || llhttp_get_error_pos(&h->parser) != buf + end)
         return 400;
-    if ((status = check_version(h)) != 0)
+    if ((status = check_version(h, buf)) != 0)
         return status;
     terminate_fields(h, buf);
     if (h->parser.type == HTTP_REQUEST) {

@@ -84,10 +84,10 @@ typedef struct gr__http_head {
     int status; /* why the head was refused: 400, 431, 501, 505 */
     int err;    /* or an errno (ENOMEM) */
     /* After a parse: */
-    int version;      /* 10 or 11 */
-    int body;         /* enum gr__http_body */
-    uint64_t length;  /* GR__BODY_LENGTH */
-    int must_close;   /* the framing is faulty: no message may follow this one */
+    int version;     /* 10 or 11 */
+    int body;        /* enum gr__http_body */
+    uint64_t length; /* GR__BODY_LENGTH */
+    int must_close;  /* the framing is faulty: no message may follow this one */
 } gr__http_head;
 
 /* type: HTTP_REQUEST or HTTP_RESPONSE. spans and headers have room for
@@ -127,6 +127,55 @@ ssize_t gr__http_chunked_decode(gr__http_chunked *d, const char *in, size_t n, c
 /* The whole body, trailers and final CR LF included, has been decoded. */
 int gr__http_chunked_done(const gr__http_chunked *d);
 
+/* -------------------------------------------------------- response.c */
+
+/* The client's limits on a response (grove/http.h promises them). */
+#define GR__HTTP_RESP_MAX_BODY ((size_t)64 << 20)
+/* Status line and fields, interim responses included; real heads are a
+ * few hundred bytes. */
+#define GR__HTTP_RESP_MAX_HEAD ((size_t)1 << 20)
+#define GR__HTTP_RESP_MAX_FIELDS 10000
+/* Chunk framing, extensions and trailers around a chunked body. */
+#define GR__HTTP_RESP_MAX_FRAMING GR__HTTP_RESP_MAX_HEAD
+
+/* One response being read: the head into `in` (parsed in place), the body
+ * de-chunked into `body`. */
+typedef struct gr__http_reader {
+    char *in;
+    size_t in_cap, in_end;
+    gr__http_head head;
+    char *body;
+    size_t body_len, body_cap;
+    int body_kind;      /* enum gr__http_body */
+    uint64_t body_left; /* of a GR__BODY_LENGTH body */
+    gr__http_chunked chunked;
+    int head_method;  /* the request was HEAD: no body follows */
+    int headers_done; /* the final response's head is complete */
+    int message_done; /* the final response is complete */
+    int keep_alive;   /* the connection may serve another request */
+    int status, version;
+} gr__http_reader;
+
+/* Grow *buf (capacity *cap) to at least need bytes, doubling, never past
+ * max (need <= max). 0 or -1/ENOMEM. */
+int gr__http_grow(char **buf, size_t *cap, size_t need, size_t max);
+/* Buffers allocated here, freed by fini. 0 or -1/ENOMEM. */
+int gr__http_reader_init(gr__http_reader *r);
+void gr__http_reader_fini(gr__http_reader *r);
+/* Before each response; head_method: it answers a HEAD. */
+void gr__http_reader_begin(gr__http_reader *r, int head_method);
+/* Where the next bytes go, and *room how many may: NULL with EMSGSIZE (a
+ * head too large) or ENOMEM. */
+char *gr__http_reader_room(gr__http_reader *r, size_t *room);
+/* n bytes were put at the room: parse them. 0 or -1 with errno (EPROTO,
+ * EMSGSIZE, ENOMEM). */
+int gr__http_reader_got(gr__http_reader *r, size_t n);
+/* The peer closed: 0 when that ends the response (a body delimited by the
+ * close), else -1/EPIPE. */
+int gr__http_reader_eof(gr__http_reader *r);
+/* After message_done: the response, valid until the next begin. */
+void gr__http_reader_result(gr__http_reader *r, gr_http_response *res);
+
 enum gr__http_resp { RESP_NONE, RESP_LENGTH, RESP_CHUNKED, RESP_UNTIL_CLOSE, RESP_DONE };
 
 struct gr__http_conn {
@@ -146,9 +195,9 @@ struct gr__http_conn {
     /* The request being read. */
     int limit_error; /* the body broke a rule or a limit: the status to send */
     int headers_done, message_done;
-    int body_kind;        /* enum gr__http_body */
-    uint64_t body_left;   /* of a GR__BODY_LENGTH body */
-    uint64_t body_total;  /* body bytes as sent, framing included */
+    int body_kind;       /* enum gr__http_body */
+    uint64_t body_left;  /* of a GR__BODY_LENGTH body */
+    uint64_t body_total; /* body bytes as sent, framing included */
     gr__http_chunked chunked;
 
     /* The request and its answer. */
@@ -160,7 +209,7 @@ struct gr__http_conn {
     char *out;
     char *target_copy; /* the target of a request with a query string */
     size_t target_cap;
-    void *owner;       /* the server's, for its idle hook */
+    void *owner; /* the server's, for its idle hook */
     void *hook_node;
 };
 
@@ -220,6 +269,11 @@ static inline char *gr__http_put_str(char *o, const char *s)
 }
 
 char *gr__http_put_u64(char *o, uint64_t v);
+
+/* How many elements of the comma-separated list equal token
+ * (case-insensitively, blanks around them ignored); *others counts the
+ * other non-empty ones. */
+size_t gr__http_list_count(const char *list, const char *token, size_t *others);
 
 /* "Name: value\r\n" for each of the n headers. */
 static inline char *gr__http_put_headers(char *o, const gr_http_header *h, size_t n)

@@ -81,8 +81,8 @@ static int wait_ready(int fd, short events, int64_t deadline)
 static ssize_t blocking_read(gr__http_conn *c, void *buf, size_t len, int64_t deadline)
 {
     gr_http_threaded *s = ((worker *)c->owner)->srv;
-    int64_t rcvtimeo = s->cfg.idle_timeout < s->cfg.header_timeout ? s->cfg.idle_timeout
-                                                                   : s->cfg.header_timeout;
+    int64_t rcvtimeo =
+        s->cfg.idle_timeout < s->cfg.header_timeout ? s->cfg.idle_timeout : s->cfg.header_timeout;
 
     for (;;) {
         /* A near deadline is polled for; past it, take what is there but
