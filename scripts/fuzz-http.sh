@@ -18,7 +18,7 @@
 #             (default /tmp/grove-fuzz-http)
 #   TARGETS   which ("http_diff_fuzz http_chunked_fuzz", say; default all)
 # The seed corpora fuzz/corpus/{http,chunked,response}/ are read, never
-# written. Exits non-zero when a fuzzer finds a crash, a leak, undefined
+# written; fuzz/http.dict gives the mutations HTTP's words. Exits non-zero when a fuzzer finds a crash, a leak, undefined
 # behaviour or a disagreement (the input is left in WORK_DIR as
 # crash-*, to replay: WORK_DIR/TARGET FILE). Prints each target's
 # executions and new units. Needs clang and libFuzzer (Debian: clang
@@ -109,6 +109,7 @@ for t in $targets; do
     r=0
     "$work/$t" "$work/corpus-$t" "$(seeds "$t")" -max_total_time="$secs" -timeout=10 \
         -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 -artifact_prefix="$work/$t-" \
+        -dict="$top/fuzz/http.dict" \
         >"$work/$t.log" 2>&1 || r=$?
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$work/$t.log" |
         sed "s/^/  $t /" || true

@@ -245,25 +245,20 @@ static int start_workers(gr_http_threaded *s, worker *w, pthread_t *t)
 gr_http_threaded *gr_http_threaded_new(int fd, gr_http_handler handler, void *arg,
                                        const gr_http_opts *opts, size_t nthreads)
 {
-    gr_http_threaded *s;
+    gr_http_threaded *s = NULL;
+    int err = ENOMEM;
 
     if (fd < 0)
         return NULL; /* errno is the failed listen's */
-    if (nthreads == 0 || !(s = calloc(1, sizeof *s))) {
-        int err = nthreads ? ENOMEM : EINVAL;
-
-        close(fd);
-        errno = err;
-        return NULL;
+    if (nthreads == 0) {
+        err = EINVAL;
+        goto fail;
     }
-    if (gr__http_cfg_init(&s->cfg, handler, arg, opts) != 0 ||
-        !(s->idle_fds = malloc(nthreads * sizeof *s->idle_fds))) {
-        int err = s->idle_fds || errno == EINVAL ? EINVAL : ENOMEM;
-
-        free(s);
-        close(fd);
-        errno = err;
-        return NULL;
+    if (!(s = calloc(1, sizeof *s)) || !(s->idle_fds = malloc(nthreads * sizeof *s->idle_fds)))
+        goto fail;
+    if (gr__http_cfg_init(&s->cfg, handler, arg, opts) != 0) {
+        err = EINVAL;
+        goto fail;
     }
     for (size_t i = 0; i < nthreads; i++)
         atomic_init(&s->idle_fds[i], -1);
@@ -272,6 +267,13 @@ gr_http_threaded *gr_http_threaded_new(int fd, gr_http_handler handler, void *ar
     /* A classic server blocks in accept. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return s;
+fail:
+    if (s)
+        free(s->idle_fds);
+    free(s);
+    close(fd);
+    errno = err;
+    return NULL;
 }
 
 int gr_http_threaded_serve(gr_http_threaded *s)
