@@ -185,7 +185,7 @@ static void *t_deadlines(void *arg)
     cl_send(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 408);
-    check_elapsed(ETIMEDOUT, 140, 290);
+    check_elapsed(ETIMEDOUT, 140, 2000);
     resp_free(&r);
     expect_closed(c);
     cl_close(c);
@@ -203,7 +203,7 @@ static void *t_deadlines(void *arg)
     }
     read_response(c, &r, 0);
     cr_assert_eq(r.status, 500);
-    check_elapsed(ETIMEDOUT, 280, 1000);
+    check_elapsed(ETIMEDOUT, 280, 2000);
     resp_free(&r);
     expect_closed(c);
     cl_close(c);
@@ -218,7 +218,7 @@ static void *t_deadlines(void *arg)
         atomic_store(&seen_ms, -1);
         cl_send(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         WAIT_FOR(atomic_load(&seen_ms) >= 0);
-        check_elapsed(ETIMEDOUT, once ? 0 : 140, once ? 100 : 1000);
+        check_elapsed(ETIMEDOUT, once ? 0 : 140, once ? 1000 : 2000);
         cl_close(c);
         any_stop(&s);
     }

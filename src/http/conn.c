@@ -67,13 +67,14 @@ static int no_body_status(int status)
  * than "close", which asks the server to close after the response. Returns
  * -1 to refuse h, 1 for "Connection: close" (written by the server), else
  * 0. */
-static int framing_field(const gr_http_header *h)
+static int framing_field(const gr_http_header *h, size_t name_len)
 {
     size_t others;
 
-    if (!strcasecmp(h->name, "Content-Length") || !strcasecmp(h->name, "Transfer-Encoding"))
+    if ((name_len == 14 && !strcasecmp(h->name, "Content-Length")) ||
+        (name_len == 17 && !strcasecmp(h->name, "Transfer-Encoding")))
         return -1;
-    if (strcasecmp(h->name, "Connection"))
+    if (name_len != 10 || strcasecmp(h->name, "Connection"))
         return 0;
     return gr__http_list_count(h->value, "close", &others) && !others ? 1 : -1;
 }
@@ -99,12 +100,14 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!gr__http_header_ok(&h[i]) || (f = framing_field(&h[i])) < 0) {
+        size_t name_len = strlen(h[i].name);
+
+        if (!gr__http_header_ok(&h[i]) || (f = framing_field(&h[i], name_len)) < 0) {
             errno = EINVAL;
             return -1;
         }
         close |= f;
-        need += strlen(h[i].name) + strlen(h[i].value) + 4;
+        need += name_len + strlen(h[i].value) + 4;
     }
     if (need > (size_t)(end - o)) {
         errno = EMSGSIZE;
@@ -123,9 +126,12 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     o = gr__http_put(o, "\r\nDate: ", 8);
     o = gr__http_put_str(o, gr__http_date());
     o = gr__http_put(o, "\r\n", 2);
-    for (size_t i = 0; i < n; i++)
-        if (strcasecmp(h[i].name, "Connection"))
-            o = gr__http_put_headers(o, &h[i], 1);
+    if (!close)
+        o = gr__http_put_headers(o, h, n);
+    else /* the server writes the one Connection field */
+        for (size_t i = 0; i < n; i++)
+            if (strcasecmp(h[i].name, "Connection"))
+                o = gr__http_put_headers(o, &h[i], 1);
     if (!no_body_status(status)) {
         if (length >= 0) {
             o = gr__http_put(o, "Content-Length: ", 16);

@@ -25,6 +25,7 @@
  * connection is then not reused), and HTTP/1.x answers 1.1 for x > 1. */
 #include "http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -302,22 +303,27 @@ static void terminate_fields(gr__http_head *h, char *buf)
 
 /* uri-host [ ":" port ] (RFC 9110 7.2; RFC 3986 3.2.2), or empty: a
  * reg-name or IPv4 address, or an IP literal in brackets. */
-static int host_ok(const char *v)
+static int host_ok(const unsigned char *v)
 {
-    size_t n;
-
     if (*v == '[') {
-        n = strspn(v + 1, "0123456789abcdefABCDEF:.vV");
-        if (v[1 + n] != ']')
+        while (*++v && (isxdigit(*v) || *v == ':' || *v == '.' || *v == 'v' || *v == 'V')) {
+        }
+        if (*v++ != ']')
             return 0;
-        v += n + 2;
     } else {
-        v += strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                       "-._~%!$&'()*+,;=");
+        while (gr__http_chars[*v] & GR__HTTP_HOSTCHAR)
+            v++;
     }
     if (*v == ':')
-        v += 1 + strspn(v + 1, "0123456789");
+        while (isdigit(*++v)) {
+        }
     return *v == '\0';
+}
+
+/* Whether field i is named name, of n bytes (lower case). */
+static int named(const gr__http_head *h, size_t i, const char *name, size_t n)
+{
+    return h->spans[i].name_len == n && !strcasecmp(h->headers[i].name, name);
 }
 
 /* RFC 9112 3.2: exactly one Host in an HTTP/1.1 request, at most one in
@@ -327,9 +333,9 @@ static int check_host(gr__http_head *h)
     int n = 0;
 
     for (size_t i = 0; i < h->nspans; i++) {
-        if (strcasecmp(h->headers[i].name, "Host"))
+        if (!named(h, i, "host", 4))
             continue;
-        if (++n > 1 || !host_ok(h->headers[i].value))
+        if (++n > 1 || !host_ok((const unsigned char *)h->headers[i].value))
             return 400;
     }
     return n == 0 && h->version >= 11 ? 400 : 0;
@@ -346,7 +352,7 @@ static int codings(const gr__http_head *h)
     for (size_t i = 0; i < h->nspans; i++) {
         const char *v = h->headers[i].value;
 
-        if (strcasecmp(h->headers[i].name, "Transfer-Encoding"))
+        if (!named(h, i, "transfer-encoding", 17))
             continue;
         fields++;
         while (*v) {

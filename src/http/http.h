@@ -250,10 +250,15 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
  * (tab aside), so no header can smuggle another line into a message. */
 int gr__http_header_ok(const gr_http_header *h);
 
-/* A token character (RFC 9110 5.6.2): visible ASCII but delimiters. */
+/* Token characters (RFC 9110 5.6.2: visible ASCII but delimiters), and
+ * the characters of a Host's name (RFC 3986 reg-name or IPv4): bits of
+ * one table, since every field name of every request is checked. */
+enum { GR__HTTP_TCHAR = 1, GR__HTTP_HOSTCHAR = 2 };
+extern const unsigned char gr__http_chars[256];
+
 static inline int gr__http_tchar(unsigned char ch)
 {
-    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+    return gr__http_chars[ch] & GR__HTTP_TCHAR;
 }
 
 /* Appending to a message being built; the caller has checked the room. */

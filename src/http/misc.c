@@ -112,6 +112,29 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
     return 0;
 }
 
+#define T GR__HTTP_TCHAR
+#define H GR__HTTP_HOSTCHAR
+#define TH (GR__HTTP_TCHAR | GR__HTTP_HOSTCHAR)
+/* tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~; host: ALPHA DIGIT
+ * - . _ ~ % ! $ & ' ( ) * + , ; = (a reg-name's unreserved, pct-encoded
+ * and sub-delims, RFC 3986 3.2.2). */
+const unsigned char gr__http_chars[256] = {
+    ['!'] = TH, ['#'] = T,  ['$'] = TH, ['%'] = TH, ['&'] = TH, ['\''] = TH, ['('] = H,  [')'] = H,
+    ['*'] = TH, ['+'] = TH, [','] = H,  ['-'] = TH, ['.'] = TH, [';'] = H,   ['='] = H,  ['^'] = T,
+    ['_'] = TH, ['`'] = T,  ['|'] = T,  ['~'] = TH, ['0'] = TH, ['1'] = TH,  ['2'] = TH, ['3'] = TH,
+    ['4'] = TH, ['5'] = TH, ['6'] = TH, ['7'] = TH, ['8'] = TH, ['9'] = TH,  ['A'] = TH, ['B'] = TH,
+    ['C'] = TH, ['D'] = TH, ['E'] = TH, ['F'] = TH, ['G'] = TH, ['H'] = TH,  ['I'] = TH, ['J'] = TH,
+    ['K'] = TH, ['L'] = TH, ['M'] = TH, ['N'] = TH, ['O'] = TH, ['P'] = TH,  ['Q'] = TH, ['R'] = TH,
+    ['S'] = TH, ['T'] = TH, ['U'] = TH, ['V'] = TH, ['W'] = TH, ['X'] = TH,  ['Y'] = TH, ['Z'] = TH,
+    ['a'] = TH, ['b'] = TH, ['c'] = TH, ['d'] = TH, ['e'] = TH, ['f'] = TH,  ['g'] = TH, ['h'] = TH,
+    ['i'] = TH, ['j'] = TH, ['k'] = TH, ['l'] = TH, ['m'] = TH, ['n'] = TH,  ['o'] = TH, ['p'] = TH,
+    ['q'] = TH, ['r'] = TH, ['s'] = TH, ['t'] = TH, ['u'] = TH, ['v'] = TH,  ['w'] = TH, ['x'] = TH,
+    ['y'] = TH, ['z'] = TH,
+};
+#undef T
+#undef H
+#undef TH
+
 int gr__http_header_ok(const gr_http_header *h)
 {
     const unsigned char *p;
