@@ -6,10 +6,16 @@
 #   make bench    the experiment: grove vs threads vs gevent, Paste, nginx
 #                 (docs/experiment.md); QUICK=1 for a reduced sweep,
 #                 BENCH=all to run the other benchmarks after it
+#   make format   clang-format the C sources (scripts/format.sh)
 #   make install  PREFIX=/usr/local by default
 
 PREFIX ?= /usr/local
-JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Parallel jobs: JOBS if set (per build); else make's own -j: under -jN the
+# builds take their jobs from make's jobserver, N in all however many builds
+# run at once (make -j2 test), and make -j1 builds one file at a time;
+# without -j, one per core.
+JOBS ?=
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 QUICK ?= 0
 BENCH ?= experiment
@@ -25,10 +31,19 @@ deps-test:
 deps-bench:
 	@scripts/deps.sh bench
 
+# MAKEFLAGS holds -jN and the jobserver only once a recipe runs, so these
+# are expanded there. Its first word holds the one-letter flags (n: -n).
+jobserver = $(filter --jobserver%,$(MAKEFLAGS))
+dry_run = $(findstring n,$(filter-out -%,$(firstword $(MAKEFLAGS))))
+jobs = $(or $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS))),$(NPROC))
+# '+' hands the jobserver to cmake's make (not under -n: '+' would run it).
+cmake_build = $(if $(JOBS),MAKEFLAGS= cmake --build $(1) -j $(JOBS),$(if \
+	$(jobserver),$(if $(dry_run),,+)cmake --build $(1),MAKEFLAGS= cmake --build $(1) -j $(jobs)))
+
 # $(1): directory, $(2): extra cmake flags
 define configure
 	cmake -S . -B $(1) -DGROVE_WERROR=ON $(2) $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(1) -j $(JOBS)
+	$(call cmake_build,$(1))
 endef
 
 build: deps-build
@@ -49,10 +64,14 @@ test: deps-test build build-ucontext build-asan
 bench: deps-bench build
 	QUICK=$(QUICK) BENCH=$(BENCH) scripts/bench.sh
 
+# clang-format every C source in place (scripts/format.sh; --check to test).
+format:
+	scripts/format.sh
+
 install: build
 	cmake --install build --prefix $(PREFIX)
 
 clean:
 	rm -rf build build-ucontext build-asan
 
-.PHONY: all build build-ucontext build-asan test bench install clean deps-build deps-test deps-bench
+.PHONY: all build build-ucontext build-asan test bench format install clean deps-build deps-test deps-bench

@@ -218,7 +218,7 @@ static void *run(void *arg)
         return (void *)1;
     }
     if (!(server = gr_server_new(fd, session, NULL, &so))) {
-        gr_close(fd);
+        fprintf(stderr, "chat-server: %s\n", strerror(errno));
         return (void *)1;
     }
     watcher = gr_spawn(watch_signals, server);

@@ -69,7 +69,6 @@ static void *run(void *arg)
     }
     if (!(server = gr_server_new(fd, echo, NULL, &so))) {
         fprintf(stderr, "echo-server: %s\n", strerror(errno));
-        gr_close(fd);
         return (void *)1;
     }
     watcher = gr_spawn(watch_signals, server);

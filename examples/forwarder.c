@@ -54,16 +54,18 @@ static void *pump_main(void *arg)
     return NULL;
 }
 
-/* Join g even when the caller has been killed (gr_join would then fail
- * unless g is done): kill it too and yield until it has unwound, since it
- * uses the caller's stack and descriptors. */
-static void join_surely(gr_t g)
+/* Join g even when the caller has been killed: g uses the caller's stack
+ * and descriptors, so it must be gone before they are. The kill is passed
+ * on to g, which unwinds at its next blocking call, and the join waits for
+ * that in a shielded region, where the caller's own kill does not count. */
+static void join_child(gr_t g)
 {
     if (gr_join(g, NULL, -1) == 0)
         return;
     gr_kill(g);
-    while (gr_join(g, NULL, 0) != 0 && errno != ESRCH)
-        gr_yield();
+    gr_shield_begin();
+    gr_join(g, NULL, -1);
+    gr_shield_end();
 }
 
 static void forward(int client, const gr_addr *peer, void *arg)
@@ -85,7 +87,7 @@ static void forward(int client, const gr_addr *peer, void *arg)
         return;
     }
     pump_run(&there);
-    join_surely(g);
+    join_child(g);
     gr_close(up);
 }
 
@@ -119,7 +121,7 @@ static void *run(void *arg)
         return (void *)1;
     }
     if (!(server = gr_server_new(fd, forward, &o->to, &so))) {
-        gr_close(fd);
+        fprintf(stderr, "forwarder: %s\n", strerror(errno));
         return (void *)1;
     }
     watcher = gr_spawn(watch_signals, server);

@@ -112,10 +112,13 @@ GR_API gr_t gr_spawn(gr_fn fn, void *arg);
  * [GR_STACK_MIN, GR_STACK_MAX] or unknown flags. */
 GR_API gr_t gr_spawn_opts(gr_fn fn, void *arg, const gr_opts *opts);
 
-/* gr_spawn_opts(), but the thread becomes ready only delay_ms after now
- * (gevent's spawn_later). Killing it before then means fn never runs.
- * Errors as gr_spawn_opts(), plus EINVAL for a negative delay. */
-GR_API gr_t gr_spawn_later(int64_t delay_ms, gr_fn fn, void *arg, const gr_opts *opts);
+/* gr_spawn_opts(), but the thread becomes ready only at when, an absolute
+ * time in ms as gr_now() (gevent's spawn_later, with a deadline instead of
+ * a delay: gr_spawn_at(gr_now() + 100, ...)). A time already reached makes
+ * it ready at once, as gr_spawn_opts. Killing it before then means fn never
+ * runs (its result is GR_CANCELED). Errors as gr_spawn_opts(), plus EINVAL
+ * for a negative when. */
+GR_API gr_t gr_spawn_at(int64_t when, gr_fn fn, void *arg, const gr_opts *opts);
 
 /* Wait until g has finished and store its result in *result (result may be
  * NULL). A successful join releases g: the handle becomes stale. Several
@@ -164,6 +167,21 @@ GR_API int gr_sleep(int64_t deadline);
  * that compute without blocking and want to honour gr_kill() early. */
 GR_API int gr_testcancel(void);
 
+/* Shielded regions, for clean-up that must block after a kill (gevent's
+ * `finally: child.join()`): between gr_shield_begin() and gr_shield_end()
+ * the caller's blocking calls ignore gr_kill() (a kill that lands meanwhile
+ * neither wakes nor fails them), never their deadlines or an enclosing
+ * gr_timeout region. The kill is kept: once the outermost region has ended,
+ * the next blocking call fails with ECANCELED. Regions nest; each begin
+ * needs its end in the same green thread. Give every call inside a
+ * deadline: a shielded thread cannot be killed out of a wait.
+ * gr_shield_begin returns 0, or -1 with EPERM in a hub callback, ENOMEM (no
+ * hub could be made) or EOVERFLOW (65535 regions open). gr_shield_end
+ * returns 1 if the caller has been killed, 0 if not, or -1/EINVAL when no
+ * region is open. */
+GR_API int gr_shield_begin(void);
+GR_API int gr_shield_end(void);
+
 /* Copy g's name (NUL-terminated, truncated to fit) into buf of size len.
  * Returns 0, or -1 with ESRCH, or EINVAL when buf is NULL or len is 0. */
 GR_API int gr_name(gr_t g, char *buf, size_t len);
@@ -181,18 +199,18 @@ GR_API int gr_on_exit(gr_t g, gr_exit_fn cb, void *arg);
 /* --------------------------------------------- green-thread local storage */
 
 /* Largest number of keys that may exist at once (process-wide). */
-#define GR_KEYS_MAX 64
+#define GR_LOCAL_KEYS_MAX 64
 
 /* Create a key for a per-green-thread value, process-wide (usable on every
  * hub; thread-safe). Every green thread starts with NULL for it. When a
  * thread with a non-NULL value finishes, destructor(value) runs in it (if
  * destructor is not NULL). Returns the key (>= 0) or -1/EAGAIN when
- * GR_KEYS_MAX keys exist. */
-GR_API int gr_key_create(void (*destructor)(void *value));
+ * GR_LOCAL_KEYS_MAX keys exist. */
+GR_API int gr_local_key_create(void (*destructor)(void *value));
 
 /* Delete a key. Values still set are not destroyed (as pthread_key_delete).
  * Thread-safe. Errors: EINVAL for an unknown key. */
-GR_API int gr_key_delete(int key);
+GR_API int gr_local_key_delete(int key);
 
 /* Set the calling green thread's value for key. grove stores the pointer
  * only. Errors: EINVAL (unknown key), EPERM (in a hub callback), ENOMEM. */
@@ -235,6 +253,43 @@ GR_API int gr_hub_post(gr_hub *hub, void (*cb)(void *arg), void *arg);
  * hub is kept alive by gr_main() and never reports EDEADLK. Thread-safe. */
 GR_API void gr_hub_ref(gr_hub *hub);
 GR_API void gr_hub_unref(gr_hub *hub);
+
+/* fork(2) for a program that uses grove (a plain fork() does the same
+ * work, through pthread_atfork; this name is for readers). In the child,
+ * the caller (a green thread, or the thread's root context) goes on alone,
+ * as POSIX does for OS threads: every other green thread of its hub is
+ * discarded without running again (its clean-up code does not run; what it
+ * held stays as it was: memory, fds, locks), a thread that was joining one
+ * gets ESRCH, finished threads stay joinable. The child's hub gets new
+ * epoll and wake fds; the thread pool, the DNS channel and other OS
+ * threads' hubs are gone and come back on demand. The parent is untouched.
+ * Returns as fork: the child's pid in the parent, 0 in the child, or -1
+ * with errno (EAGAIN, ENOMEM) in the parent. If the child cannot rebuild
+ * its hub (no memory for an epoll fd), it prints why and exits with 127. */
+GR_API pid_t gr_fork(void);
+
+/* gr_daemonize flags, as daemon(3)'s arguments. */
+#define GR_DAEMON_NOCHDIR 1u /* stay in the current directory (default: "/") */
+#define GR_DAEMON_NOCLOSE 2u /* keep fds above 2 open (default: close them) */
+
+/* Detach from the terminal and the session (daemon(3), done right): fork,
+ * setsid, fork again, chdir("/"), standard fds to /dev/null, every other fd
+ * closed (grove's own are made anew). The calling process exits with status
+ * 0 once the daemon is set up; the daemon (the caller's green thread, alone
+ * as after gr_fork) returns 0. Returns -1 with errno in the calling process
+ * (EINVAL for unknown flags, the errno of a failed fork, setsid, chdir or
+ * open: then no daemon runs). Blocks the whole OS thread while it waits for
+ * the daemon to report. */
+GR_API int gr_daemonize(unsigned flags);
+
+/* Run fn(args[i]) under gr_main on n new OS threads, each with its own
+ * hub, and wait for all of them (the calling thread just waits: it need
+ * not have a hub). results[i] receives each thread's result (results may
+ * be NULL; args may be NULL, then every fn gets NULL). Returns 0, or -1
+ * with errno: EINVAL (n is 0 or fn NULL), the error of pthread_create
+ * (EAGAIN: the threads already started are waited for first), or the first
+ * failed gr_main's (ENOMEM, EDEADLK...). Thread-safe. */
+GR_API int gr_hubs_run(size_t n, gr_fn fn, void *const *args, void **results);
 
 /* Counters of the calling thread's hub, for monitoring and tests. */
 typedef struct gr_stats {
@@ -284,6 +339,11 @@ GR_API int gr_configure(const gr_config *cfg);
 
 #define GR_READ 1
 #define GR_WRITE 2
+/* With GR_READ and/or GR_WRITE in gr_wait_fd's events: the caller has just
+ * seen EAGAIN (or knows otherwise that fd is not ready), so the hub waits
+ * for the next edge without first asking the kernel about readiness it
+ * remembers. Saves a poll(2) per wait on the hot path of protocol code. */
+#define GR_EDGE 4
 
 /* Block until fd is readable (GR_READ) and/or writable (GR_WRITE), as poll()
  * would report it. Returns the ready subset of events (> 0); errors and
@@ -296,6 +356,15 @@ GR_API int gr_configure(const gr_config *cfg);
  * epoll_ctl(2) reports when registering fd (such as ENOSPC). fd stays owned
  * by the caller. */
 GR_API int gr_wait_fd(int fd, int events, int64_t deadline);
+
+/* Return and forget the edges among events (GR_READ, GR_WRITE) that the hub
+ * has seen on fd since the last call (all of events for an fd never waited
+ * on: nothing is known, so it may be ready). For readers that skip the read
+ * that would fail with EAGAIN: take the edges just before a read; if the
+ * read comes back short and no edge has been seen since, nothing has
+ * arrived (not even a FIN), and gr_wait_fd(fd, GR_READ | GR_EDGE, ...) may
+ * wait straight away. Never fails, never blocks. */
+GR_API int gr_fd_take_edges(int fd, int events);
 
 /* Close fd after waking every green thread waiting on it (their
  * gr_wait_fd() fails with EBADF) and removing it from the hub, so the fd
@@ -495,6 +564,18 @@ GR_API int gr_local_port(int fd);
  * resolver failed temporarily, EINVAL for a bad port. */
 GR_API int gr_tcp_connect(const char *host, int port, int64_t deadline);
 
+/* <netdb.h> defines it only under POSIX feature macros (_POSIX_C_SOURCE);
+ * declared here so that this header compiles in strict C as well. */
+struct addrinfo;
+
+/* gr_tcp_connect after name resolution: Happy Eyeballs over the addresses
+ * of the list res (from gr_getaddrinfo or getaddrinfo; only ai_family,
+ * ai_protocol, ai_addr and ai_addrlen are read, ai_next links them). res
+ * stays the caller's. Returns a connected, non-blocking socket with
+ * TCP_NODELAY, or -1 with errno as gr_tcp_connect (EADDRNOTAVAIL for an
+ * empty list). */
+GR_API int gr_tcp_connect_addrinfo(const struct addrinfo *res, int64_t deadline);
+
 /* Connect to a Unix-domain stream socket. */
 GR_API int gr_unix_connect(const char *path, int64_t deadline);
 
@@ -523,7 +604,11 @@ typedef struct gr_server_opts {
 typedef struct gr_server gr_server;
 
 /* A stream server (gevent's StreamServer) on the listening socket fd,
- * which it owns from now on. Returns NULL with EINVAL or ENOMEM. */
+ * which it owns from the call on: it is closed on any failure too. A
+ * negative fd (a failed listen passed straight in, as in
+ * gr_server_new(gr_tcp_listen(...), ...)) returns NULL with errno as that
+ * call left it (EADDRINUSE, say). Otherwise NULL with EINVAL (NULL
+ * handler, stack size out of range) or ENOMEM. */
 GR_API gr_server *gr_server_new(int fd, gr_handler_fn handler, void *arg,
                                 const gr_server_opts *opts);
 
@@ -564,10 +649,11 @@ typedef void (*gr_datagram_fn)(int fd, const void *data, size_t len, const gr_ad
                                void *arg);
 
 /* A datagram server (gevent's DatagramServer) on a bound UDP (or Unix
- * datagram) socket fd, which it owns. Each datagram, up to max_size bytes
- * (0: 65535), runs the handler in a green thread, at most opts->pool at
- * once (0: one at a time, in arrival order). Start, serve, stop and free
- * with the gr_server functions. */
+ * datagram) socket fd, which it owns from the call on, as gr_server_new
+ * (closed on failure; a negative fd returns NULL with errno untouched).
+ * Each datagram, up to max_size bytes (0: 65535), runs the handler in a
+ * green thread, at most opts->pool at once (0: one at a time, in arrival
+ * order). Start, serve, stop and free with the gr_server functions. */
 GR_API gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg,
                                          size_t max_size, const gr_server_opts *opts);
 
@@ -623,20 +709,20 @@ typedef void *(*gr_work_fn)(void *arg);
  * until fn (and discard) are done with it, which after a time-out is later
  * than the call. Also ENOMEM, EAGAIN when the pool's queue is full, and
  * EDEADLK in a hub callback. */
-GR_API int gr_thread_run(gr_work_fn fn, void *arg, void **result,
+GR_API int gr_threadpool_run(gr_work_fn fn, void *arg, void **result,
                          void (*discard)(void *result, void *arg), int64_t deadline);
 
 /* Size the pool: at most max_threads OS threads (default 16), and at most
  * max_queue jobs waiting for one (default 1024; 0: unlimited). Threads are
  * started on demand and leave after 10 s idle. Returns 0 or -1/EINVAL. */
-GR_API int gr_thread_pool_size(size_t max_threads, size_t max_queue);
+GR_API int gr_threadpool_size(size_t max_threads, size_t max_queue);
 
 /* Regular files through the pool, since epoll cannot wait on them. As
  * open(2) (O_CLOEXEC added), pread(2)/pwrite(2) when offset >= 0, else
  * read(2)/write(2); at most 16 MiB moves per call (more gives a short
  * count). The data goes through a buffer of the job's own, so a caller that
  * times out or is killed returns at once and its buffer is never touched
- * afterwards. Unlike gr_thread_run, they fail before doing anything when
+ * afterwards. Unlike gr_threadpool_run, they fail before doing anything when
  * the caller is already killed or the deadline has passed. */
 GR_API int gr_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
 GR_API ssize_t gr_file_read(int fd, void *buf, size_t len, off_t offset, int64_t deadline);
@@ -644,10 +730,12 @@ GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset,
                              int64_t deadline);
 
 /* ============================================================ sync
- * Synchronisation between green threads of one hub. Every object is
- * hub-local and uses no atomics: use it only from the OS thread whose hub
- * its waiters belong to (a queue belongs to the hub of the thread that
- * created it; gr_queue_post is the one thread-safe entry). Structs may live
+ * Synchronisation between green threads. Every object but Event and
+ * AsyncResult is hub-local and uses no atomics: use it only from the OS
+ * thread whose hub its waiters belong to (a queue belongs to the hub of the
+ * thread that created it; gr_queue_post is its one thread-safe entry).
+ * Event and AsyncResult are thread-safe: waited for and set from any hub
+ * or plain OS thread. Structs may live
  * anywhere (stack, heap, inside other structs), a zero-filled struct is a
  * valid object, and they must not move or be freed while a green thread
  * waits on them; their fields are private.
@@ -664,14 +752,27 @@ GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset,
  * what is released goes straight to the first waiter (no barging). See
  * docs/sync.md. */
 
-/* A waiter list, the one internal piece every object below embeds. */
+/* A waiter list, the one internal piece every object below embeds: the
+ * core's own wait-queue type (its waiters live on the waiting threads'
+ * stacks). */
+struct gr__waiter;
 typedef struct gr_waitq_ {
-    void *head_, *tail_;
+    struct gr__waiter *head_, *tail_;
 } gr_waitq_;
 
-/* Event: a flag green threads can wait for (gevent.event.Event). */
+/* A waiter list of the thread-safe objects (waiters of several hubs and
+ * plain OS threads), with the lock that guards it. */
+struct gr__xwaiter;
+typedef struct gr_xwaitq_ {
+    struct gr__xwaiter *head_, *tail_;
+} gr_xwaitq_;
+
+/* Event: a flag green threads can wait for (gevent.event.Event).
+ * Thread-safe: set, cleared and waited for by green threads of any hub
+ * and by plain OS threads (which then block). */
 typedef struct gr_event {
-    gr_waitq_ q_;
+    gr_xwaitq_ q_;
+    int lock_;
     int set_;
 } gr_event;
 
@@ -685,10 +786,11 @@ GR_API int gr_event_is_set(const gr_event *e);
 GR_API int gr_event_wait(gr_event *e, int64_t deadline);
 
 /* AsyncResult: a value or an error delivered once, waited for by any
- * number (gevent.event.AsyncResult). */
+ * number (gevent.event.AsyncResult). Thread-safe, as gr_event. */
 typedef struct gr_async {
-    gr_waitq_ q_;
+    gr_xwaitq_ q_;
     void *value_;
+    int lock_;
     int state_; /* 0 pending, 1 value, 2 error */
     int error_;
 } gr_async;
@@ -703,6 +805,17 @@ GR_API int gr_async_ready(const gr_async *a);
 /* Wait for the outcome: 0 and *value (if value not NULL), or -1 with the
  * delivered error as errno; or -1 with ETIMEDOUT/ECANCELED/EDEADLK. */
 GR_API int gr_async_get(gr_async *a, void **value, int64_t deadline);
+
+/* Start fn(arg) in a new green thread on hub, soon (the thread of another
+ * OS thread's hub, or this one's). Its result is delivered to done, a
+ * thread-safe AsyncResult that must live until then; any thread waits for
+ * it with gr_async_get (a failed start on the target, ENOMEM, is delivered
+ * as the error). opts as gr_spawn_opts (the name is copied; the thread is
+ * always detached). The target hub is kept alive until the thread exists;
+ * the caller must know it is alive at the call (e.g. from gr_hub_current
+ * on that thread, and a gr_hub_ref). Thread-safe. Returns 0, or -1 with
+ * EINVAL (hub, fn or done NULL, unknown flags) or ENOMEM. */
+GR_API int gr_spawn_on(gr_hub *hub, gr_fn fn, void *arg, const gr_opts *opts, gr_async *done);
 
 /* Semaphore and BoundedSemaphore. */
 typedef struct gr_sem {

@@ -33,6 +33,9 @@ echo "== core: switch, spawn+join, idle memory, timers (vs ucontext)"
 build/bin/grove-micro $json
 echo "== sync: channel and queue ping-pong"
 build/bin/grove-sync-bench $json
+echo "== fork: grove's child handler against a bare fork of the same process"
+build/bin/grove-fork-bench $json --threads 1000 --fds 100
+build/bin/grove-fork-bench $json --threads 1000 --fds 2000
 echo "== echo over loopback: grove vs thread per connection"
 build/bin/grove-echo-bench $json
 echo "== HTTP parsing: the request path in memory; grove's head parser vs grove-load's"

@@ -5,7 +5,7 @@
 set -eu
 
 build="cmake gcc make pkg-config libc6-dev libc-ares-dev node-llhttp"
-test="$build libcriterion-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user curl apache2-utils clang libclang-rt-14-dev python3 gnuplot-nox iproute2"
+test="$build libcriterion-dev g++ clang-format gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user curl apache2-utils clang libclang-rt-14-dev python3 gnuplot-nox iproute2"
 # The experiment's peers and tools (bench/experiment): ab, wrk, nginx,
 # gnuplot, and gevent and Paste for Debian's /usr/bin/python3.
 bench="$build libboost-context-dev apache2-utils wrk nginx-light curl iproute2 gnuplot-nox python3 python3-gevent python3-paste"

@@ -1,6 +1,8 @@
 #!/bin/sh
 # make install works: install into a scratch prefix, then build the README
 # example against it with pkg-config, statically and shared, and run both.
+# Then the same without installing: build/grove-uninstalled.pc, found with
+# PKG_CONFIG_PATH=build, links build/lib/libgrove.a in place.
 # $1: the build directory.
 set -eu
 build=$1
@@ -12,8 +14,10 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$(dirname "$(find "$prefix" -name grove.pc)")/..
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 
-test -f "$prefix/include/grove.h"
-test -f "$prefix/include/grove/http.h"
+# Every public header is installed.
+(cd "$top/include" && find . -name '*.h') | while read -r h; do
+    test -f "$prefix/include/$h" || { echo "not installed: include/$h"; exit 1; }
+done
 readelf -d "$libdir/libgrove.so" | grep -q 'SONAME.*libgrove.so.0' ||
     { echo "libgrove.so lacks its SONAME"; exit 1; }
 
@@ -24,7 +28,15 @@ cc -Wall -Wextra -Werror "$top/examples/hello.c" $(pkg-config --cflags grove) \
 # The HTTP module's header, <grove/http.h>, installed beside grove.h.
 cc -Wall -Wextra -Werror "$top/examples/http-hello.c" $(pkg-config --cflags --libs grove) \
     -Wl,-rpath,"$libdir" -o "$prefix/http-hello-shared"
-for v in shared static; do
+# Uninstalled: the flags README.md gives, nothing from the prefix.
+flags=$(PKG_CONFIG_PATH="$build" pkg-config --cflags --libs --static grove)
+case $flags in
+    *"$build/lib/libgrove.a"*"-lcares"*) ;;
+    *) echo "grove-uninstalled.pc gave: $flags"; exit 1 ;;
+esac
+# shellcheck disable=SC2086
+cc -Wall -Wextra -Werror "$top/examples/hello.c" $flags -o "$prefix/hello-uninstalled"
+for v in shared static uninstalled; do
     out=$("$prefix/hello-$v")
     echo "$out" | grep -q "thread 3 returned 300" || { echo "hello-$v: $out"; exit 1; }
 done

@@ -75,6 +75,39 @@ Test(fd, edge_seen_while_nobody_waits_is_not_lost, .timeout = 10)
     run_main(edge_not_lost, NULL);
 }
 
+/* The edges the hub saw, taken by a reader that skips the read that would
+ * only say EAGAIN; GR_EDGE then waits for the next edge without asking
+ * the kernel about the readiness it remembers. */
+static void *edges_taken(void *arg)
+{
+    char c;
+
+    (void)arg;
+    make_pipe();
+    cr_assert_eq(gr_fd_take_edges(p[0], GR_READ), GR_READ, "never waited on: maybe ready");
+    assert_fails(gr_wait_fd(p[0], GR_READ, 0), ETIMEDOUT); /* registers */
+    cr_assert_eq(gr_fd_take_edges(p[0], GR_READ), 0);
+    cr_assert_eq(write(p[1], "xy", 2), 2);
+    cr_assert_eq(gr_wait_fd(p[0], GR_READ, gr_now() + 1000), GR_READ);
+    cr_assert_eq(gr_fd_take_edges(p[0], GR_READ | GR_EDGE), GR_READ);
+    cr_assert_eq(gr_fd_take_edges(p[0], GR_READ), 0, "taken once");
+    cr_assert_eq(read(p[0], &c, 1), 1);
+    /* One byte is left, but GR_EDGE trusts the caller: no new edge. */
+    assert_fails(gr_wait_fd(p[0], GR_READ | GR_EDGE, gr_now_update() + 5), ETIMEDOUT);
+    cr_assert_eq(read(p[0], &c, 1), 1);
+    cr_assert_eq(write(p[1], "z", 1), 1);
+    cr_assert_eq(gr_wait_fd(p[0], GR_READ | GR_EDGE, gr_now() + 1000), GR_READ);
+    assert_fails(gr_wait_fd(p[0], GR_EDGE, 0), EINVAL);
+    gr_close(p[0]);
+    gr_close(p[1]);
+    return NULL;
+}
+
+Test(fd, edges_taken_and_waited_for, .timeout = 10)
+{
+    run_main(edges_taken, NULL);
+}
+
 static void *waits_forever_on_read_end(void *arg)
 {
     (void)arg;

@@ -69,7 +69,7 @@ static void *bad_handles(void *arg)
     assert_fails(gr_spawn(NULL, NULL), EINVAL);
     assert_fails(gr_spawn_opts(ret_arg_times_two, NULL, &(gr_opts){.stack_size = 1000}), EINVAL);
     assert_fails(gr_spawn_opts(ret_arg_times_two, NULL, &(gr_opts){.flags = 0x80}), EINVAL);
-    assert_fails(gr_spawn_later(-1, ret_arg_times_two, NULL, NULL), EINVAL);
+    assert_fails(gr_spawn_at(-1, ret_arg_times_two, NULL, NULL), EINVAL);
     assert_fails(gr_on_exit(gr_self(), NULL, NULL), EINVAL);
     return NULL;
 }
@@ -187,7 +187,7 @@ static void on_exit_record(gr_t g, void *result, void *arg)
 static void *kill_before_first_run(void *arg)
 {
     gr_t a = gr_spawn(must_not_run, NULL);
-    gr_t b = gr_spawn_later(50, must_not_run, NULL, NULL);
+    gr_t b = gr_spawn_at(gr_now() + 50, must_not_run, NULL, NULL);
     void *r;
 
     (void)arg;
@@ -246,7 +246,7 @@ Test(green, kill_takes_effect_at_next_blocking_call, .timeout = 10)
     run_main(kill_ready_and_self, NULL);
 }
 
-/* -------------------------------------------------------- spawn_later */
+/* ----------------------------------------------------------- spawn_at */
 
 static void *stamp(void *arg)
 {
@@ -254,10 +254,10 @@ static void *stamp(void *arg)
     return (void *)(intptr_t)gr_now_update();
 }
 
-static void *spawn_later_waits(void *arg)
+static void *spawn_at_waits(void *arg)
 {
     int64_t t0 = gr_now_update();
-    gr_t g = gr_spawn_later(30, stamp, NULL, NULL);
+    gr_t g = gr_spawn_at(t0 + 30, stamp, NULL, NULL);
     void *r;
 
     (void)arg;
@@ -267,9 +267,32 @@ static void *spawn_later_waits(void *arg)
     return NULL;
 }
 
-Test(green, spawn_later_starts_after_delay, .timeout = 10)
+Test(green, spawn_at_starts_at_its_time, .timeout = 10)
 {
-    run_main(spawn_later_waits, NULL);
+    run_main(spawn_at_waits, NULL);
+}
+
+/* A time already reached is a plain spawn: ready at once, in spawn order. */
+static void *spawn_at_past_is_ready_now(void *arg)
+{
+    gr_t g = gr_spawn_at(gr_now() - 1000, stamp, NULL, NULL);
+    gr_t h = gr_spawn_at(0, stamp, NULL, NULL);
+    int64_t t0 = gr_now_update();
+    void *r;
+
+    (void)arg;
+    cr_assert_gt(g, 0);
+    cr_assert_gt(h, 0);
+    cr_assert_eq(gr_yield(), 0);
+    cr_assert_eq(gr_join(g, &r, 0), 0, "ran in the first yield");
+    cr_assert_lt((intptr_t)r, t0 + 5);
+    cr_assert_eq(gr_join(h, NULL, 0), 0);
+    return NULL;
+}
+
+Test(green, spawn_at_past_time_runs_at_once, .timeout = 10)
+{
+    run_main(spawn_at_past_is_ready_now, NULL);
 }
 
 /* ---------------------------------------------------- join deadlines */
@@ -509,8 +532,8 @@ static void *locals(void *arg)
     gr_t g[3];
 
     (void)arg;
-    key_a = gr_key_create(destroy_int);
-    key_b = gr_key_create(NULL);
+    key_a = gr_local_key_create(destroy_int);
+    key_b = gr_local_key_create(NULL);
     cr_assert_geq(key_a, 0);
     cr_assert_geq(key_b, 0);
     cr_assert_neq(key_a, key_b);
@@ -519,12 +542,12 @@ static void *locals(void *arg)
     for (int i = 0; i < 3; i++)
         gr_join(g[i], NULL, -1);
     cr_assert_eq(destroyed, 1 + 2 + 3);
-    assert_fails(gr_local_set(GR_KEYS_MAX, NULL), EINVAL);
+    assert_fails(gr_local_set(GR_LOCAL_KEYS_MAX, NULL), EINVAL);
     assert_fails(gr_local_set(-1, NULL), EINVAL);
-    cr_assert_eq(gr_key_delete(key_a), 0);
-    assert_fails(gr_key_delete(key_a), EINVAL);
+    cr_assert_eq(gr_local_key_delete(key_a), 0);
+    assert_fails(gr_local_key_delete(key_a), EINVAL);
     assert_fails(gr_local_set(key_a, NULL), EINVAL);
-    cr_assert_eq(gr_key_delete(key_b), 0);
+    cr_assert_eq(gr_local_key_delete(key_b), 0);
     return NULL;
 }
 
@@ -535,19 +558,19 @@ Test(green, local_storage_is_per_thread, .timeout = 10)
 
 static void *key_reuse(void *arg)
 {
-    int k1 = gr_key_create(NULL), k2;
+    int k1 = gr_local_key_create(NULL), k2;
 
     (void)arg;
     cr_assert_eq(gr_local_set(k1, (void *)1), 0);
-    cr_assert_eq(gr_key_delete(k1), 0);
+    cr_assert_eq(gr_local_key_delete(k1), 0);
     cr_assert_null(gr_local_get(k1), "a deleted key has no value");
     /* The number comes back for a new key: it starts NULL everywhere. */
-    k2 = gr_key_create(NULL);
+    k2 = gr_local_key_create(NULL);
     cr_assert_eq(k2, k1);
     cr_assert_null(gr_local_get(k2), "a new key must not see an old key's value");
     cr_assert_eq(gr_local_set(k2, (void *)2), 0);
     cr_assert_eq(gr_local_get(k2), (void *)2);
-    cr_assert_eq(gr_key_delete(k2), 0);
+    cr_assert_eq(gr_local_key_delete(k2), 0);
     return NULL;
 }
 
@@ -558,15 +581,15 @@ Test(green, reused_key_starts_null, .timeout = 10)
 
 Test(green, keys_run_out_with_eagain, .timeout = 10)
 {
-    int keys[GR_KEYS_MAX];
+    int keys[GR_LOCAL_KEYS_MAX];
     int n = 0;
 
-    while (n < GR_KEYS_MAX && (keys[n] = gr_key_create(NULL)) >= 0)
+    while (n < GR_LOCAL_KEYS_MAX && (keys[n] = gr_local_key_create(NULL)) >= 0)
         n++;
-    cr_assert_eq(n, GR_KEYS_MAX);
-    assert_fails(gr_key_create(NULL), EAGAIN);
+    cr_assert_eq(n, GR_LOCAL_KEYS_MAX);
+    assert_fails(gr_local_key_create(NULL), EAGAIN);
     for (int i = 0; i < n; i++)
-        cr_assert_eq(gr_key_delete(keys[i]), 0);
+        cr_assert_eq(gr_local_key_delete(keys[i]), 0);
 }
 
 /* --------------------------------------------------- many, with no leak */

@@ -1011,7 +1011,7 @@ static const char *sh(cmd *c, const char *fmt, ...)
     vsnprintf(c->line, sizeof c->line - 8, fmt, ap);
     va_end(ap);
     strcat(c->line, " 2>&1");
-    cr_assert_eq(gr_thread_run(run_cmd, c, &res, NULL, gr_now() + 30000), 0);
+    cr_assert_eq(gr_threadpool_run(run_cmd, c, &res, NULL, gr_now() + 30000), 0);
     cr_assert_not_null(res, "popen: %s", c->line);
     return c->out;
 }

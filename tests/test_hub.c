@@ -199,7 +199,7 @@ static void *leaves_workers(void *arg)
     if (done++)
         return NULL;
     for (int i = 0; i < 5; i++)
-        gr_spawn_later(10 + i, leaves_workers, NULL, &(gr_opts){.flags = GR_DETACHED});
+        gr_spawn_at(gr_now() + 10 + i, leaves_workers, NULL, &(gr_opts){.flags = GR_DETACHED});
     return NULL;
 }
 

@@ -103,6 +103,17 @@ for mode in grove threaded; do
     echo "  ab -n $n -c $conc: $(grep -E '^(Failed requests|Requests per second)' "$work/ab" |
         tr -s ' ' | tr '\n' ' ')(${took} ms)"
     [ $fail -eq 0 ] || cat "$work/ab"
+    # grove-load built against the shared library: a tool needs only the
+    # public API (tests/CMakeLists.txt builds it so).
+    if [ -x "$1/grove-load-shared" ]; then
+        ldd "$1/grove-load-shared" | grep -q 'libgrove\.so' || bad "grove-load-shared is not linked to libgrove.so"
+        $pin1 "$1/grove-load-shared" -n 1000 -c 10 -k "$url" >"$work/gl" 2>&1
+        if grep -q "^Failed requests: *0$" "$work/gl" && grep -q "^Complete requests: *1000$" "$work/gl"; then
+            echo "  grove-load linked to libgrove.so: 1000 requests, 0 failed"
+        else
+            bad "$mode: grove-load-shared:"; cat "$work/gl"
+        fi
+    fi
     stop
 done
 

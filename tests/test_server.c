@@ -15,6 +15,23 @@
 
 /* ------------------------------------------------------------- helpers */
 
+/* Assert a creation failed: NULL with the given errno. */
+#define assert_null_errno(call, err)                                                               \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        void *p_ = (call);                                                                         \
+        int e_ = errno;                                                                            \
+        cr_assert_null(p_, "%s did not fail", #call);                                              \
+        cr_assert_eq(e_, (err), "%s: errno %d (%s), expected %d (%s)", #call, e_, strerror(e_),    \
+                     (err), strerror(err));                                                        \
+    } while (0)
+
+/* fd is closed (and nothing has reused its number since). */
+static void assert_closed(int fd)
+{
+    assert_fails(fcntl(fd, F_GETFD), EBADF);
+}
+
 static gr_server_stats stats(gr_server *s)
 {
     gr_server_stats st;
@@ -22,7 +39,6 @@ static gr_server_stats stats(gr_server *s)
     cr_assert_eq(gr_server_stats_get(s, &st), 0);
     return st;
 }
-
 
 /* -------------------------------------------------------------- basics */
 
@@ -83,19 +99,67 @@ Test(server, start_serve_stop_free, .timeout = 20)
 
 Test(server, bad_arguments)
 {
-    gr_server_opts big = {.stack_size = 1};
     gr_server *s;
 
-    cr_assert_null(gr_server_new(-1, reply_then_return, NULL, NULL));
-    cr_assert_eq(errno, EINVAL);
-    cr_assert_null(gr_server_new(3, NULL, NULL, NULL));
-    cr_assert_null(gr_server_new(3, reply_then_return, NULL, &big));
-    cr_assert_eq(errno, EINVAL);
     assert_fails(gr_server_stats_get(NULL, NULL), EINVAL);
     /* Never started: free closes the socket it owns. */
     s = gr_server_new(dup(0), reply_then_return, NULL, NULL);
     cr_assert_not_null(s);
     cr_assert_eq(gr_server_free(s), 0);
+}
+
+/* ----------------------------------------------------------- ownership */
+
+static void ignore_dgram(int fd, const void *data, size_t len, const gr_addr *peer, void *arg)
+{
+    (void)fd, (void)data, (void)len, (void)peer, (void)arg;
+}
+
+/* The docs' own pattern reports a failed listen as the listen's error. */
+Test(server, new_reports_a_failed_listen, .timeout = 10)
+{
+    int l = loopback_listen(), port = gr_local_port(l);
+    int u = gr_udp_bind("127.0.0.1", 0), uport = gr_local_port(u);
+
+    cr_assert_geq(u, 0);
+    assert_null_errno(
+        gr_server_new(gr_tcp_listen("127.0.0.1", port, 0), reply_then_return, NULL, NULL),
+        EADDRINUSE);
+    assert_null_errno(
+        gr_datagram_server_new(gr_udp_bind("127.0.0.1", uport), ignore_dgram, NULL, 0, NULL),
+        EADDRINUSE);
+    /* Any negative fd: errno is left as it was, whatever it is. */
+    errno = EMFILE;
+    cr_assert_null(gr_server_new(-1, reply_then_return, NULL, NULL));
+    cr_assert_eq(errno, EMFILE);
+    errno = ENFILE;
+    cr_assert_null(gr_datagram_server_new(-1, ignore_dgram, NULL, 0, NULL));
+    cr_assert_eq(errno, ENFILE);
+    gr_close(l);
+    gr_close(u);
+}
+
+/* The server owns fd from the call on: a creation that fails closes it. */
+Test(server, new_closes_fd_on_failure, .timeout = 10)
+{
+    gr_server_opts small = {.stack_size = GR_STACK_MIN - 1}, big = {.stack_size = GR_STACK_MAX + 1};
+    int fd;
+
+    fd = loopback_listen();
+    assert_null_errno(gr_server_new(fd, NULL, NULL, NULL), EINVAL);
+    assert_closed(fd);
+    fd = loopback_listen();
+    assert_null_errno(gr_server_new(fd, reply_then_return, NULL, &small), EINVAL);
+    assert_closed(fd);
+    fd = loopback_listen();
+    assert_null_errno(gr_server_new(fd, reply_then_return, NULL, &big), EINVAL);
+    assert_closed(fd);
+    fd = gr_udp_bind("127.0.0.1", 0);
+    assert_null_errno(gr_datagram_server_new(fd, NULL, NULL, 0, NULL), EINVAL);
+    assert_closed(fd);
+    fd = gr_udp_bind("127.0.0.1", 0);
+    assert_null_errno(gr_datagram_server_new(fd, ignore_dgram, NULL, 0, &big), EINVAL);
+    assert_closed(fd);
 }
 
 static gr_server *serve_me;

@@ -3,7 +3,6 @@
  * gr_tcp_connect's Happy Eyeballs. */
 #include "common.h"
 
-#include "net/net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -371,7 +370,7 @@ static void *eyeballs(void *arg)
     /* The first address hangs: the second starts 250 ms later and wins. */
     fake_chain(v, (const char *[]){"127.0.0.1", "127.0.0.1"}, (int[]){hole, good}, 2);
     t0 = gr_now_update();
-    c = gr__connect_addrs(&v[0].ai, gr_now() + 5000);
+    c = gr_tcp_connect_addrinfo(&v[0].ai, gr_now() + 5000);
     cr_assert_geq(c, 0, "%s", strerror(errno));
     cr_assert_eq(peer_port(c), good);
     cr_assert_geq(gr_now_update() - t0, 240);
@@ -382,7 +381,7 @@ static void *eyeballs(void *arg)
     /* A refusal starts the next attempt at once. */
     fake_chain(v, (const char *[]){"127.0.0.1", "127.0.0.1"}, (int[]){refused, good}, 2);
     t0 = gr_now_update();
-    c = gr__connect_addrs(&v[0].ai, gr_now() + 5000);
+    c = gr_tcp_connect_addrinfo(&v[0].ai, gr_now() + 5000);
     cr_assert_geq(c, 0);
     cr_assert_lt(gr_now_update() - t0, 200);
     gr_close(c);
@@ -395,7 +394,7 @@ static void *eyeballs(void *arg)
 
         fake_chain(v, (const char *[]){"::1", "::1", "127.0.0.1"}, (int[]){h6, h6, good}, 3);
         t0 = gr_now_update();
-        c = gr__connect_addrs(&v[0].ai, gr_now() + 5000);
+        c = gr_tcp_connect_addrinfo(&v[0].ai, gr_now() + 5000);
         cr_assert_geq(c, 0);
         cr_assert_eq(peer_port(c), good);
         cr_assert_lt(gr_now_update() - t0, 490, "the IPv4 address was not tried second");
@@ -407,10 +406,10 @@ static void *eyeballs(void *arg)
 
     /* Every address fails: the last failure's errno; or the deadline. */
     fake_chain(v, (const char *[]){"127.0.0.1", "127.0.0.1"}, (int[]){refused, refused}, 2);
-    assert_fails(gr__connect_addrs(&v[0].ai, gr_now() + 5000), ECONNREFUSED);
+    assert_fails(gr_tcp_connect_addrinfo(&v[0].ai, gr_now() + 5000), ECONNREFUSED);
     fake_chain(v, (const char *[]){"127.0.0.1", "127.0.0.1"}, (int[]){hole, hole}, 2);
     t0 = gr_now_update();
-    assert_fails(gr__connect_addrs(&v[0].ai, gr_now() + 300), ETIMEDOUT);
+    assert_fails(gr_tcp_connect_addrinfo(&v[0].ai, gr_now() + 300), ETIMEDOUT);
     cr_assert_lt(gr_now_update() - t0, 1000);
     close_all(fills, nfills);
     gr_close(bh);

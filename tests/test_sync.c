@@ -911,7 +911,9 @@ Test(misuse, hub_callbacks_may_use_what_need_not_wait, .timeout = 10)
 }
 
 /* The root context waits like any green thread, and is told when nothing
- * could ever wake it. */
+ * could ever wake it: a hub-local object's wait. (A wait on a thread-safe
+ * object, such as an Event, is never called a deadlock: another OS thread
+ * may end it.) */
 Test(misuse, root_waiting_forever_gets_edeadlk, .timeout = 10)
 {
     gr_event e;
@@ -919,7 +921,7 @@ Test(misuse, root_waiting_forever_gets_edeadlk, .timeout = 10)
 
     cr_redirect_stderr();
     gr_event_init(&e);
-    assert_fails(gr_event_wait(&e, -1), EDEADLK);
+    assert_fails(gr_event_wait(&e, gr_now_update() + 5), ETIMEDOUT);
     gr_sem_init(&s, 0);
     assert_fails(gr_sem_acquire(&s, -1), EDEADLK);
     assert_fails(gr_sem_acquire(&s, gr_now_update() + 5), ETIMEDOUT);

@@ -57,10 +57,10 @@ static void *results(void *arg)
     void *r = NULL;
 
     (void)arg;
-    cr_assert_eq(gr_thread_run(twice, (void *)21, &r, NULL, -1), 0);
+    cr_assert_eq(gr_threadpool_run(twice, (void *)21, &r, NULL, -1), 0);
     cr_assert_eq((intptr_t)r, 42);
-    cr_assert_eq(gr_thread_run(twice, (void *)1, NULL, NULL, gr_now() + 5000), 0);
-    assert_fails(gr_thread_run(NULL, NULL, NULL, NULL, -1), EINVAL);
+    cr_assert_eq(gr_threadpool_run(twice, (void *)1, NULL, NULL, gr_now() + 5000), 0);
+    assert_fails(gr_threadpool_run(NULL, NULL, NULL, NULL, -1), EINVAL);
     return NULL;
 }
 
@@ -84,7 +84,7 @@ static void *sleeper(void *arg)
 {
     void *r;
 
-    cr_assert_eq(gr_thread_run(sleep_job, arg, &r, NULL, gr_now() + 5000), 0);
+    cr_assert_eq(gr_threadpool_run(sleep_job, arg, &r, NULL, gr_now() + 5000), 0);
     cr_assert_eq(r, arg);
     atomic_fetch_add(&sleepers_done, 1);
     return NULL;
@@ -143,7 +143,7 @@ static void *counted_job(void *arg)
 
 static void *counted(void *arg)
 {
-    cr_assert_eq(gr_thread_run(counted_job, arg, NULL, NULL, -1), 0);
+    cr_assert_eq(gr_threadpool_run(counted_job, arg, NULL, NULL, -1), 0);
     return NULL;
 }
 
@@ -152,7 +152,7 @@ static void *bounded(void *arg)
     gr_t t[MANY];
 
     (void)arg;
-    cr_assert_eq(gr_thread_pool_size(BOUND, 0), 0);
+    cr_assert_eq(gr_threadpool_size(BOUND, 0), 0);
     for (int i = 0; i < MANY; i++)
         t[i] = gr_spawn(counted, NULL);
     for (int i = 0; i < MANY; i++)
@@ -169,16 +169,16 @@ Test(threadpool, never_more_than_max_threads_at_once, .timeout = 10)
 
 Test(threadpool, pool_size_rejects_bad_values, .timeout = 10)
 {
-    assert_fails(gr_thread_pool_size(0, 10), EINVAL);
-    assert_fails(gr_thread_pool_size(100000, 10), EINVAL);
-    cr_assert_eq(gr_thread_pool_size(4, 0), 0);
+    assert_fails(gr_threadpool_size(0, 10), EINVAL);
+    assert_fails(gr_threadpool_size(100000, 10), EINVAL);
+    cr_assert_eq(gr_threadpool_size(4, 0), 0);
 }
 
 /* -------------------------------------------------------- full queue */
 
 static void *gated(void *arg)
 {
-    cr_assert_eq(gr_thread_run(wait_gate, arg, NULL, NULL, -1), 0);
+    cr_assert_eq(gr_threadpool_run(wait_gate, arg, NULL, NULL, -1), 0);
     return NULL;
 }
 
@@ -187,18 +187,18 @@ static void *full_queue(void *arg)
     gr_t t[3];
 
     (void)arg;
-    cr_assert_eq(gr_thread_pool_size(1, 2), 0);
+    cr_assert_eq(gr_threadpool_size(1, 2), 0);
     t[0] = gr_spawn(gated, NULL);
     wait_for(&jobs_started, 1); /* the one thread is busy */
     t[1] = gr_spawn(gated, NULL);
     t[2] = gr_spawn(gated, NULL);
     gr_sleep(gr_now() + 10); /* both queued behind it */
-    assert_fails(gr_thread_run(twice, NULL, NULL, NULL, -1), EAGAIN);
+    assert_fails(gr_threadpool_run(twice, NULL, NULL, NULL, -1), EAGAIN);
     atomic_store(&gate_open, 1);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(gr_join(t[i], NULL, -1), 0);
     /* Room again. */
-    cr_assert_eq(gr_thread_run(twice, NULL, NULL, NULL, -1), 0);
+    cr_assert_eq(gr_threadpool_run(twice, NULL, NULL, NULL, -1), 0);
     return NULL;
 }
 
@@ -215,7 +215,7 @@ static void *times_out(void *arg)
 
     (void)arg;
     hub_thread = pthread_self();
-    assert_fails(gr_thread_run(wait_gate, (void *)7, NULL, count_discard, gr_now() + 30),
+    assert_fails(gr_threadpool_run(wait_gate, (void *)7, NULL, count_discard, gr_now() + 30),
                  ETIMEDOUT);
     cr_assert_lt(gr_now_update() - start, 200);
     cr_assert_eq(atomic_load(&discards), 0, "the job is still running");
@@ -234,7 +234,7 @@ Test(threadpool, deadline_returns_etimedout_and_discard_runs_later, .timeout = 1
 static void *killed_while_waiting(void *arg)
 {
     (void)arg;
-    assert_fails(gr_thread_run(wait_gate, (void *)9, NULL, count_discard, -1), ECANCELED);
+    assert_fails(gr_threadpool_run(wait_gate, (void *)9, NULL, count_discard, -1), ECANCELED);
     return NULL;
 }
 
@@ -265,7 +265,7 @@ Test(threadpool, kill_returns_ecanceled_at_once_and_discard_runs_later, .timeout
 static void *abandons(void *arg)
 {
     (void)arg;
-    assert_fails(gr_thread_run(wait_gate, NULL, NULL, count_discard, gr_now() + 10), ETIMEDOUT);
+    assert_fails(gr_threadpool_run(wait_gate, NULL, NULL, count_discard, gr_now() + 10), ETIMEDOUT);
     return NULL;
 }
 
@@ -284,7 +284,7 @@ static void *already_killed(void *arg)
 {
     (void)arg;
     gr_kill(gr_self());
-    assert_fails(gr_thread_run(wait_gate, (void *)5, NULL, count_discard, -1), ECANCELED);
+    assert_fails(gr_threadpool_run(wait_gate, (void *)5, NULL, count_discard, -1), ECANCELED);
     atomic_store(&gate_open, 1);
     return NULL;
 }
@@ -303,9 +303,9 @@ Test(threadpool, works_from_the_root_context, .timeout = 10)
 {
     void *r = NULL;
 
-    cr_assert_eq(gr_thread_run(twice, (void *)5, &r, NULL, -1), 0);
+    cr_assert_eq(gr_threadpool_run(twice, (void *)5, &r, NULL, -1), 0);
     cr_assert_eq((intptr_t)r, 10);
-    assert_fails(gr_thread_run(wait_gate, (void *)3, NULL, count_discard, gr_now() + 20),
+    assert_fails(gr_threadpool_run(wait_gate, (void *)3, NULL, count_discard, gr_now() + 20),
                  ETIMEDOUT);
     atomic_store(&gate_open, 1);
     while (atomic_load(&discards) == 0)
@@ -319,7 +319,7 @@ static void run_in_callback(void *arg)
 {
     (void)arg;
     errno = 0;
-    if (gr_thread_run(twice, NULL, NULL, NULL, -1) == -1)
+    if (gr_threadpool_run(twice, NULL, NULL, NULL, -1) == -1)
         atomic_store(&callback_errno, errno);
 }
 
@@ -345,7 +345,7 @@ Test(threadpool, idle_threads_leave_after_10_seconds, .timeout = 30)
     int before = proc_self_count("task");
 
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(gr_thread_run(sleep_job, NULL, NULL, NULL, -1), 0);
+        cr_assert_eq(gr_threadpool_run(sleep_job, NULL, NULL, NULL, -1), 0);
     cr_assert_gt(proc_self_count("task"), before);
     usleep(11000 * 1000);
     cr_assert_eq(proc_self_count("task"), before);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/experiment/experiment.sh: the article's experiment, green threads
-# against threads (../shared/MISSION.md), on this machine. For each server
+# against threads (docs/experiment.md), on this machine. For each server
 # and each concurrency C: a freshly started server with a pool of C, then
 # `ab -r -n N -c C` (no keep-alive, as the article) and grove-load with the
 # same settings; then keep-alive runs (grove-load -k, wrk) at a few C.

@@ -11,7 +11,8 @@
  * vm.max_map_count; see docs/design.md). */
 #define _GNU_SOURCE
 #include "../bench.h"
-#include "core/core.h"
+#include "arch/ctx.h"   /* gr__ctx_impl: which switch was built */
+#include "core/timer.h" /* the heap, measured alone */
 
 #include <grove.h>
 #include <ucontext.h>

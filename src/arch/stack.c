@@ -291,6 +291,16 @@ void gr__stack_put_slow(gr__stack_pool *p, const gr__stack *s)
     c->free[c->nfree++] = (uintptr_t)s->lo | (s->guarded ? GUARDED_BIT : 0);
 }
 
+void gr__stack_put_cold(gr__stack_pool *p, const gr__stack *s)
+{
+    gr__stack_class *c = class_for(p, s->size);
+
+    /* [0, ncold) is the cold part: move its first warm neighbour out of
+     * the way, to the end. */
+    c->free[c->nfree++] = c->free[c->ncold];
+    c->free[c->ncold++] = (uintptr_t)s->lo | (s->guarded ? GUARDED_BIT : 0);
+}
+
 size_t gr__stack_pooled(const gr__stack_pool *p)
 {
     size_t n = 0;

@@ -108,6 +108,11 @@ static inline void gr__stack_put(gr__stack_pool *p, const gr__stack *s)
         gr__stack_put_slow(p, s);
 }
 
+/* Return a stack to its pool as cold: its pages are not the caller's to
+ * give back (a forked child's discarded stacks, shared with the parent
+ * until written), and it is reused after the warm ones. */
+void gr__stack_put_cold(gr__stack_pool *p, const gr__stack *s);
+
 /* How many stacks are pooled, ready for reuse. */
 size_t gr__stack_pooled(const gr__stack_pool *p);
 

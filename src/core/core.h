@@ -1,423 +1,251 @@
-/* The core's internal contract: green-thread records, the hub, the one
- * park/unpark primitive every blocking call is built on, wait queues and
- * timers. Upper layers (io, net, sync, ...) include this header; it never
- * includes theirs. */
+/* The core's contract with the layers above it (io, net, sync, os, http,
+ * patch): how a blocking call waits, and how a waker ends the wait. Every
+ * blocking call of grove is a few lines around one of these calls:
+ *
+ *   gr__wait_queue   push a waiter on a queue, park, unlink (sync objects,
+ *                    joins, server stops);
+ *   gr__latch_wait   park until a latch fires with a named reason (a result
+ *                    delivered by another thread, a lookup finished);
+ *   gr_wait_fd       park until a descriptor is ready (public: grove.h).
+ *
+ * Each checks the caller (a hub callback cannot block: EDEADLK; a killed
+ * thread fails with ECANCELED, except in a shielded region), applies the
+ * deadline and any enclosing gr_timeout region, and leaves nothing linked
+ * behind on failure. The green-thread record and the hub's layout are the
+ * core's own (layout.h): nothing outside src/core sees them. */
 #ifndef GROVE_CORE_H
 #define GROVE_CORE_H
 
 #include "grove.h"
 
-#include "arch/ctx.h"
-#include "arch/stack.h"
-#include "backend/backend.h"
-
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define GR__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GR__ASAN 1
-#endif
-#endif
 
 #define GR__LIKELY(x) __builtin_expect(!!(x), 1)
 #define GR__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-struct gr__g;
+struct gr__g; /* a green thread's record: opaque outside src/core */
 
-/* ------------------------------------------------------------ wait queues
- * A waiter lives on the stack of the green thread that waits. Wakers unlink
- * it; a waiter woken by a timeout or a kill is still linked and unlinks
- * itself (gr__wq_remove). Wakers skip waiters whose thread is no longer
- * parked, so a permit or a value is never handed to a thread that is about
- * to return ETIMEDOUT. */
+/* ----------------------------------------------------------- the caller */
+
+/* Precondition of every blocking call, checked before its first system
+ * call so a killed thread fails even when the call could proceed: creates
+ * the hub if needed (-1/ENOMEM...), then -1/EDEADLK in a hub callback and
+ * -1/ECANCELED when the caller was killed outside a shielded region. */
+int gr__enter(void);
+
+/* -1/ECANCELED when the caller was killed outside a shielded region, else
+ * 0 (also without a hub, or in a hub callback). For calls that take or hand
+ * over something, which must fail in a killed thread even when they need
+ * not wait. */
+int gr__check_cancel(void);
+
+/* gr__check_cancel, then -1/ETIMEDOUT if deadline has passed (by the
+ * hub's cached time): for calls that must not start what nobody will wait
+ * for, before they take locks or queue work. */
+int gr__check_wait(int64_t deadline);
+
+/* The running green thread's handle (the root's on a thread's own stack),
+ * or -1 with errno err_in_hub in a hub callback (ENOMEM: no hub). */
+gr_t gr__self(int err_in_hub);
+
+/* 1 when the caller runs in a hub callback, where nothing may block. */
+int gr__in_hub_callback(void);
+
+/* 1 when the caller is a green thread (not a thread's root context, not a
+ * hub callback, not a thread without a hub). Never creates a hub. */
+int gr__in_green_thread(void);
+
+/* 1 if t is a green thread of this hub that has not finished and has not
+ * been killed: it will run again and can be relied on to look at state. */
+int gr__will_run(gr_t t);
+
+/* ----------------------------------------------------------- wait queues
+ * A waiter lives on the stack of the green thread that waits (so waiting
+ * allocates nothing); gr_waitq_ (grove.h) is the queue, embedded in every
+ * sync object. A waker takes the first waiter whose thread is still
+ * parked: one that timed out or was killed is skipped, so it never
+ * swallows a unit or an item meant for a live waiter; it unlinks itself
+ * when it runs. */
+typedef gr_waitq_ gr__wq;
+
 typedef struct gr__waiter {
     struct gr__waiter *prev, *next;
-    struct gr__wq *q; /* the queue it is linked in */
+    gr__wq *q; /* the queue it is linked in */
     struct gr__g *g;
-    int events; /* what it waits for (fd waits) */
-    int fired;  /* what woke it (fd waits) */
-    void *data; /* a value handed over by the waker */
+    int events;  /* what it waits for (fd waits) */
+    int fired;   /* what woke it (fd waits) */
+    void *data;  /* a value handed over, in either direction */
     unsigned char linked;
 } gr__waiter;
 
-typedef struct gr__wq {
-    gr__waiter *head, *tail;
-} gr__wq;
+/* Wait in q until a waker hands w over (gr__wq_pop + gr__wake, or
+ * gr__handoff: what was handed over is in w->data) with status 0: returns
+ * 0. Otherwise -1 with the status a waker gave (EPIPE...), ETIMEDOUT (the
+ * deadline or a gr_timeout region), ECANCELED, or EDEADLK (a hub callback,
+ * or a root context that nothing can wake); w is then off the queue. A
+ * killed caller fails before queueing; a deadline already past fails with
+ * ETIMEDOUT without parking, so a hub callback may try once. w->data is
+ * left as the caller set it until a waker writes it. */
+int gr__wait_queue(gr__wq *q, gr__waiter *w, int64_t deadline, const char *what);
 
-/* (The wait-queue operations are inline, below the thread record.) */
+/* gr__wait_queue, deaf to kills and gr_timeout regions and without a
+ * deadline, for the rare wait that must get what it waits for whatever
+ * happens (a condition waiter taking its lock back). Fails only with
+ * EDEADLK (nothing can ever wake the caller). */
+int gr__wait_queue_deaf(gr__wq *q, gr__waiter *w, const char *what);
 
-/* ------------------------------------------------------------- timers */
-typedef struct gr__timer {
-    int64_t when; /* absolute ms */
-    uint64_t seq; /* insertion order breaks ties: equal deadlines fire FIFO */
-    uint32_t idx; /* position in the heap + 1; 0 when not armed */
-} gr__timer;
+/* The first waiter of q whose thread is still parked, unlinked; NULL if
+ * none. The caller hands it over with gr__wake. */
+gr__waiter *gr__wq_pop(gr__wq *q);
 
-/* The heap stores each key beside its pointer, so ordering it never
- * touches the timers themselves (they live in many different stacks). */
-typedef struct gr__timer_slot {
-    int64_t when;
-    gr__timer *t;
-} gr__timer_slot;
+/* End w's wait: its gr__wait_queue returns 0 for status 0, else -1 with
+ * errno status. w must come from gr__wq_pop. */
+void gr__wake(gr__waiter *w, int status);
 
-typedef struct gr__timer_heap {
-    gr__timer_slot *v;
-    uint32_t n, cap;
-    uint64_t seq;
-} gr__timer_heap;
+/* The handle of the green thread waiting in w (a lock hands itself over to
+ * it before waking it). */
+gr_t gr__waiter_thread(const gr__waiter *w);
 
-/* Arming fails (ENOMEM) only beyond the reserved capacity: spawn reserves
- * one timer per green thread, so parking never fails for want of memory. */
-int gr__timer_reserve(gr__timer_heap *h, size_t n);
-int gr__timer_arm(gr__timer_heap *h, gr__timer *t, int64_t when);
-void gr__timer_disarm(gr__timer_heap *h, gr__timer *t);
-static inline gr__timer *gr__timer_min(const gr__timer_heap *h)
+/* Hand data to the first parked waiter of q (status 0). Returns 0, or -1
+ * when nobody is parked there. */
+int gr__handoff(gr__wq *q, void *data);
+
+/* Wake every parked waiter of q with data and status; unlink them all.
+ * Returns how many were woken. */
+size_t gr__wake_all(gr__wq *q, void *data, int status);
+
+static inline int gr__wq_empty(const gr__wq *q)
 {
-    return h->n ? h->v[0].t : NULL;
+    return q->head_ == NULL;
 }
-void gr__timer_heap_fini(gr__timer_heap *h);
 
-/* ------------------------------------------------------- green threads */
-enum gr__state {
-    GR__NEW,      /* spawned for later (gr_spawn_later), not yet runnable */
-    GR__RUNNABLE, /* running, or in the ready queue */
-    GR__PARKED,   /* blocked in gr__park */
-    GR__DONE,     /* finished; record kept until joined */
+/* ---------------------------------------------------------------- latches
+ * A latch ends one green thread's wait from anywhere on its hub (another
+ * green thread, a hub callback posted by another OS thread, a c-ares
+ * callback), with a reason, without the firer knowing the thread. Reasons
+ * are bits: each fire adds one, and the waiter takes what has fired when
+ * it looks. A waiter chooses which reasons end its waits; the others are
+ * only recorded. */
+enum gr__wake_reason {
+    GR__WAKE_DONE = 1,    /* what was waited for is there */
+    GR__WAKE_CHANGED = 2, /* the set of things waited on changed: look again */
+    GR__WAKE_ROOM = 4,    /* a resource came free */
+    GR__WAKE_STOP = 8,    /* the owner is shutting down */
 };
 
-typedef struct gr__exit_cb {
-    struct gr__exit_cb *next;
-    gr_exit_fn fn;
-    void *arg;
-} gr__exit_cb;
+typedef struct gr__latch {
+    gr_t waiter;          /* armed by (a handle: a latch may outlive its
+                           * waiter, as in a forked child); 0 when disarmed */
+    unsigned wake_on;     /* the reasons that end the waiter's waits */
+    unsigned fired;       /* reasons fired and not yet taken */
+} gr__latch;
 
-/* A green thread's record. It lives at the top of its own stack, so a
- * green thread costs one stack from the pool and nothing else; the record
- * (and the stack) stays until the thread is joined or, if detached, until
- * it finishes. The root and hub records are malloc'd. */
-typedef struct gr__g {
-    gr__ctx ctx;
-    gr__ctx_entry entry; /* what the context runs when first resumed */
-    char *start_top;     /* its stack runs from stack.lo up to here */
-    uint8_t state;
-    uint8_t cancelled;
-    uint8_t detached;
-    uint8_t kind; /* GR__KIND_* */
-    int wake;     /* park's outcome: 0 or an errno value */
-    uint32_t slot;
-    gr_t handle;
-    gr_fn fn;
-    void *arg;
-    void *result;
-    gr__timer timer;     /* may stay armed after a wake (lazy; see gr__park) */
-    int64_t park_deadline; /* of the current or last park; -1: none */
-    gr__wq joiners;
-    uint32_t collectors; /* woken joiners yet to pick the result up */
-    const char *wait_what; /* why it is parked, for deadlock reports */
-    int64_t timeout_eff;   /* innermost gr_timeout's effective deadline */
-    gr_timeout *timeout;
-    gr__exit_cb *exit_cbs, *exit_cbs_tail;
-    struct gr__local *locals; /* GR_KEYS_MAX entries, or NULL */
-    gr__stack stack;
-#if defined(GR__ASAN)
-    void *asan_fake;
-    const void *asan_bottom;
-    size_t asan_size;
-#endif
-    char name[GR_NAME_MAX + 1];
-} gr__g;
+/* Arm l for the calling green thread: from now on, firing a reason in
+ * wake_on ends whatever wait the caller is in, which then fails with EINTR
+ * (gr__latch_take tells why). For a thread that waits on other things
+ * (descriptors, a poll) and must also hear the latch. */
+void gr__latch_arm(gr__latch *l, unsigned wake_on);
+void gr__latch_disarm(gr__latch *l);
 
-enum { GR__KIND_GREEN, GR__KIND_ROOT, GR__KIND_HUB };
+/* Wait until a reason in wake_on has fired: returns those reasons (> 0)
+ * and takes them, or -1 with ETIMEDOUT, ECANCELED or EDEADLK. Returns at
+ * once if one has already fired; one that fires as the wait times out
+ * still counts. l is left armed as it was. */
+int gr__latch_wait(gr__latch *l, unsigned wake_on, int64_t deadline, const char *what);
 
-/* --------------------------------------------------------------- hub */
-typedef struct gr__slot {
-    gr__g *g;
-    uint32_t gen;
-    uint32_t next_free;
-} gr__slot;
+/* Take (return and clear) every reason fired so far, without waiting. */
+unsigned gr__latch_take(gr__latch *l);
 
-typedef struct gr__post {
-    struct gr__post *next;
-    void (*cb)(void *);
-    void *arg;
-} gr__post;
-
-/* Per-fd state. Records sit in fixed chunks and never move, so wait queues
- * may point into them. */
-typedef struct gr__fdrec {
-    gr__wq readers, writers;
-    uint8_t registered;
-    uint8_t ready; /* GR_READ/GR_WRITE edges seen since the last EAGAIN */
-} gr__fdrec;
-
-#define GR__FD_CHUNK 4096
-#define GR__FD_CHUNKS 1024
-
-struct gr_hub {
-    gr__g *current;
-    gr__g *root;
-    gr__g *hubg;
-    /* The ready queue: a ring of pointers, sized at spawn time for every
-     * thread that could be ready at once, so making one ready never fails
-     * and never writes into the thread's record. */
-    gr__g **ready;
-    uint32_t ready_head, ready_tail, ready_mask;
-    uint32_t pass_mark; /* ready_head when the hub last looked around */
-    uint64_t dispatched; /* switches counted up to pass_mark */
-
-    int64_t now;    /* cached ms */
-    size_t timed_waiters; /* parked threads with a deadline */
-    size_t later;         /* gr_spawn_later threads waiting to start */
-    int64_t now_ns; /* cached ns, for precise poll time-outs */
-    int64_t spin_ns; /* gr_config.idle_spin_us, in ns; 0 never */
-    gr__timer_heap timers;
-
-    gr__slot *slots;
-    uint32_t nslots, capslots, free_slot;
-    size_t nlive, nfinished;
-
-    gr__stack_pool stacks;
-    gr__stack hub_stack;
-
-    gr__backend backend;
-    gr__fdrec *fds[GR__FD_CHUNKS];
-    size_t nfd_waiters;
-
-    /* Cross-thread: guarded by lock, except the atomics. */
-    pthread_mutex_t lock;
-    gr__post *posts_head, *posts_tail;
-    atomic_int posted;
-    atomic_long refs;
-    int sleeping;  /* in the blocking poll: posters must write wakefd */
-    int wake_sent; /* wakefd written since the hub last slept */
-    int wakefd;
-
-    uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
-    int *errno_loc;       /* this thread's errno, without a libc call per switch */
-    struct gr__hub_hook *on_destroy; /* subsystems' clean-up, newest first */
-    uint8_t in_main;
-    uint8_t root_draining;
-#if defined(GR__ASAN)
-    gr__g *switch_from; /* who switched to the context now resuming */
-#endif
-    void *altstack;
-};
-
-extern __thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
-gr_hub *gr__hub_create(void);
-
-/* The calling thread's hub, created on first use (NULL/ENOMEM). */
-static inline gr_hub *gr__hub(void)
+/* The reasons fired so far, left in place. */
+static inline unsigned gr__latch_fired(const gr__latch *l)
 {
-    gr_hub *h = gr__tls_hub;
-
-    return GR__LIKELY(h != NULL) ? h : gr__hub_create();
+    return l->fired;
 }
 
-/* The running green thread (or root context), creating the hub if needed.
- * NULL with errno ENOMEM, or err_in_hub when called in a hub callback,
- * where no green thread runs. */
-static inline gr__g *gr__running(int err_in_hub)
-{
-    gr_hub *h = gr__hub();
+/* Fire reason: record it, and end the armed waiter's wait if reason is
+ * one it wakes on. Never switches, never fails: call it from anything that
+ * runs on l's hub. */
+void gr__latch_fire(gr__latch *l, unsigned reason);
 
-    if (!h)
-        return NULL;
-    if (GR__UNLIKELY(h->current == h->hubg)) {
-        errno = err_in_hub;
-        return NULL;
-    }
-    return h->current;
-}
-static inline gr_hub *gr__hub_peek(void)
-{
-    return gr__tls_hub;
-}
+/* ---------------------------------------------------- cross-thread waits
+ * For objects used by green threads of several hubs and by plain OS
+ * threads (core/xwait.c explains the protocol). The object holds a lock
+ * (an int, 0 when free) and a gr_xwaitq_; every call on it takes the lock.
+ * A waiter: lock; outcome there? take it, unlock; else gr__xq_push(q, w)
+ * and gr__xwait(q, lock, w, ...), which unlocks. A waker: lock;
+ * w = gr__xq_pop(q); hand something over with gr__xwake(w, data, status)
+ * (still under the lock, or after it: w is claimed either way); unlock. */
+typedef gr_xwaitq_ gr__xq;
 
-/* ------------------------------------------------------- scheduling */
+typedef struct gr__xwaiter {
+    struct gr__xwaiter *prev, *next; /* in the object's queue, under its lock */
+    struct gr__xwaiter *rnext;       /* in its hub's remote wakes, under the hub's lock */
+    gr_hub *hub;                     /* the waiter's hub; NULL: a plain OS thread */
+    struct gr__g *g;
+    void *data; /* handed over by the waker (or to it: a sender's item) */
+    int status; /* 0, or the errno the wait fails with */
+    int state;  /* waiting, claimed, done (atomic; the futex word) */
+    unsigned char linked, queued;
+} gr__xwaiter;
 
+void gr__xlock(int *lock);
+void gr__xunlock(int *lock);
 
-static inline void gr__ready_push(gr_hub *h, gr__g *g)
-{
-    h->ready[h->ready_tail++ & h->ready_mask] = g;
-}
+/* Append the caller's waiter (under the object's lock). w->data is cleared:
+ * set it after the push to hand something to the waker. */
+void gr__xq_push(gr__xq *q, gr__xwaiter *w);
 
-static inline gr__g *gr__ready_pop(gr_hub *h)
-{
-    if (h->ready_head == h->ready_tail)
-        return NULL;
-    return h->ready[h->ready_head++ & h->ready_mask];
-}
+/* Claim the first waiter, or NULL (under the object's lock). */
+gr__xwaiter *gr__xq_pop(gr__xq *q);
 
-static inline int gr__ready_empty(const gr_hub *h)
-{
-    return h->ready_head == h->ready_tail;
-}
+/* End a claimed waiter's wait: its gr__xwait returns 0 with w->data =
+ * data for status 0, else -1 with errno status. Any thread. */
+void gr__xwake(gr__xwaiter *w, void *data, int status);
 
-/* Make room in the ready queue for n threads. -1/ENOMEM. */
-int gr__ready_reserve(gr_hub *h, size_t n);
+/* Called with the lock held and w pushed; unlocks, waits until woken, the
+ * deadline (ETIMEDOUT) or a kill (ECANCELED), or fails with EDEADLK in a
+ * hub callback. A waiter woken as it gives up counts as woken. On return
+ * the lock is not held and w is in no queue. */
+int gr__xwait(gr__xq *q, int *lock, gr__xwaiter *w, int64_t deadline, const char *what);
 
-/* Append g to the ready queue and mark it runnable. */
-static inline void gr__ready(gr_hub *h, gr__g *g)
-{
-    g->state = GR__RUNNABLE;
-    gr__ready_push(h, g);
-}
-
-/* Make a parked g ready; its gr__park returns 0 for status 0, else -1
- * with errno = status. Does nothing if g is not parked. */
-static inline void gr__unpark(gr__g *g, int status)
-{
-    if (g->state != GR__PARKED)
-        return;
-    g->wake = status;
-    gr__ready(gr__tls_hub, g);
-}
-
-/* ------------------------------------------------------------ wait queues
- * Inline: they sit on the path of every handoff (a channel message, a
- * semaphore release), where a call each would show. */
-
-static inline void gr__wq_push(gr__wq *q, gr__waiter *w, gr__g *g)
-{
-    w->q = q;
-    w->g = g;
-    w->next = NULL;
-    w->prev = q->tail;
-    w->fired = 0;
-    w->linked = 1;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-}
-
-/* Unlink w from the queue it is in, if any (q is only a reminder). */
-static inline void gr__wq_remove(gr__wq *q, gr__waiter *w)
-{
-    if (!w->linked)
-        return;
-    q = w->q;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->linked = 0;
-}
-
-/* Pop the first waiter whose thread is still parked, or NULL. */
-static inline gr__waiter *gr__wq_pop_parked(gr__wq *q)
-{
-    gr__waiter *w;
-
-    while ((w = q->head)) {
-        gr__wq_remove(q, w);
-        if (w->g->state == GR__PARKED)
-            return w;
-    }
-    return NULL;
-}
-
-/* Unpark every parked waiter with status; unlink all. Returns how many were
- * unparked. */
-size_t gr__wq_wake_all(gr__wq *q, int status);
-
-/* Where a green thread's record sits in its stack: near the top, shifted
- * down by a "colour" of 0-15 cache lines taken from the stack's address.
- * Without it every record and every stack top would sit at the same offset
- * in its page, and the CPU would take the stores of the thread switching
- * out for the loads of the thread switching in (4K aliasing), stalling
- * every switch. */
-static inline gr__g *gr__record_at(char *lo, size_t size)
-{
-    uintptr_t top = (uintptr_t)(lo + size);
-    uintptr_t colour = ((uintptr_t)lo >> 12) & 15;
-
-    return (gr__g *)(((top - sizeof(gr__g)) & ~(uintptr_t)63) - colour * 64);
-}
-
-static inline gr__g *gr__record_of(const gr__stack *s)
-{
-    return gr__record_at(s->lo, s->size);
-}
-
-/* How many direct switches between two looks at I/O and timers: few
- * enough to keep I/O latency low, many enough to amortise a clock read. */
-#define GR__BUDGET 64
-
-/* Block the current green thread until gr__unpark(), the deadline (or an
- * enclosing gr_timeout's) or a kill. what names the wait in deadlock
- * reports. Returns 0 when unparked with status 0, else -1 with errno set:
- * ETIMEDOUT, ECANCELED, EDEADLK (in a hub callback, or nothing can wake the
- * root), or the status given to gr__unpark. */
-int gr__park(int64_t deadline, const char *what);
-
-
-/* Give up the processor: the current thread has already been queued or
- * parked. */
-void gr__schedule(gr_hub *h);
-
-/* Precondition for every blocking call: -1/EDEADLK in the hub context,
- * -1/ECANCELED if the caller was killed, 0 otherwise. */
-int gr__may_block(gr_hub *h);
-
-/* ------------------------------------------------------------ internal */
-#define GR__NO_SLOT UINT32_MAX
-int gr__slot_alloc(gr_hub *h, gr__g *g);
-gr__g *gr__lookup(gr_hub *h, gr_t handle);
-void gr__release(gr_hub *h, gr__g *g);
-void gr__switch(gr_hub *h, gr__g *from, gr__g *to);
-/* The context a finishing green thread hands the processor to: returned by
- * its entry function (see gr__ctx_start). */
-gr__ctx *gr__leave(gr_hub *h, gr__g *from);
-/* Block on fd; after_eagain: the caller just saw EAGAIN, so cached
- * readiness is stale and is dropped without a check. */
-int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain);
-/* Forget, and return, the edges among events that the hub saw on fd since
- * the last call (all of events if fd was never waited on). A reader calls
- * it just before a read: if that read comes back short and no edge is
- * seen afterwards, nothing new has arrived, not even a FIN, and it may
- * wait without first reading to EAGAIN. */
-int gr__fd_take_ready(int fd, int events);
-void gr__fire_timers(gr_hub *h);
-void gr__hub_destroy(gr_hub *h);
+/* ------------------------------------------------------------- the hub */
 
 /* Run fn(arg) when h is destroyed (after its green threads are gone, before
  * its memory is freed), for subsystems that keep per-hub state, such as the
  * DNS channel. Hooks run newest first. Returns 0 or -1/ENOMEM. */
-typedef struct gr__hub_hook {
-    struct gr__hub_hook *next;
-    void (*fn)(void *arg);
-    void *arg;
-} gr__hub_hook;
 int gr__hub_on_destroy(gr_hub *h, void (*fn)(void *arg), void *arg);
-void gr__update_now(gr_hub *h);
-void gr__fd_event(gr_hub *h, int fd, int ready);
-void gr__fds_fini(gr_hub *h);
-void gr__posts_run(gr_hub *h);
-int gr__posts_pending(gr_hub *h);
-void gr__posts_fini(gr_hub *h);
+
+/* Run fn(arg) in a forked child, on the hub of the thread that forked,
+ * once the hub is rebuilt (core/fork.c): for subsystems whose per-hub state
+ * holds kernel objects shared with the parent (the DNS channel's sockets).
+ * Hooks stay registered for later forks. Returns 0 or -1/ENOMEM. */
+int gr__hub_on_fork(gr_hub *h, void (*fn)(void *arg), void *arg);
+
+/* The process has closed every fd above 2 (a daemon starting): give this
+ * thread's hub new kernel objects, as in a forked child, and run the fork
+ * hooks. */
+void gr__hub_fds_lost(void);
+
+/* 1 if t names a context of this hub that has not finished: a green
+ * thread, or the thread's root. */
+int gr__handle_alive(gr_t t);
+
+/* Asynchronous notifications, for a subsystem woken by something that is
+ * not a thread of grove's (a signal handler): gr__hub_notify(h, bits)
+ * records bits and wakes h, and is async-signal-safe; h then calls fn(arg,
+ * bits) in hub context, with every bit notified since the last call. One
+ * fn per hub (the signal module's); returns -1/EBUSY if another is set. */
+int gr__hub_set_notify(gr_hub *h, void (*fn)(void *arg, unsigned bits), void *arg);
+void gr__hub_notify(gr_hub *h, unsigned bits);
+
+/* Declare (+1) or retract (-1) a source of wake-ups the hub cannot see,
+ * such as a signal a green thread waits for: while any is declared, the
+ * hub does not report a deadlock (gr_main's EDEADLK), but unlike
+ * gr_hub_ref it does not keep gr_main from returning. */
+void gr__hub_wake_source(gr_hub *h, int delta);
+
+/* A diagnostic on stderr, prefixed "grove: ". */
 void gr__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int gr__overflow_trap_init(gr_hub *h);
-void gr__overflow_trap_fini(gr_hub *h);
-void gr__overflow_canary(gr__g *g) __attribute__((noreturn));
-size_t gr__format_name(const gr__g *g, char *buf, size_t len);
-void gr__locals_destroy(gr__g *g);
-/* Process-wide configuration (gr_configure), read-only once a hub exists. */
-extern gr_config gr__cfg;
-static inline const gr_config *gr__config(void)
-{
-    return &gr__cfg;
-}
 
 #endif

@@ -2,7 +2,7 @@
  * edge-triggered, for both directions; edges are remembered per fd so one
  * that arrives while nobody waits is not lost. */
 #define _GNU_SOURCE
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -11,7 +11,7 @@
 
 static gr__fdrec *fd_rec(gr_hub *h, int fd, int create)
 {
-    gr__fdrec **chunk;
+    gr__fdrec **chunk, *rec;
 
     if (fd < 0 || fd >= GR__FD_CHUNK * GR__FD_CHUNKS)
         return NULL;
@@ -20,7 +20,11 @@ static gr__fdrec *fd_rec(gr_hub *h, int fd, int create)
         if (!create || !(*chunk = calloc(GR__FD_CHUNK, sizeof **chunk)))
             return NULL;
     }
-    return &(*chunk)[fd % GR__FD_CHUNK];
+    rec = &(*chunk)[fd % GR__FD_CHUNK];
+    /* From before a fork (fork.c): forget it now, on first use. */
+    if (GR__UNLIKELY(rec->gen != h->fd_gen))
+        *rec = (gr__fdrec){.gen = h->fd_gen};
+    return rec;
 }
 
 void gr__fds_fini(gr_hub *h)
@@ -62,35 +66,53 @@ static int ensure_registered(gr_hub *h, gr__fdrec *rec, int fd)
     return 0;
 }
 
+/* Park with the waiters linked in fd queues; the record names them, so a
+ * forked child can unhook a kept thread's waiters (fork.c). */
+static int park_fd(gr_hub *h, gr__waiter *w, uint32_t n, int64_t deadline, const char *what)
+{
+    gr__g *g = h->current;
+    int rc;
+
+    h->nfd_waiters++;
+    g->fdw = w;
+    g->nfdw = n;
+    rc = gr__park(deadline, what);
+    g->nfdw = 0;
+    h->nfd_waiters--;
+    return rc;
+}
+
+/* The ready subset of events, or 0 when woken without an edge (a forked
+ * child's hub dropped the wait), or -1. */
 static int park_on(gr_hub *h, gr__fdrec *rec, int events, int64_t deadline)
 {
-    gr__waiter rd = {0}, wr = {0};
+    gr__waiter w[2] = {{0}, {0}};
     int rc;
 
     if (events & GR_READ) {
-        gr__wq_push(&rec->readers, &rd, h->current);
-        rd.events = events;
+        gr__wq_push(&rec->readers, &w[0], h->current);
+        w[0].events = events;
     }
     if (events & GR_WRITE) {
-        gr__wq_push(&rec->writers, &wr, h->current);
-        wr.events = events;
+        gr__wq_push(&rec->writers, &w[1], h->current);
+        w[1].events = events;
     }
-    h->nfd_waiters++;
-    rc = gr__park(deadline, "fd");
-    h->nfd_waiters--;
-    gr__wq_remove(&rec->readers, &rd);
-    gr__wq_remove(&rec->writers, &wr);
-    return rc < 0 ? -1 : (rd.fired | wr.fired);
+    rc = park_fd(h, w, 2, deadline, "fd");
+    gr__wq_remove(&w[0]);
+    gr__wq_remove(&w[1]);
+    return rc < 0 ? -1 : (w[0].fired | w[1].fired);
 }
 
-int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain)
+int gr_wait_fd(int fd, int events, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
+    gr_hub *h = gr__hub_get();
+    int after_eagain = events & GR_EDGE;
     gr__fdrec *rec;
     int r;
 
     if (!h)
         return -1;
+    events &= ~GR_EDGE;
     if (!events || (events & ~(GR_READ | GR_WRITE))) {
         errno = EINVAL;
         return -1;
@@ -101,38 +123,38 @@ int gr__wait_fd(int fd, int events, int64_t deadline, int after_eagain)
     }
     if (gr__may_block(h) != 0)
         return -1;
-    if (!(rec = fd_rec(h, fd, 1))) {
-        errno = fd >= GR__FD_CHUNK * GR__FD_CHUNKS ? EINVAL : ENOMEM;
-        return -1;
-    }
-    if (ensure_registered(h, rec, fd) != 0)
-        return errno == EPERM ? events : -1; /* EPERM: a regular file, always ready */
-    if (after_eagain) {
-        rec->ready &= (uint8_t)~events;
-    } else if (rec->ready & events) {
-        if ((r = ready_now(fd, events)) != 0)
+    for (;;) {
+        if (!(rec = fd_rec(h, fd, 1))) {
+            errno = fd >= GR__FD_CHUNK * GR__FD_CHUNKS ? EINVAL : ENOMEM;
+            return -1;
+        }
+        if (ensure_registered(h, rec, fd) != 0)
+            return errno == EPERM ? events : -1; /* EPERM: a regular file, always ready */
+        if (after_eagain) {
+            rec->ready &= (uint8_t)~events;
+        } else if (rec->ready & events) {
+            if ((r = ready_now(fd, events)) != 0)
+                return r;
+            rec->ready &= (uint8_t)~events;
+        }
+        if ((r = park_on(h, rec, events, deadline)) != 0)
             return r;
-        rec->ready &= (uint8_t)~events;
+        after_eagain = 0; /* no edge came: register again and ask the kernel */
     }
-    return park_on(h, rec, events, deadline);
 }
 
-int gr__fd_take_ready(int fd, int events)
+int gr_fd_take_edges(int fd, int events)
 {
-    gr_hub *h = gr__hub();
+    gr_hub *h = gr__tls_hub;
     gr__fdrec *rec = h ? fd_rec(h, fd, 0) : NULL;
     int was;
 
+    events &= GR_READ | GR_WRITE;
     if (!rec || !rec->registered)
         return events; /* never waited on: nothing known, maybe ready */
     was = rec->ready & events;
     rec->ready &= (uint8_t)~events;
     return was;
-}
-
-int gr_wait_fd(int fd, int events, int64_t deadline)
-{
-    return gr__wait_fd(fd, events, deadline, 0);
 }
 
 static void wake_fd_waiters(gr__wq *q, int ready)
@@ -173,8 +195,8 @@ int gr_fd_forget(int fd)
 
     if (!h || !(rec = fd_rec(h, fd, 0)))
         return 0;
-    gr__wq_wake_all(&rec->readers, EBADF);
-    gr__wq_wake_all(&rec->writers, EBADF);
+    gr__wake_all(&rec->readers, NULL, EBADF);
+    gr__wake_all(&rec->writers, NULL, EBADF);
     if (rec->registered)
         gr__backend_del(&h->backend, fd);
     rec->registered = 0;
@@ -237,13 +259,13 @@ static int poll_register(gr_hub *h, struct pollfd *fds, nfds_t nfds, gr__waiter 
 static void poll_unregister(gr__waiter *w, nfds_t nfds)
 {
     for (nfds_t i = 0; i < 2 * nfds; i++)
-        gr__wq_remove(NULL, &w[i]);
+        gr__wq_remove(&w[i]);
 }
 
 int gr_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline)
 {
     gr__waiter stack_w[2 * POLL_STACK], *w = stack_w;
-    gr_hub *h = gr__hub();
+    gr_hub *h = gr__hub_get();
     int n, rc;
 
     if (!h)
@@ -267,9 +289,7 @@ int gr_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline)
             break;
         }
         if ((n = poll_register(h, fds, nfds, w)) == 0) {
-            h->nfd_waiters++;
-            rc = gr__park(deadline, "poll");
-            h->nfd_waiters--;
+            rc = park_fd(h, w, 2 * (uint32_t)nfds, deadline, "poll");
         } else {
             rc = -1;
         }

@@ -1,5 +1,5 @@
 /* Green threads: spawn, run, finish, join, kill, detach; the handle table. */
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -51,7 +51,7 @@ int gr__slot_alloc(gr_hub *h, gr__g *g)
     return slot_alloc(h, g);
 }
 
-static void slot_free(gr_hub *h, uint32_t i)
+void gr__slot_free(gr_hub *h, uint32_t i)
 {
     h->slots[i].g = NULL;
     h->slots[i].next_free = h->free_slot;
@@ -74,7 +74,7 @@ gr__g *gr__lookup(gr_hub *h, gr_t handle)
 void gr__release(gr_hub *h, gr__g *g)
 {
     h->nfinished--;
-    slot_free(h, g->slot);
+    gr__slot_free(h, g->slot);
     gr__stack_put(&h->stacks, &g->stack);
 }
 
@@ -109,8 +109,8 @@ static gr__ctx *finish(gr_hub *h, gr__g *g)
     g->state = GR__DONE;
     h->nlive--;
     h->nfinished++;
-    if (g->joiners.head)
-        g->collectors = (uint32_t)gr__wq_wake_all(&g->joiners, 0);
+    if (g->joiners.head_)
+        g->collectors = (uint32_t)gr__wake_all(&g->joiners, NULL, 0);
     /* Nothing runs between this release and the switch below, so the stack
      * cannot be handed out while we are still on it. */
     if (g->detached && !g->collectors)
@@ -155,13 +155,17 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     /* Field by field: a spawn should not pay for clearing the whole record. */
     g->state = GR__NEW;
     g->cancelled = 0;
+    g->shield = 0;
+    g->deaf = 0;
     g->detached = opts && (opts->flags & GR_DETACHED);
     g->kind = GR__KIND_GREEN;
     g->fn = fn;
     g->arg = arg;
     g->timer.idx = 0;
     g->park_deadline = -1;
-    g->joiners.head = g->joiners.tail = NULL;
+    g->qwait = NULL;
+    g->nfdw = 0;
+    g->joiners.head_ = g->joiners.tail_ = NULL;
     g->collectors = 0;
     g->timeout_eff = -1;
     g->timeout = NULL;
@@ -216,7 +220,7 @@ gr_t gr_spawn_opts(gr_fn fn, void *arg, const gr_opts *opts)
         errno = EINVAL;
         return -1;
     }
-    if (!(h = gr__hub()) || !(g = green_new(h, fn, arg, opts, size)))
+    if (!(h = gr__hub_get()) || !(g = green_new(h, fn, arg, opts, size)))
         return -1;
     gr__ready(h, g);
     return g->handle;
@@ -231,30 +235,30 @@ gr_t gr_spawn(gr_fn fn, void *arg)
         errno = EINVAL;
         return -1;
     }
-    if (!(h = gr__hub()) || !(g = green_new(h, fn, arg, NULL, gr__config()->stack_size)))
+    if (!(h = gr__hub_get()) || !(g = green_new(h, fn, arg, NULL, gr__config()->stack_size)))
         return -1;
     gr__ready(h, g);
     return g->handle;
 }
 
-gr_t gr_spawn_later(int64_t delay_ms, gr_fn fn, void *arg, const gr_opts *opts)
+gr_t gr_spawn_at(int64_t when, gr_fn fn, void *arg, const gr_opts *opts)
 {
     size_t size;
     gr_hub *h;
     gr__g *g;
 
-    if (!fn || delay_ms < 0 || check_opts(opts, &size) != 0) {
+    if (!fn || when < 0 || check_opts(opts, &size) != 0) {
         errno = EINVAL;
         return -1;
     }
-    if (!(h = gr__hub()) || !(g = green_new(h, fn, arg, opts, size)))
+    if (!(h = gr__hub_get()) || !(g = green_new(h, fn, arg, opts, size)))
         return -1;
-    if (delay_ms == 0) {
+    if (when <= gr_now_update()) {
         gr__ready(h, g);
         return g->handle;
     }
     /* Stays NEW, out of the ready queue, until the timer makes it ready. */
-    if (gr__timer_arm(&h->timers, &g->timer, gr_now_update() + delay_ms) == 0) {
+    if (gr__timer_arm(&h->timers, &g->timer, when) == 0) {
         h->later++;
     } else {
         h->nlive--;
@@ -313,11 +317,8 @@ int gr_join(gr_t handle, void **result, int64_t deadline)
         take_result(h, g, result);
         return 0;
     }
-    gr__wq_push(&g->joiners, &w, h->current);
-    if (gr__park(deadline, "join") != 0) {
-        gr__wq_remove(&g->joiners, &w);
+    if (gr__wait_queue(&g->joiners, &w, deadline, "join") != 0)
         return -1;
-    }
     /* finish() counted us among the collectors. */
     g->collectors--;
     take_result(h, g, result);
@@ -335,7 +336,9 @@ int gr_kill(gr_t handle)
         return 0;
     g->cancelled = 1;
     if (g->state == GR__PARKED) {
-        gr__unpark(g, ECANCELED);
+        /* A shielded or deaf wait goes on; the kill waits for its end. */
+        if (!g->shield && !g->deaf)
+            gr__unpark(g, ECANCELED);
     } else if (g->state == GR__NEW) {
         /* Run it now: it will see it is cancelled and finish at once. */
         gr__timer_disarm(&h->timers, &g->timer);

@@ -10,7 +10,7 @@
  * after GR__BUDGET such switches the next one goes through the hub.
  */
 #define _GNU_SOURCE
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -93,7 +93,7 @@ void gr__fire_timers(gr_hub *h)
         gr__timer_disarm(&h->timers, t);
         if (g->state == GR__NEW) {
             h->later--;
-            gr__ready(h, g); /* gr_spawn_later's start time */
+            gr__ready(h, g); /* gr_spawn_at's start time */
         } else if (g->state == GR__PARKED && g->park_deadline >= 0) {
             /* A lazy timer fires early: the park it was kept for ends later. */
             if (g->park_deadline <= h->now)
@@ -130,8 +130,8 @@ static int nothing_can_happen(gr_hub *h)
 {
     /* Left-over lazy timers do not count: they wake nobody. */
     return h->timed_waiters == 0 && h->later == 0 && h->nfd_waiters == 0 &&
-           atomic_load(&h->refs) == 0 &&
-           !atomic_load(&h->posted);
+           atomic_load(&h->refs) == 0 && atomic_load(&h->wake_sources) == 0 &&
+           !atomic_load(&h->posted) && !atomic_load(&h->notified);
 }
 
 /* Called with nothing ready. Wakes the root when gr_main may return, or
@@ -167,7 +167,7 @@ static void on_event(void *ctx, int fd, int ready)
 static void poll_blocking(gr_hub *h, int64_t timeout_ns)
 {
     pthread_mutex_lock(&h->lock);
-    if (atomic_load(&h->posted)) {
+    if (atomic_load(&h->posted) || atomic_load(&h->notified)) {
         pthread_mutex_unlock(&h->lock);
         return;
     }
@@ -197,6 +197,8 @@ static void look_around(gr_hub *h)
     gr__fire_timers(h);
     if (atomic_load_explicit(&h->posted, memory_order_relaxed))
         gr__posts_run(h);
+    if (atomic_load_explicit(&h->notified, memory_order_relaxed))
+        gr__notified_run(h);
 }
 
 /* Before sleeping, poll for up to spin_ns (never past the next timer).
@@ -210,7 +212,8 @@ static int spin_for_work(gr_hub *h)
         until = t->when * 1000000;
     while (h->now_ns < until) {
         gr__backend_poll(&h->backend, 0, on_event, h);
-        if (!gr__ready_empty(h) || atomic_load_explicit(&h->posted, memory_order_relaxed))
+        if (!gr__ready_empty(h) || atomic_load_explicit(&h->posted, memory_order_relaxed) ||
+            atomic_load_explicit(&h->notified, memory_order_relaxed))
             return 1;
         gr__update_now(h);
     }
@@ -263,9 +266,36 @@ static void hub_key_destructor(void *p)
         gr__hub_destroy(h);
 }
 
+/* Locks another OS thread may hold at the fork are taken first, so the
+ * child does not inherit them locked; then the child rebuilds its hub
+ * (fork.c). Only the forking thread exists in the child, and so does only
+ * its hub. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&config_lock);
+    if (gr__tls_hub)
+        pthread_mutex_lock(&gr__tls_hub->lock);
+}
+
+static void fork_parent(void)
+{
+    if (gr__tls_hub)
+        pthread_mutex_unlock(&gr__tls_hub->lock);
+    pthread_mutex_unlock(&config_lock);
+}
+
+static void fork_child(void)
+{
+    fork_parent();
+    atomic_store(&hubs_alive, gr__tls_hub != NULL);
+    if (gr__tls_hub)
+        gr__hub_after_fork(gr__tls_hub);
+}
+
 static void make_hub_key(void)
 {
     pthread_key_create(&hub_key, hub_key_destructor);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static gr__g *new_context(gr_hub *h, int kind)
@@ -349,10 +379,10 @@ gr_hub *gr__hub_create(void)
 
 gr_hub *gr_hub_current(void)
 {
-    return gr__hub();
+    return gr__hub_get();
 }
 
-static void free_record_extras(gr__g *g)
+void gr__record_extras_free(gr__g *g)
 {
     gr__exit_cb *cb;
 
@@ -388,6 +418,10 @@ static void run_destroy_hooks(gr_hub *h)
         k->fn(k->arg);
         free(k);
     }
+    while ((k = h->on_fork)) {
+        h->on_fork = k->next;
+        free(k);
+    }
 }
 
 void gr__hub_destroy(gr_hub *h)
@@ -396,7 +430,7 @@ void gr__hub_destroy(gr_hub *h)
     gr__overflow_trap_fini(h);
     for (uint32_t i = 0; i < h->nslots; i++)
         if (h->slots[i].g)
-            free_record_extras(h->slots[i].g);
+            gr__record_extras_free(h->slots[i].g);
     gr__posts_fini(h);
     gr__fds_fini(h);
     gr__timer_heap_fini(&h->timers);
@@ -456,7 +490,7 @@ int gr_main(gr_fn fn, void *arg, void **result)
         errno = EINVAL;
         return -1;
     }
-    if (!(h = gr__hub()))
+    if (!(h = gr__hub_get()))
         return -1;
     h->in_main = 1;
     if ((g = gr_spawn(fn, arg)) < 0) {

@@ -6,7 +6,7 @@
  * stored with the generation it was set under. A value set under a deleted
  * key is therefore never seen through a new key that reuses the number
  * (pthread_key_create promises NULL for a new key in every thread). */
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,18 +20,37 @@ static struct {
     atomic_int used;
     atomic_uint gen;
     void (*_Atomic destructor)(void *);
-} keys[GR_KEYS_MAX];
+} keys[GR_LOCAL_KEYS_MAX];
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t keys_fork_once = PTHREAD_ONCE_INIT;
+
+/* Held across fork, so a child never inherits it locked by a thread it
+ * does not have. */
+static void keys_lock_take(void)
+{
+    pthread_mutex_lock(&keys_lock);
+}
+
+static void keys_lock_give(void)
+{
+    pthread_mutex_unlock(&keys_lock);
+}
+
+static void keys_fork_safe(void)
+{
+    pthread_atfork(keys_lock_take, keys_lock_give, keys_lock_give);
+}
 
 /* pthread's rule: destructors that set values again get a few more rounds. */
 #define DESTRUCTOR_ROUNDS 4
 
-int gr_key_create(void (*destructor)(void *))
+int gr_local_key_create(void (*destructor)(void *))
 {
     int key = -1;
 
+    pthread_once(&keys_fork_once, keys_fork_safe);
     pthread_mutex_lock(&keys_lock);
-    for (int i = 0; i < GR_KEYS_MAX && key < 0; i++) {
+    for (int i = 0; i < GR_LOCAL_KEYS_MAX && key < 0; i++) {
         if (!atomic_load(&keys[i].used)) {
             atomic_store(&keys[i].destructor, destructor);
             atomic_fetch_add(&keys[i].gen, 1);
@@ -47,10 +66,10 @@ int gr_key_create(void (*destructor)(void *))
 
 static int key_valid(int key)
 {
-    return key >= 0 && key < GR_KEYS_MAX && atomic_load(&keys[key].used);
+    return key >= 0 && key < GR_LOCAL_KEYS_MAX && atomic_load(&keys[key].used);
 }
 
-int gr_key_delete(int key)
+int gr_local_key_delete(int key)
 {
     int rc = 0;
 
@@ -75,7 +94,7 @@ int gr_local_set(int key, void *value)
         errno = EINVAL;
         return -1;
     }
-    if (!g->locals && !(g->locals = calloc(GR_KEYS_MAX, sizeof *g->locals))) {
+    if (!g->locals && !(g->locals = calloc(GR_LOCAL_KEYS_MAX, sizeof *g->locals))) {
         errno = ENOMEM;
         return -1;
     }
@@ -99,7 +118,7 @@ void gr__locals_destroy(gr__g *g)
     for (int round = 0; g->locals && round < DESTRUCTOR_ROUNDS; round++) {
         int again = 0;
 
-        for (int k = 0; k < GR_KEYS_MAX; k++) {
+        for (int k = 0; k < GR_LOCAL_KEYS_MAX; k++) {
             struct gr__local l = g->locals[k];
             void (*destructor)(void *) = atomic_load(&keys[k].destructor);
 

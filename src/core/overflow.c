@@ -4,7 +4,7 @@
  * and names the thread before the process dies of the fault as usual. An
  * unguarded stack is checked by its canary at every switch. */
 #define _GNU_SOURCE
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <signal.h>

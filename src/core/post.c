@@ -1,6 +1,6 @@
 /* The only way in from other OS threads: posted callbacks, and references
  * that keep a hub alive for them. */
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,6 +71,8 @@ void gr__posts_run(gr_hub *h)
     p = h->posts_head;
     h->posts_head = h->posts_tail = NULL;
     atomic_store(&h->posted, 0);
+    if (h->xwakes)
+        gr__xwakes_run_locked(h);
     pthread_mutex_unlock(&h->lock);
     while (p) {
         gr__post *next = p->next;
@@ -92,4 +94,45 @@ void gr__posts_fini(gr_hub *h)
         p = next;
     }
     h->posts_head = h->posts_tail = NULL;
+}
+
+/* ------------------------------------------------------- notifications */
+
+int gr__hub_set_notify(gr_hub *h, void (*fn)(void *, unsigned), void *arg)
+{
+    if (h->notify_fn && (h->notify_fn != fn || h->notify_arg != arg)) {
+        errno = EBUSY;
+        return -1;
+    }
+    h->notify_fn = fn;
+    h->notify_arg = arg;
+    return 0;
+}
+
+/* Async-signal-safe: an atomic and a write(2). The write wakes a hub
+ * sleeping in epoll; a hub that is not sleeping sees the bits at its next
+ * look around. */
+void gr__hub_notify(gr_hub *h, unsigned bits)
+{
+    uint64_t one = 1;
+    int err = errno;
+
+    atomic_fetch_or(&h->notified, bits);
+    if (write(h->wakefd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is already non-zero, the hub will wake. */
+    }
+    errno = err;
+}
+
+void gr__notified_run(gr_hub *h)
+{
+    unsigned bits = atomic_exchange(&h->notified, 0);
+
+    if (bits && h->notify_fn)
+        h->notify_fn(h->notify_arg, bits);
+}
+
+void gr__hub_wake_source(gr_hub *h, int delta)
+{
+    atomic_fetch_add(&h->wake_sources, delta);
 }

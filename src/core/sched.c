@@ -1,27 +1,10 @@
 /* The scheduler: the ready queue, switching, and the one park/unpark
- * primitive under every blocking call. */
-#include "core.h"
+ * primitive under every blocking call (the waits built on it are in
+ * wait.c). */
+#include "switch.h"
 
 #include <errno.h>
 #include <stdlib.h>
-
-#if defined(GR__ASAN)
-#include <sanitizer/asan_interface.h>
-#endif
-
-/* ------------------------------------------------------------ wait queues */
-
-size_t gr__wq_wake_all(gr__wq *q, int status)
-{
-    size_t n = 0;
-    gr__waiter *w;
-
-    while ((w = gr__wq_pop_parked(q))) {
-        gr__unpark(w->g, status);
-        n++;
-    }
-    return n;
-}
 
 /* ---------------------------------------------------------- switching */
 
@@ -51,55 +34,9 @@ int gr__ready_reserve(gr_hub *h, size_t n)
     return 0;
 }
 
-/* Resume to, starting it if it has never run. */
-static inline __attribute__((always_inline)) void resume(gr__g *from, gr__g *to)
-{
-    if (GR__LIKELY(gr__ctx_started(&to->ctx)))
-        gr__ctx_switch(&from->ctx, &to->ctx);
-    else
-        gr__ctx_start(&from->ctx, &to->ctx, to->stack.lo + GR__STACK_RESERVED,
-                      (size_t)(to->start_top - to->stack.lo) - GR__STACK_RESERVED, to->entry, to);
-}
-
-/* Inlined into each blocking call: every call level between a blocking
- * call and the context switch is a return the CPU mispredicts when the
- * thread is resumed, since the return-stack predictor still holds the
- * calls of the thread that ran before. */
-static inline __attribute__((always_inline)) void switch_inline(gr_hub *h, gr__g *from,
-                                                                gr__g *to)
-{
-    /* errno rides across the switch in a callee-saved register. */
-    int *errno_loc = h->errno_loc;
-    int saved_errno = *errno_loc;
-
-    if (GR__UNLIKELY(!gr__stack_canary_ok(&from->stack)))
-        gr__overflow_canary(from);
-    h->current = to;
-#if defined(GR__ASAN)
-    h->switch_from = from;
-    __sanitizer_start_switch_fiber(&from->asan_fake, to->asan_bottom, to->asan_size);
-    resume(from, to);
-    __sanitizer_finish_switch_fiber(from->asan_fake, &h->switch_from->asan_bottom,
-                                    &h->switch_from->asan_size);
-#else
-    resume(from, to);
-#endif
-    *errno_loc = saved_errno;
-}
-
 void gr__switch(gr_hub *h, gr__g *from, gr__g *to)
 {
     switch_inline(h, from, to);
-}
-
-/* Straight to the next ready thread, but through the hub every so often,
- * so I/O and timers are looked at even when threads never stop being
- * ready. */
-static inline gr__g *pick_next(gr_hub *h)
-{
-    if (h->ready_head - h->pass_mark < GR__BUDGET && !gr__ready_empty(h))
-        return gr__ready_pop(h);
-    return h->hubg;
 }
 
 gr__ctx *gr__leave(gr_hub *h, gr__g *from)
@@ -122,15 +59,6 @@ gr__ctx *gr__leave(gr_hub *h, gr__g *from)
     __builtin_unreachable();
 }
 
-static inline __attribute__((always_inline)) void schedule_inline(gr_hub *h)
-{
-    gr__g *cur = h->current;
-    gr__g *next = pick_next(h);
-
-    if (next != cur)
-        switch_inline(h, cur, next);
-}
-
 void gr__schedule(gr_hub *h)
 {
     schedule_inline(h);
@@ -146,61 +74,34 @@ int gr__may_block(gr_hub *h)
         errno = EDEADLK;
         return -1;
     }
-    if (GR__UNLIKELY(h->current->cancelled)) {
+    if (gr__killed(h->current)) {
         errno = ECANCELED;
         return -1;
     }
     return 0;
 }
 
-static int64_t effective_deadline(const gr__g *g, int64_t deadline)
-{
-    if (g->timeout_eff >= 0 && (deadline < 0 || g->timeout_eff < deadline))
-        return g->timeout_eff;
-    return deadline;
-}
-
-/* A thread's timer is left armed when it wakes before its deadline, and
- * kept for the next park when that one's deadline is at most this much
- * later: the timer then fires early, finds the thread parked with a later
- * deadline and is armed again for it. A connection that reads with a
- * time-out thus moves its timer in the heap a few times a second, not at
- * every read (nginx's lazy timers). */
-#define TIMER_LAZY_MS 300
-
-static int arm_for_park(gr_hub *h, gr__g *g, int64_t deadline)
-{
-    gr__timer *t = &g->timer;
-
-    if (t->idx && t->when <= deadline && deadline - t->when <= TIMER_LAZY_MS)
-        return 0;
-    return gr__timer_arm(&h->timers, t, deadline);
-}
-
 int gr__park(int64_t deadline, const char *what)
+{
+    return park_inline(deadline, what);
+}
+
+int gr__park_deaf(const char *what)
 {
     gr_hub *h = gr__tls_hub;
     gr__g *g = h->current;
 
-    if (gr__may_block(h) != 0)
+    if (GR__UNLIKELY(g == h->hubg)) {
+        errno = EDEADLK;
         return -1;
-    deadline = effective_deadline(g, deadline);
-    if (deadline >= 0) {
-        if (deadline <= h->now) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (arm_for_park(h, g, deadline) != 0)
-            return -1;
-        h->timed_waiters++;
     }
-    g->park_deadline = deadline;
+    g->park_deadline = -1;
     g->state = GR__PARKED;
     g->wake = 0;
     g->wait_what = what;
+    g->deaf = 1;
     schedule_inline(h);
-    if (deadline >= 0)
-        h->timed_waiters--;
+    g->deaf = 0;
     if (g->wake) {
         errno = g->wake;
         return -1;
@@ -226,7 +127,7 @@ int gr_yield(void)
         gr__ready_push(h, g); /* already runnable */
         schedule_inline(h);
     }
-    if (g->cancelled) {
+    if (gr__killed(g)) {
         errno = ECANCELED;
         return -1;
     }
@@ -235,7 +136,7 @@ int gr_yield(void)
 
 int gr_sleep(int64_t deadline)
 {
-    gr_hub *h = gr__hub();
+    gr_hub *h = gr__hub_get();
 
     if (!h)
         return -1;
@@ -252,7 +153,7 @@ int gr_testcancel(void)
 {
     gr_hub *h = gr__tls_hub;
 
-    if (h && h->current->cancelled) {
+    if (h && gr__killed(h->current)) {
         errno = ECANCELED;
         return -1;
     }

@@ -3,7 +3,7 @@
  * one cache line; each key is stored beside its timer pointer so sifting
  * never dereferences a timer. Each timer knows its position, so cancelling
  * one is O(log n). */
-#include "core.h"
+#include "layout.h"
 
 #include <errno.h>
 #include <stdlib.h>

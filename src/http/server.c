@@ -102,10 +102,10 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
     so.pool = opts ? opts->max_connections : 0;
     so.stack_size = opts ? opts->stack_size : 0;
     so.name = "http";
-    /* gr_server_new owns fd only once it succeeds. */
+    /* From here gr_server_new owns fd, and closes it if it fails. */
     if (!(s->srv = gr_server_new(fd, serve_conn, s, &so))) {
-        err = errno;
-        goto fail;
+        free(s);
+        return NULL;
     }
     return s;
 fail:

@@ -20,7 +20,7 @@
 #define IO_LOOP(fd, events, deadline, call)                                                        \
     do {                                                                                           \
         ssize_t n_;                                                                                \
-        if (gr__io_enter() != 0)                                                                   \
+        if (gr__enter() != 0)                                                                   \
             return -1;                                                                             \
         while ((n_ = (call)) < 0)                                                                  \
             if (!gr__io_again((fd), (events), (deadline)))                                         \
@@ -188,7 +188,7 @@ int gr_write_all(int fd, const void *buf, size_t len, size_t *done, int64_t dead
 {
     const char *p = buf;
     size_t off = 0;
-    int rc = gr__io_enter();
+    int rc = gr__enter();
 
     while (rc == 0 && off < len) {
         ssize_t n = gr_write(fd, p + off, len - off, deadline);
@@ -207,7 +207,7 @@ int gr_read_exact(int fd, void *buf, size_t len, size_t *done, int64_t deadline)
 {
     char *p = buf;
     size_t off = 0;
-    int rc = gr__io_enter();
+    int rc = gr__enter();
 
     while (rc == 0 && off < len) {
         ssize_t n = gr_read(fd, p + off, len - off, deadline);

@@ -59,7 +59,7 @@ ssize_t gr_reader_read(gr_reader *r, void *buf, size_t len, int64_t deadline)
     size_t have = r->end_ - r->start_;
     ssize_t n;
 
-    if (gr__io_enter() != 0)
+    if (gr__enter() != 0)
         return -1;
     if (have)
         return (ssize_t)take(r, buf, have < len ? have : len);
@@ -105,7 +105,7 @@ ssize_t gr_reader_until(gr_reader *r, const void *delim, size_t dlen, void *out,
         errno = EINVAL;
         return -1;
     }
-    if (gr__io_enter() != 0)
+    if (gr__enter() != 0)
         return -1;
     for (;;) {
         size_t have = r->end_ - r->start_;

@@ -66,7 +66,7 @@ static int tjob_run(tjob *j, gr_work_fn fn, int64_t deadline)
 {
     int err;
 
-    if (gr_thread_run(fn, j, NULL, tjob_discard, deadline) == 0)
+    if (gr_threadpool_run(fn, j, NULL, tjob_discard, deadline) == 0)
         return 0;
     if ((err = errno) == ETIMEDOUT || err == ECANCELED)
         return EAI_SYSTEM; /* the pool discards j when fn is done */

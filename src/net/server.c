@@ -3,9 +3,10 @@
  * One loop (accept, or receive) runs in a green thread of its own or in
  * the caller's; every connection or datagram gets a detached handler
  * thread, tracked in a list so that stop can wait for them or kill them.
- * The pool limit, stop and the EMFILE back-off are built on the core's
- * park/unpark: the loop parks when the pool is full or while it backs off,
- * and a finishing handler unparks it. */
+ * The pool limit, stop and the EMFILE back-off are built on the loop's
+ * latch: it waits on it when the pool is full or while it backs off, a
+ * finishing handler fires it (ROOM), and a stop fires it (STOP) to end
+ * whatever wait the loop is in, the wait for a connection included. */
 #define _GNU_SOURCE
 #include "net/net.h"
 
@@ -16,8 +17,6 @@
 #define BACKOFF_MAX_MS 1000
 #define DGRAM_MAX_DEFAULT 65535
 #define ACCEPT_BURST 64
-/* The status with which stop wakes the loop out of one of its waits. */
-#define WAKE_STOP ESHUTDOWN
 
 enum { KIND_STREAM, KIND_DGRAM };
 enum { WAIT_FD, WAIT_ROOM, WAIT_BACKOFF };
@@ -54,9 +53,8 @@ struct gr_server {
     size_t active;
     uint64_t accepted, fd_limit;
 
-    gr__g *loop;          /* the thread running the loop, or NULL */
-    uint8_t loop_waiting; /* parked in one of its own waits: stop may wake it */
-    uint8_t loop_parked;  /* waiting for room or backing off: exits wake it */
+    gr__latch wake;  /* the loop's: ROOM from exiting handlers, STOP */
+    uint8_t looping; /* a loop runs, or is about to */
     uint8_t stopping, fd_closed;
     uint8_t logged_fd_limit, logged_spawn;
     size_t stoppers; /* gr_server_stop calls in progress */
@@ -65,22 +63,34 @@ struct gr_server {
 
 /* ------------------------------------------------------------ creation */
 
+/* The server owns fd from the call on, so a failed creation closes it. */
+static gr_server *fail_closing(int fd, int err)
+{
+    gr_close(fd);
+    errno = err;
+    return NULL;
+}
+
+static int bad_stack_size(const gr_server_opts *opts)
+{
+    return opts && opts->stack_size &&
+           (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX);
+}
+
 /* What both kinds share; has_handler: the caller's handler is not NULL. */
 static gr_server *server_alloc(int fd, int kind, int has_handler, void *arg,
                                const gr_server_opts *opts)
 {
     gr_server *s;
 
-    if (!has_handler || fd < 0 ||
-        (opts && opts->stack_size &&
-         (opts->stack_size < GR_STACK_MIN || opts->stack_size > GR_STACK_MAX))) {
-        errno = EINVAL;
+    /* A failed gr_tcp_listen() or gr_udp_bind() passed straight in: its
+     * errno (EADDRINUSE, say) is the one to report, so it is left alone. */
+    if (fd < 0)
         return NULL;
-    }
-    if (!(s = calloc(1, sizeof *s))) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!has_handler || bad_stack_size(opts))
+        return fail_closing(fd, EINVAL);
+    if (!(s = calloc(1, sizeof *s)))
+        return fail_closing(fd, ENOMEM);
     s->fd = fd;
     s->kind = kind;
     s->arg = arg;
@@ -117,8 +127,7 @@ gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, siz
         s->pool = 1;
     if (!(s->dbuf = malloc(s->max_size))) {
         free(s);
-        errno = ENOMEM;
-        return NULL;
+        return fail_closing(fd, ENOMEM);
     }
     return s;
 }
@@ -137,9 +146,9 @@ static void close_fd(gr_server *s)
  * again each time a handler or the loop goes. */
 static void maybe_finish(gr_server *s)
 {
-    if (s->stopping && !s->loop && !s->active)
+    if (s->stopping && !s->looping && !s->active)
         close_fd(s);
-    gr__wq_wake_all(&s->stop_q, 0);
+    gr__wake_all(&s->stop_q, NULL, 0);
 }
 
 static void conn_done(conn *c)
@@ -154,8 +163,7 @@ static void conn_done(conn *c)
         c->next->prev = c->prev;
     s->active--;
     /* Room in the pool, and a descriptor freed for a backed-off accept. */
-    if (s->loop_parked)
-        gr__unpark(s->loop, 0);
+    gr__latch_fire(&s->wake, GR__WAKE_ROOM);
     maybe_finish(s);
     free(c);
 }
@@ -204,13 +212,11 @@ static int loop_wait(gr_server *s, int kind, int64_t deadline)
 {
     int rc;
 
-    s->loop_waiting = 1;
-    s->loop_parked = kind != WAIT_FD;
     if (kind == WAIT_FD)
-        rc = gr__wait_fd(s->fd, GR_READ, -1, 1);
+        rc = gr_wait_fd(s->fd, GR_READ | GR_EDGE, -1);
     else
-        rc = gr__park(deadline, kind == WAIT_ROOM ? "server pool" : "server back-off");
-    s->loop_waiting = s->loop_parked = 0;
+        rc = gr__latch_wait(&s->wake, GR__WAKE_ROOM | GR__WAKE_STOP, deadline,
+                            kind == WAIT_ROOM ? "server pool" : "server back-off");
     if (rc >= 0 || s->stopping)
         return 0;
     if (errno == ETIMEDOUT && deadline >= 0 && gr_now() >= deadline)
@@ -345,6 +351,7 @@ static int run_loop(gr_server *s)
     unsigned burst = 0;
     int rc = 0, err = 0;
 
+    gr__latch_arm(&s->wake, GR__WAKE_STOP);
     while (!s->stopping && rc == 0) {
         if ((rc = wait_room(s)) != 0 || s->stopping)
             break;
@@ -358,7 +365,8 @@ static int run_loop(gr_server *s)
         err = errno;
     if (s->stopping && s->kind == KIND_STREAM)
         close_fd(s);
-    s->loop = NULL;
+    gr__latch_disarm(&s->wake);
+    s->looping = 0;
     maybe_finish(s);
     errno = err;
     return rc;
@@ -380,29 +388,27 @@ int gr_server_start(gr_server *s)
     gr_opts o = {.name = "server", .flags = GR_DETACHED};
     gr_t g;
 
-    if (!s || s->loop || s->stopping) {
+    if (!s || s->looping || s->stopping) {
         errno = EINVAL;
         return -1;
     }
     if ((g = gr_spawn_opts(loop_main, s, &o)) < 0)
         return -1;
-    s->loop = gr__lookup(gr__hub_peek(), g);
+    s->looping = 1;
     return 0;
 }
 
 int gr_server_serve(gr_server *s)
 {
-    gr__g *g = gr__running(EDEADLK);
-
-    if (!g)
+    if (gr__self(EDEADLK) < 0)
         return -1;
-    if (!s || s->loop || s->stopping) {
+    if (!s || s->looping || s->stopping) {
         errno = EINVAL;
         return -1;
     }
-    if (gr__may_block(gr__hub_peek()) != 0)
+    if (gr__check_cancel() != 0)
         return -1;
-    s->loop = g;
+    s->looping = 1;
     return run_loop(s);
 }
 
@@ -412,14 +418,10 @@ int gr_server_serve(gr_server *s)
  * own, when a handler stops its server) are left. */
 static int wait_quiet(gr_server *s, int64_t deadline, size_t self)
 {
-    while (s->loop || s->active > self) {
+    while (s->looping || s->active > self) {
         gr__waiter w;
-        int rc;
 
-        gr__wq_push(&s->stop_q, &w, gr__hub_peek()->current);
-        rc = gr__park(deadline, "server stop");
-        gr__wq_remove(&s->stop_q, &w);
-        if (rc != 0)
+        if (gr__wait_queue(&s->stop_q, &w, deadline, "server stop") != 0)
             return -1;
     }
     return 0;
@@ -460,9 +462,8 @@ static int stop_steps(gr_server *s, int64_t deadline)
     int err;
 
     s->stopping = 1;
-    if (s->loop && s->loop_waiting)
-        gr__unpark(s->loop, WAKE_STOP);
-    if (!s->loop && s->kind == KIND_STREAM)
+    gr__latch_fire(&s->wake, GR__WAKE_STOP);
+    if (!s->looping && s->kind == KIND_STREAM)
         close_fd(s);
     maybe_finish(s);
     if (wait_quiet(s, deadline, nself) == 0)
@@ -484,7 +485,7 @@ int gr_server_stop(gr_server *s, int64_t deadline)
         errno = EINVAL;
         return -1;
     }
-    if (!gr__running(EDEADLK))
+    if (gr__self(EDEADLK) < 0)
         return -1;
     s->stoppers++;
     rc = stop_steps(s, deadline);
@@ -506,7 +507,7 @@ int gr_server_free(gr_server *s)
 {
     if (!s)
         return 0;
-    if (s->loop || s->active || s->stoppers) {
+    if (s->looping || s->active || s->stoppers) {
         errno = EBUSY;
         return -1;
     }

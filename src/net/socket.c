@@ -54,7 +54,7 @@ static int connect_wait(int fd, const struct sockaddr *addr, socklen_t len, int6
     for (;;) {
         int err;
 
-        if (gr__wait_fd(fd, GR_WRITE, deadline, 1) < 0)
+        if (gr_wait_fd(fd, GR_WRITE | GR_EDGE, deadline) < 0)
             return -1;
         if ((err = so_error(fd)) != 0) {
             errno = err;
@@ -93,7 +93,7 @@ static int unix_connect_retry(int fd, const struct sockaddr *addr, socklen_t len
 
 int gr_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
-    if (gr__io_enter() != 0)
+    if (gr__enter() != 0)
         return -1;
     if (connect(fd, addr, len) == 0)
         return 0;
@@ -139,7 +139,7 @@ int gr_accept(int fd, gr_addr *peer, int64_t deadline)
 {
     int c;
 
-    if (gr__io_enter() != 0)
+    if (gr__enter() != 0)
         return -1;
     while ((c = gr__accept_now(fd, peer)) < 0)
         if (!gr__io_again(fd, GR_READ, deadline))
@@ -244,7 +244,7 @@ int gr_unix_connect(const char *path, int64_t deadline)
     gr_addr a;
     int fd;
 
-    if (gr__io_enter() != 0 || gr_addr_unix(&a, path) != 0)
+    if (gr__enter() != 0 || gr_addr_unix(&a, path) != 0)
         return -1;
     if ((fd = gr_socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
         return -1;
@@ -258,7 +258,7 @@ int gr_unix_connect(const char *path, int64_t deadline)
 /* ---------------------------------------------------- Happy Eyeballs */
 
 typedef struct eyeballs {
-    struct addrinfo **order; /* addresses to try, families interleaved */
+    const struct addrinfo **order; /* addresses to try, families interleaved */
     size_t n, next;
     struct pollfd *pf; /* attempts in progress */
     size_t nact;
@@ -268,9 +268,9 @@ typedef struct eyeballs {
 
 /* RFC 8305 section 4: alternate address families, starting with the
  * family of the resolver's first (most preferred) answer. */
-static size_t interleave(struct addrinfo *res, struct addrinfo **out)
+static size_t interleave(const struct addrinfo *res, const struct addrinfo **out)
 {
-    struct addrinfo *a = res, *b = res;
+    const struct addrinfo *a = res, *b = res;
     int fam = res->ai_family;
     size_t n = 0;
 
@@ -296,7 +296,7 @@ static size_t interleave(struct addrinfo *res, struct addrinfo **out)
  * failed at once: then the one after may start at once). */
 static int attempt_start(eyeballs *e)
 {
-    struct addrinfo *ai = e->order[e->next++];
+    const struct addrinfo *ai = e->order[e->next++];
     int fd = gr_socket(ai->ai_family, SOCK_STREAM, ai->ai_protocol);
 
     e->next_at = gr_now() + ATTEMPT_DELAY_MS;
@@ -412,10 +412,10 @@ static int resolve(const char *host, int port, struct addrinfo **res, int64_t de
     return 0;
 }
 
-int gr__connect_addrs(struct addrinfo *res, int64_t deadline)
+int gr_tcp_connect_addrinfo(const struct addrinfo *res, int64_t deadline)
 {
     eyeballs e = {.last_err = EADDRNOTAVAIL};
-    struct addrinfo *ai;
+    const struct addrinfo *ai;
     size_t n = 0;
     int fd = -1, err;
 
@@ -452,9 +452,9 @@ int gr_tcp_connect(const char *host, int port, int64_t deadline)
         errno = EINVAL;
         return -1;
     }
-    if (gr__io_enter() != 0 || resolve(host, port, &res, deadline) != 0)
+    if (gr__enter() != 0 || resolve(host, port, &res, deadline) != 0)
         return -1;
-    fd = gr__connect_addrs(res, deadline);
+    fd = gr_tcp_connect_addrinfo(res, deadline);
     err = errno;
     gr_freeaddrinfo(res);
     errno = err;

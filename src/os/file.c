@@ -81,15 +81,7 @@ static void discard_op(void *result, void *arg)
  * operation would only have side effects nobody waits for. */
 static int may_start(int64_t deadline)
 {
-    gr_hub *h = gr__hub();
-
-    if (!h || gr__may_block(h) != 0)
-        return -1;
-    if (deadline >= 0 && deadline <= h->now) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
+    return gr__enter() == 0 ? gr__check_wait(deadline) : -1;
 }
 
 /* Run o on the pool; copy what was read to out. o is freed either way. */
@@ -98,7 +90,7 @@ static ssize_t submit(fop *o, void *out, int64_t deadline)
     ssize_t ret;
     int err;
 
-    if (gr_thread_run(run_op, o, NULL, discard_op, deadline) != 0) {
+    if (gr_threadpool_run(run_op, o, NULL, discard_op, deadline) != 0) {
         err = errno;
         if (err != ETIMEDOUT && err != ECANCELED) /* never queued: still ours */
             free_op(o);

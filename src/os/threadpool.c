@@ -38,9 +38,9 @@ typedef struct job {
     void (*discard)(void *result, void *arg);
     void *result;
     gr_hub *hub;
-    gr__g *caller;
+    gr__latch delivered; /* hub thread only: fired by deliver() */
     int state;           /* JOB_*, under pool.lock */
-    uint8_t delivered;   /* hub thread only: deliver() has run */
+    unsigned gen;        /* fork_gen when submitted */
     uint8_t caller_gone; /* hub thread only: deliver() frees the record */
 } job;
 
@@ -69,20 +69,38 @@ static void init_cond(void)
     pthread_condattr_destroy(&a);
 }
 
-/* A forked child has none of the parent's workers: start afresh. Jobs
- * still queued run on new threads; those that were running are lost with
- * their threads, and so are their callers (in the parent's hub). */
+/* Jobs submitted before the last fork, in a child: lost (see below). */
+static unsigned fork_gen;
+
+static void before_fork(void)
+{
+    pthread_mutex_lock(&pool.lock);
+}
+
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* A forked child has none of the parent's workers, and its hub has dropped
+ * the posts and references they would answer with (core/fork.c): every
+ * job from before the fork is lost, queued or running. Their callers are
+ * discarded threads, except perhaps a kept root, whose wait then ends
+ * with its deadline or EDEADLK; abandon() knows the job by its gen. */
 static void after_fork_child(void)
 {
     pthread_mutex_init(&pool.lock, NULL);
     init_cond();
     pool.threads = pool.idle = 0;
+    pool.head = pool.tail = NULL;
+    pool.queued = 0;
+    fork_gen++;
 }
 
 static void pool_init(void)
 {
     init_cond();
-    pthread_atfork(NULL, NULL, after_fork_child);
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 /* ------------------------------------------------------------- workers */
@@ -133,8 +151,7 @@ static void deliver(void *arg)
         free(j);
         return;
     }
-    j->delivered = 1;
-    gr__unpark(j->caller, 0);
+    gr__latch_fire(&j->delivered, GR__WAKE_DONE);
 }
 
 /* With the lock held, after fn returned: hand the result over, or clean up
@@ -219,6 +236,7 @@ static int enqueue(job *j)
 
     pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&pool.lock);
+    j->gen = fork_gen;
     if (pool.max_queue && pool.queued >= pool.max_queue) {
         pthread_mutex_unlock(&pool.lock);
         errno = EAGAIN;
@@ -252,6 +270,17 @@ static int abandon(job *j, void **result)
     int err = errno;
 
     pthread_mutex_lock(&pool.lock);
+    if (j->gen != fork_gen) {
+        /* Lost in a fork: no worker and no deliver() will ever see it. */
+        int done = j->state == JOB_DONE;
+
+        pthread_mutex_unlock(&pool.lock);
+        if (done && result)
+            *result = j->result;
+        free(j);
+        errno = err;
+        return done ? 0 : -1;
+    }
     if (j->state == JOB_PENDING) {
         j->state = JOB_ABANDONED;
         pthread_mutex_unlock(&pool.lock);
@@ -268,7 +297,7 @@ static int abandon(job *j, void **result)
     return 0;
 }
 
-int gr_thread_run(gr_work_fn fn, void *arg, void **result,
+int gr_threadpool_run(gr_work_fn fn, void *arg, void **result,
                   void (*discard)(void *result, void *arg), int64_t deadline)
 {
     gr_hub *h;
@@ -278,35 +307,33 @@ int gr_thread_run(gr_work_fn fn, void *arg, void **result,
         errno = EINVAL;
         return -1;
     }
-    if (!(h = gr__hub()))
+    if (!(h = gr_hub_current()))
         return -1;
     /* Only the hub context is refused here. A killed caller or a past
      * deadline still queues the job and then gives it up at once, so
      * ETIMEDOUT and ECANCELED always mean "fn runs, then discard". */
-    if (h->current == h->hubg)
-        return gr__may_block(h);
+    if (gr__in_hub_callback())
+        return gr__enter();
     if (!(j = calloc(1, sizeof *j))) {
         errno = ENOMEM;
         return -1;
     }
-    *j = (job){.fn = fn, .arg = arg, .discard = discard, .hub = h, .caller = h->current};
+    *j = (job){.fn = fn, .arg = arg, .discard = discard, .hub = h};
     gr_hub_ref(h); /* the worker will post to us */
     if (enqueue(j) != 0) {
         gr_hub_unref(h);
         free(j);
         return -1;
     }
-    while (!j->delivered) {
-        if (gr__park(deadline, "thread pool") != 0 && !j->delivered)
-            return abandon(j, result);
-    }
+    if (gr__latch_wait(&j->delivered, GR__WAKE_DONE, deadline, "thread pool") < 0)
+        return abandon(j, result);
     if (result)
         *result = j->result;
     free(j);
     return 0;
 }
 
-int gr_thread_pool_size(size_t max_threads, size_t max_queue)
+int gr_threadpool_size(size_t max_threads, size_t max_queue)
 {
     if (max_threads == 0 || max_threads > THREADS_MAX) {
         errno = EINVAL;

@@ -19,33 +19,31 @@ static int closed(void)
 
 int gr_chan_send(gr_chan *c, void *v, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h || gr__sync_killed(h) != 0)
+    if (gr__check_cancel() != 0)
         return -1;
     if (GR__UNLIKELY(c->closed_))
         return closed();
-    if (gr__sync_handoff(gr__wq_of(&c->receivers_), v) == 0)
+    if (gr__handoff(&c->receivers_, v) == 0)
         return 0;
     w.data = v;
     /* Success means a receiver took it; a close wakes us with EPIPE. */
-    return gr__sync_wait(h, gr__wq_of(&c->senders_), &w, deadline, "channel send");
+    return gr__wait_queue(&c->senders_, &w, deadline, "channel send");
 }
 
 int gr_chan_recv(gr_chan *c, void **v, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w, *s;
 
-    if (!h || gr__sync_killed(h) != 0)
+    if (gr__check_cancel() != 0)
         return -1;
     if (GR__UNLIKELY(c->closed_))
         return closed();
-    if (c->senders_.head_ && (s = gr__wq_pop_parked(gr__wq_of(&c->senders_)))) {
+    if (c->senders_.head_ && (s = gr__wq_pop(&c->senders_))) {
         w.data = s->data;
-        gr__unpark(s->g, 0);
-    } else if (gr__sync_wait(h, gr__wq_of(&c->receivers_), &w, deadline, "channel receive") !=
+        gr__wake(s, 0);
+    } else if (gr__wait_queue(&c->receivers_, &w, deadline, "channel receive") !=
                0) {
         return -1;
     }
@@ -57,6 +55,6 @@ int gr_chan_recv(gr_chan *c, void **v, int64_t deadline)
 void gr_chan_close(gr_chan *c)
 {
     c->closed_ = 1;
-    gr__sync_wake_all(gr__wq_of(&c->senders_), NULL, EPIPE);
-    gr__sync_wake_all(gr__wq_of(&c->receivers_), NULL, EPIPE);
+    gr__wake_all(&c->senders_, NULL, EPIPE);
+    gr__wake_all(&c->receivers_, NULL, EPIPE);
 }

@@ -1,6 +1,9 @@
-/* Event and AsyncResult: outcomes many green threads wait for. Waiters are
+/* Event and AsyncResult: outcomes many threads wait for. Both are
+ * thread-safe, built on the core's cross-thread waits (core/xwait.c): a
+ * waiter may be a green thread of any hub or a plain OS thread. Waiters are
  * handed the outcome as they are woken, so none reads the object after its
- * wake-up: the setter may free it once the set call returns. */
+ * wake-up: when every waiter is of the setter's own hub, the setter may
+ * free the object as soon as the set call returns. */
 #include "sync/sync.h"
 
 /* ---------------------------------------------------------------- Event */
@@ -8,37 +11,48 @@
 void gr_event_init(gr_event *e)
 {
     e->q_.head_ = e->q_.tail_ = NULL;
+    e->lock_ = 0;
     e->set_ = 0;
 }
 
 void gr_event_set(gr_event *e)
 {
+    gr__xwaiter *w;
+
+    gr__xlock(&e->lock_);
     e->set_ = 1;
-    gr__sync_wake_all(gr__wq_of(&e->q_), NULL, 0);
+    while ((w = gr__xq_pop(&e->q_)))
+        gr__xwake(w, NULL, 0);
+    gr__xunlock(&e->lock_);
 }
 
 void gr_event_clear(gr_event *e)
 {
-    e->set_ = 0;
+    __atomic_store_n(&e->set_, 0, __ATOMIC_RELAXED);
 }
 
 int gr_event_is_set(const gr_event *e)
 {
-    return e->set_;
+    return __atomic_load_n(&e->set_, __ATOMIC_ACQUIRE);
 }
 
 int gr_event_wait(gr_event *e, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
-    gr__waiter w;
+    gr__xwaiter w;
 
-    if (!h)
-        return -1;
-    if (e->set_)
+    if (gr_event_is_set(e))
         return 0;
+    if (gr__check_wait(deadline) != 0)
+        return -1;
+    gr__xlock(&e->lock_);
+    if (e->set_) {
+        gr__xunlock(&e->lock_);
+        return 0;
+    }
+    gr__xq_push(&e->q_, &w);
     /* Woken by a set: success even if the flag was cleared since (gevent's
      * wait() does the same), since the set did happen. */
-    return gr__sync_wait(h, gr__wq_of(&e->q_), &w, deadline, "event");
+    return gr__xwait(&e->q_, &e->lock_, &w, deadline, "event");
 }
 
 /* ---------------------------------------------------------- AsyncResult */
@@ -49,21 +63,28 @@ void gr_async_init(gr_async *a)
 {
     a->q_.head_ = a->q_.tail_ = NULL;
     a->value_ = NULL;
+    a->lock_ = 0;
     a->state_ = ASYNC_PENDING;
     a->error_ = 0;
 }
 
 static int deliver(gr_async *a, int state, void *value, int err)
 {
+    gr__xwaiter *w;
+
+    gr__xlock(&a->lock_);
     if (a->state_ != ASYNC_PENDING) {
+        gr__xunlock(&a->lock_);
         errno = EALREADY;
         return -1;
     }
-    a->state_ = state;
     a->value_ = value;
     a->error_ = err;
-    /* The error rides in the wake status: park returns it as errno. */
-    gr__sync_wake_all(gr__wq_of(&a->q_), value, err);
+    __atomic_store_n(&a->state_, state, __ATOMIC_RELEASE);
+    /* The error rides in the wake status: the wait returns it as errno. */
+    while ((w = gr__xq_pop(&a->q_)))
+        gr__xwake(w, value, err);
+    gr__xunlock(&a->lock_);
     return 0;
 }
 
@@ -83,25 +104,37 @@ int gr_async_set_error(gr_async *a, int err)
 
 int gr_async_ready(const gr_async *a)
 {
-    return a->state_ != ASYNC_PENDING;
+    return __atomic_load_n(&a->state_, __ATOMIC_ACQUIRE) != ASYNC_PENDING;
 }
 
-int gr_async_get(gr_async *a, void **value, int64_t deadline)
+/* The outcome, once delivered (a->state_ read with acquire). */
+static int take(const gr_async *a, void **value)
 {
-    gr_hub *h = gr__hub();
-    gr__waiter w;
-
-    if (!h)
-        return -1;
     if (a->state_ == ASYNC_ERROR) {
         errno = a->error_;
         return -1;
     }
-    if (a->state_ == ASYNC_VALUE) {
-        w.data = a->value_;
-    } else if (gr__sync_wait(h, gr__wq_of(&a->q_), &w, deadline, "async result") != 0) {
+    if (value)
+        *value = a->value_;
+    return 0;
+}
+
+int gr_async_get(gr_async *a, void **value, int64_t deadline)
+{
+    gr__xwaiter w;
+
+    if (gr_async_ready(a))
+        return take(a, value);
+    if (gr__check_wait(deadline) != 0)
         return -1;
+    gr__xlock(&a->lock_);
+    if (a->state_ != ASYNC_PENDING) {
+        gr__xunlock(&a->lock_);
+        return take(a, value);
     }
+    gr__xq_push(&a->q_, &w);
+    if (gr__xwait(&a->q_, &a->lock_, &w, deadline, "async result") != 0)
+        return -1;
     if (value)
         *value = w.data;
     return 0;

@@ -37,7 +37,7 @@ int gr_group_free(gr_group *grp)
 {
     if (!grp)
         return 0;
-    if (grp->size || grp->reserved || grp->joiners.head || grp->spawners.head) {
+    if (grp->size || grp->reserved || !gr__wq_empty(&grp->joiners) || !gr__wq_empty(&grp->spawners)) {
         errno = EBUSY;
         return -1;
     }
@@ -53,7 +53,7 @@ static int full(const gr_group *grp)
 /* Give free slots to parked spawners, first come first served. */
 static void admit_spawners(gr_group *grp)
 {
-    while (!full(grp) && gr__sync_handoff(&grp->spawners, NULL) == 0)
+    while (!full(grp) && gr__handoff(&grp->spawners, NULL) == 0)
         grp->reserved++;
 }
 
@@ -82,7 +82,7 @@ static void member_exited(gr_t g, void *result, void *arg)
     grp->size--;
     admit_spawners(grp);
     if (grp->size == 0)
-        gr__sync_wake_all(&grp->joiners, NULL, 0);
+        gr__wake_all(&grp->joiners, NULL, 0);
 }
 
 /* Spawn into a slot already counted as free or reserved. */
@@ -120,12 +120,9 @@ static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts
 
 gr_t gr_group_spawn(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
     gr_t g;
 
-    if (!h)
-        return -1;
     if (!fn) {
         errno = EINVAL;
         return -1;
@@ -135,7 +132,7 @@ gr_t gr_group_spawn(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts, int
      * is parked while the pool is not full (freed slots are handed over at
      * once), so taking a free slot here is not barging. */
     if (full(grp)) {
-        if (gr__sync_wait(h, &grp->spawners, &w, deadline, "pool spawn") != 0)
+        if (gr__wait_queue(&grp->spawners, &w, deadline, "pool spawn") != 0)
             return -1;
         grp->reserved--;
     }
@@ -159,18 +156,17 @@ static int is_member(const gr_group *grp, gr_t g)
 
 int gr_group_join(gr_group *grp, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h)
-        return -1;
     if (grp->size == 0)
         return 0;
-    if (is_member(grp, h->current->handle)) {
+    /* In a hub callback gr_self fails (-1 is nobody's handle); the wait
+     * then fails with EDEADLK. */
+    if (is_member(grp, gr_self())) {
         errno = EDEADLK; /* it would wait for itself */
         return -1;
     }
-    return gr__sync_wait(h, &grp->joiners, &w, deadline, "group join");
+    return gr__wait_queue(&grp->joiners, &w, deadline, "group join");
 }
 
 void gr_group_kill(gr_group *grp)

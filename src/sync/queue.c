@@ -174,11 +174,11 @@ static size_t length(const gr_queue *q)
  * first parked getter, else into storage, where waiting peekers see it. */
 static int deliver(gr_queue *q, void *item)
 {
-    if (gr__sync_handoff(&q->getters, item) != 0) {
+    if (gr__handoff(&q->getters, item) != 0) {
         if (store(q, item) != 0)
             return -1;
-        if (q->peekers.head)
-            gr__sync_wake_all(&q->peekers, front(q), 0);
+        if (!gr__wq_empty(&q->peekers))
+            gr__wake_all(&q->peekers, front(q), 0);
     }
     q->unfinished++;
     return 0;
@@ -190,13 +190,13 @@ static void admit_putters(gr_queue *q)
 {
     gr__waiter *w;
 
-    while (q->maxsize && length(q) < q->maxsize && (w = gr__wq_pop_parked(&q->putters))) {
+    while (q->maxsize && length(q) < q->maxsize && (w = gr__wq_pop(&q->putters))) {
         if (store(q, w->data) != 0) {
-            gr__unpark(w->g, ENOMEM);
+            gr__wake(w, ENOMEM);
             continue;
         }
         q->unfinished++;
-        gr__unpark(w->g, 0);
+        gr__wake(w, 0);
     }
 }
 
@@ -238,7 +238,8 @@ int gr_queue_free(gr_queue *q)
         return 0;
     /* A waiter still linked may be one that timed out and has yet to run
      * and unlink itself: it will touch the queue. */
-    if (q->getters.head || q->putters.head || q->peekers.head || q->joiners.head ||
+    if (!gr__wq_empty(&q->getters) || !gr__wq_empty(&q->putters) ||
+        !gr__wq_empty(&q->peekers) || !gr__wq_empty(&q->joiners) ||
         atomic_load(&q->inflight) > 0) {
         errno = EBUSY;
         return -1;
@@ -256,32 +257,30 @@ int gr_queue_free(gr_queue *q)
 
 int gr_queue_put(gr_queue *q, void *item, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h || gr__sync_killed(h) != 0)
+    if (gr__check_cancel() != 0)
         return -1;
     unspill(q);
     if (q->maxsize && length(q) >= q->maxsize) {
         /* Success means a getter stored the item for us (admit_putters). */
         w.data = item;
-        return gr__sync_wait(h, &q->putters, &w, deadline, "queue put");
+        return gr__wait_queue(&q->putters, &w, deadline, "queue put");
     }
     return deliver(q, item);
 }
 
 int gr_queue_get(gr_queue *q, void **item, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h || gr__sync_killed(h) != 0)
+    if (gr__check_cancel() != 0)
         return -1;
     unspill(q);
     if (q->n > 0) {
         w.data = take(q);
         admit_putters(q);
-    } else if (gr__sync_wait(h, &q->getters, &w, deadline, "queue get") != 0) {
+    } else if (gr__wait_queue(&q->getters, &w, deadline, "queue get") != 0) {
         return -1;
     }
     if (item)
@@ -291,15 +290,12 @@ int gr_queue_get(gr_queue *q, void **item, int64_t deadline)
 
 int gr_queue_peek(gr_queue *q, void **item, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h)
-        return -1;
     unspill(q);
     if (q->n > 0)
         w.data = front(q);
-    else if (gr__sync_wait(h, &q->peekers, &w, deadline, "queue peek") != 0)
+    else if (gr__wait_queue(&q->peekers, &w, deadline, "queue peek") != 0)
         return -1;
     if (item)
         *item = w.data;
@@ -318,20 +314,17 @@ int gr_queue_task_done(gr_queue *q)
         return -1;
     }
     if (--q->unfinished == 0)
-        gr__sync_wake_all(&q->joiners, NULL, 0);
+        gr__wake_all(&q->joiners, NULL, 0);
     return 0;
 }
 
 int gr_queue_join(gr_queue *q, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h)
-        return -1;
     if (q->unfinished == 0)
         return 0;
-    return gr__sync_wait(h, &q->joiners, &w, deadline, "queue join");
+    return gr__wait_queue(&q->joiners, &w, deadline, "queue join");
 }
 
 /* ------------------------------------------------------------ posting */

@@ -24,16 +24,15 @@ void gr_sem_init_bounded(gr_sem *s, size_t value)
 
 int gr_sem_acquire(gr_sem *s, int64_t deadline)
 {
-    gr_hub *h = gr__hub();
     gr__waiter w;
 
-    if (!h || gr__sync_killed(h) != 0)
+    if (gr__check_cancel() != 0)
         return -1;
     if (s->value_ > 0) {
         s->value_--;
         return 0;
     }
-    return gr__sync_wait(h, gr__wq_of(&s->q_), &w, deadline, "semaphore");
+    return gr__wait_queue(&s->q_, &w, deadline, "semaphore");
 }
 
 int gr_sem_release(gr_sem *s)
@@ -46,7 +45,7 @@ int gr_sem_release(gr_sem *s)
         errno = EOVERFLOW;
         return -1;
     }
-    if (gr__sync_handoff(gr__wq_of(&s->q_), NULL) != 0)
+    if (gr__handoff(&s->q_, NULL) != 0)
         s->value_++;
     return 0;
 }

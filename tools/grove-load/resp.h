@@ -43,9 +43,9 @@ enum { GL_RESP_MORE, GL_RESP_DONE, GL_RESP_BAD };
 
 typedef struct gl_resp {
     uint8_t state;
-    uint8_t head_only;   /* the request was HEAD */
-    uint8_t chunked;     /* the last transfer coding is chunked */
-    uint8_t has_len;     /* 1: Content-Length; 2: Transfer-Encoding (wins) */
+    uint8_t head_only; /* the request was HEAD */
+    uint8_t chunked;   /* the last transfer coding is chunked */
+    uint8_t has_len;   /* 1: Content-Length; 2: Transfer-Encoding (wins) */
     uint8_t conn_close, conn_keepalive, seen_status;
     int status;          /* of the final response */
     int version;         /* 10 or 11 */
@@ -54,8 +54,8 @@ typedef struct gl_resp {
     uint64_t body;       /* payload bytes seen */
     uint32_t head_bytes; /* head (and trailer) bytes so far, against the limit */
     uint32_t carry_len, carry_cap;
-    char *carry;         /* a line split across reads */
-    char *server;        /* if not NULL: receives the Server header */
+    char *carry;  /* a line split across reads */
+    char *server; /* if not NULL: receives the Server header */
     size_t server_cap;
 } gl_resp;
 

@@ -17,7 +17,6 @@
 #include "load.h"
 #include "resp.h"
 
-#include "core/core.h" /* gr__wait_fd: wait without trying the read first */
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -216,10 +215,10 @@ static ssize_t read_some(conn *c, int64_t deadline)
 {
     ssize_t n;
 
-    if (c->drained && !gr__fd_take_ready(c->fd, GR_READ) &&
-        gr__wait_fd(c->fd, GR_READ, deadline, 1) < 0)
+    if (c->drained && !gr_fd_take_edges(c->fd, GR_READ) &&
+        gr_wait_fd(c->fd, GR_READ | GR_EDGE, deadline) < 0)
         return -1;
-    gr__fd_take_ready(c->fd, GR_READ);
+    gr_fd_take_edges(c->fd, GR_READ);
     n = gr_read(c->fd, c->w->rbuf, RBUF_SIZE, deadline);
     c->drained = n > 0 && n < RBUF_SIZE;
     return n;
