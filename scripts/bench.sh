@@ -40,6 +40,9 @@ echo "== libgrove-patch: patched calls vs gr_ calls and libc, a POSIX echo serve
 build/bin/grove-patch-bench $json
 echo "== echo over loopback: grove vs thread per connection"
 build/bin/grove-echo-bench $json
+echo "== HTTP parsing: the request path in memory; grove's head parser vs grove-load's"
+build/bin/grove-request-path $json
+build/bin/grove-head-parse $json
 echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"
 if [ -n "$json" ]; then BUILD=0 bench/http/http-bench.sh --json; else BUILD=0 bench/http/http-bench.sh; fi
 echo "== grove-load against wrk and ab (nginx as the target), 50,000 connections held"

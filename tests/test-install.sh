@@ -25,6 +25,9 @@ cc -Wall -Wextra -Werror "$top/examples/hello.c" $(pkg-config --cflags --libs gr
     -Wl,-rpath,"$libdir" -o "$prefix/hello-shared"
 cc -Wall -Wextra -Werror "$top/examples/hello.c" $(pkg-config --cflags grove) \
     "$libdir/libgrove.a" -pthread -lm -lcares -o "$prefix/hello-static"
+# The HTTP module's header, <grove/http.h>, installed beside grove.h.
+cc -Wall -Wextra -Werror "$top/examples/http-hello.c" $(pkg-config --cflags --libs grove) \
+    -Wl,-rpath,"$libdir" -o "$prefix/http-hello-shared"
 # Uninstalled: the flags README.md gives, nothing from the prefix.
 flags=$(PKG_CONFIG_PATH="$build" pkg-config --cflags --libs --static grove)
 case $flags in
@@ -47,6 +50,8 @@ cc -Wall -Wextra -Werror -fno-builtin "$top/tests/patch/startup.c" $(pkg-config 
 LD_PRELOAD="$libdir/libgrove-patch.so" "$prefix/startup-shared" | grep -q "startup ok" ||
     { echo "startup-shared under LD_PRELOAD failed"; exit 1; }
 test -f "$prefix/include/grove/patch.h"
+out=$("$prefix/http-hello-shared")
+echo "$out" | grep -q "200 hello, /three" || { echo "http-hello-shared: $out"; exit 1; }
 # Only the public API is exported from the shared library.
 leaked=$(nm -D --defined-only "$libdir/libgrove.so" | awk '{print $3}' | grep -v '^gr_' || true)
 [ -z "$leaked" ] || { echo "non-API symbols exported: $leaked"; exit 1; }

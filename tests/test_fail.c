@@ -16,6 +16,8 @@
 
 #include "arch/fail.h"
 
+#include <grove/http.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -471,7 +473,7 @@ static int http; /* 1: the HTTP server */
 static int hello(gr_http_request *req, void *arg)
 {
     (void)arg;
-    if (gr_http_respond(req, 200, NULL, 0, "hello", 5) != 0)
+    if (gr_http_respond(req, 200, NULL, 0, "hello", 5, -1) != 0)
         atomic_store(&handler_err, errno);
     return 0;
 }
@@ -598,9 +600,9 @@ static int small_or_big(gr_http_request *req, void *arg)
     (void)arg;
     if (!strcmp(req->target, "/big")) {
         memset(big, 'b', sizeof big);
-        return gr_http_respond(req, 200, NULL, 0, big, sizeof big);
+        return gr_http_respond(req, 200, NULL, 0, big, sizeof big, -1);
     }
-    return gr_http_respond(req, 200, NULL, 0, "small", 5);
+    return gr_http_respond(req, 200, NULL, 0, "small", 5, -1);
 }
 
 typedef struct child_srv {

@@ -7,11 +7,12 @@
  * names. */
 #include "common.h"
 
+#include <grove/http.h>
+
 #include <stdlib.h>
 #include <strings.h>
 
 #define BIG ((size_t)8 << 20)
-
 
 /* A test: fn run under gr_main, within secs seconds. */
 #define CLIENT_TEST(name, fn, secs)                                                                \
@@ -54,7 +55,7 @@ static char *read_all(gr_http_request *req, size_t *len)
     ssize_t r;
 
     cr_assert_not_null(b);
-    while ((r = gr_http_read_body(req, b + n, cap - n)) > 0) {
+    while ((r = gr_http_read_body(req, b + n, cap - n, -1)) > 0) {
         n += (size_t)r;
         if (n == cap)
             cr_assert_not_null(b = realloc(b, cap *= 2));
@@ -68,14 +69,14 @@ static int stream(gr_http_request *req)
 {
     static const char *parts[] = {"one,", "two,", "", "three"};
 
-    if (gr_http_begin(req, 200, NULL, 0, -1) != 0)
+    if (gr_http_begin(req, 200, NULL, 0, -1, -1) != 0)
         return -1;
     for (size_t i = 0; i < 4; i++) {
-        if (gr_http_send(req, parts[i], strlen(parts[i])) != 0)
+        if (gr_http_send(req, parts[i], strlen(parts[i]), -1) != 0)
             return -1;
         gr_sleep(gr_now() + 2); /* separate chunks, separate segments */
     }
-    return gr_http_end(req);
+    return gr_http_end(req, -1);
 }
 
 /* The body back, streamed chunked in 64 KiB pieces. */
@@ -83,12 +84,12 @@ static int echo_chunked(gr_http_request *req)
 {
     size_t n;
     char *b = read_all(req, &n);
-    int rc = gr_http_begin(req, 200, NULL, 0, -1);
+    int rc = gr_http_begin(req, 200, NULL, 0, -1, -1);
 
     for (size_t off = 0; rc == 0 && off < n; off += 65536)
-        rc = gr_http_send(req, b + off, n - off < 65536 ? n - off : 65536);
+        rc = gr_http_send(req, b + off, n - off < 65536 ? n - off : 65536, -1);
     free(b);
-    return rc == 0 ? gr_http_end(req) : -1;
+    return rc == 0 ? gr_http_end(req, -1) : -1;
 }
 
 static int handler(gr_http_request *req, void *arg)
@@ -103,18 +104,18 @@ static int handler(gr_http_request *req, void *arg)
     if (!strcmp(req->path, "/echo-chunked"))
         return echo_chunked(req);
     if (!strcmp(req->path, "/big"))
-        return gr_http_respond(req, 200, h, 3, big_body, BIG);
+        return gr_http_respond(req, 200, h, 3, big_body, BIG, -1);
     if (!strcmp(req->path, "/echo")) {
         size_t n;
         char *b = read_all(req, &n);
-        int rc = gr_http_respond(req, 200, h, 3, b, n);
+        int rc = gr_http_respond(req, 200, h, 3, b, n, -1);
 
         free(b);
         return rc;
     }
     if (!strcmp(req->path, "/empty"))
-        return gr_http_respond(req, 204, NULL, 0, NULL, 0);
-    return gr_http_respond(req, 200, h, 3, "hello\n", 6);
+        return gr_http_respond(req, 204, NULL, 0, NULL, 0, -1);
+    return gr_http_respond(req, 200, h, 3, "hello\n", 6, -1);
 }
 
 static gr_http_server *http_start(const gr_http_opts *o, int *port)

@@ -1,45 +1,31 @@
 /* The HTTP/1.1 client: one kept-alive connection to one server, requests
- * one at a time, responses parsed by llhttp (the server's parser, run as
- * HTTP_RESPONSE).
+ * one at a time, responses parsed by the server's own head parser
+ * (head.c, in its lenient mode) and chunked decoder (chunked.c).
  *
  * Memory: every buffer belongs to the client and only grows, so requests
  * in the steady state allocate nothing. The request head is built in
  * `out` and leaves with the body in one writev. The response head is read
- * into `in` and parsed in place, as parse.c does for requests: callbacks
- * record offsets (`in` may still grow while the head is incomplete), and
- * once the head is complete its names and values are NUL-terminated where
- * they stand and the header array points at them. Body bytes then go
- * straight into `body`: each read lands at the end of the body so far and
- * llhttp's on_body moves the payload down over the chunk framing, so a
- * large body is read in large reads and never copied twice.
+ * into `in` and parsed in place, as the server parses requests: its names
+ * and values are NUL-terminated where they stand and the header array
+ * points at them. Body bytes then go straight into `body`: each read lands
+ * at the end of the body so far and the chunked decoder moves the payload
+ * down over the framing, so a large body is read in large reads and never
+ * copied twice.
  *
  * Connection reuse: a connection is kept after a response only if both
- * sides allow it (llhttp_should_keep_alive, no "Connection: close" in the
- * request, no stray bytes after the response). On any error the connection
- * is closed, since how much of the exchange went through is unknown. */
+ * sides allow it (Connection, the version, a body not delimited by the
+ * close, no "Connection: close" in the request, no stray bytes after the
+ * response, no faulty framing). On any error the connection is closed,
+ * since how much of the exchange went through is unknown. */
 #include "http.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* Largest response body accepted (grove.h promises 64 MiB). */
-#define MAX_BODY ((size_t)64 << 20)
-/* Largest response head: status line and headers, interim responses
- * included. Generous: real heads are a few hundred bytes. */
-#define MAX_HEAD ((size_t)1 << 20)
-/* Initial sizes; every buffer doubles as needed. */
-#define IN_INITIAL 8192
 #define OUT_INITIAL 1024
-#define BODY_INITIAL 4096
-#define SPANS_INITIAL 32
-/* Room made before each read of a body of unknown length. */
-#define READ_ROOM ((size_t)64 * 1024)
-/* A span's value_off before its value arrives. */
-#define NO_VALUE UINT32_MAX
 
 struct gr_http_client {
     char *host;       /* for gr_tcp_connect: brackets of an IPv6 literal removed */
@@ -50,376 +36,38 @@ struct gr_http_client {
 
     char *out; /* the request head */
     size_t out_cap;
+    gr__http_reader rd; /* the response */
 
-    /* The response head: bytes [0, in_end) of in. */
-    char *in;
-    size_t in_cap, in_end;
-    gr__http_span *spans;
-    gr_http_header *headers;
-    size_t nspans, spans_cap, headers_cap;
-
-    /* The body, de-chunked, NUL-terminated when complete. */
-    char *body;
-    size_t body_len, body_cap;
-
-    llhttp_t parser;
-    int head_method;  /* the request was HEAD: no body will follow */
-    int close_asked;  /* the request said "Connection: close" */
-    int in_value;     /* the last header callback was a value */
-    int headers_done; /* the final response's head is complete */
-    int message_done; /* the final response is complete */
-    int parsing_body; /* llhttp is parsing bytes read into body */
-    int keep_alive;   /* the connection may serve another request */
-    int got_bytes;    /* some byte of a response came on this attempt */
-    int err;          /* errno to report when a callback failed */
-    int status, version;
+    int head_method; /* the request was HEAD: no body will follow */
+    int close_asked; /* the request said "Connection: close" */
+    int got_bytes;   /* some byte of a response came on this attempt */
 };
-
-/* ------------------------------------------------------------- buffers */
-
-/* Grow *buf (capacity *cap) to hold at least need bytes, doubling, but
- * never past max (need <= max). 0 or -1/ENOMEM. */
-static int grow(char **buf, size_t *cap, size_t need, size_t max)
-{
-    size_t n = *cap ? *cap : 64;
-    char *p;
-
-    if (need <= *cap)
-        return 0;
-    while (n < need)
-        n = n > max / 2 ? max : n * 2;
-    if (!(p = gr__realloc(*buf, n))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
-static int grow_spans(gr_http_client *c)
-{
-    size_t n = c->spans_cap * 2;
-    gr__http_span *s;
-
-    if (!(s = gr__realloc(c->spans, n * sizeof *s))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    c->spans = s;
-    c->spans_cap = n;
-    return 0;
-}
-
-static int grow_headers(gr_http_client *c, size_t need)
-{
-    gr_http_header *h;
-
-    if (need <= c->headers_cap)
-        return 0;
-    if (!(h = gr__realloc(c->headers, need * sizeof *h))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    c->headers = h;
-    c->headers_cap = need;
-    return 0;
-}
-
-/* ------------------------------------------------------ llhttp callbacks */
-
-static gr_http_client *client_of(llhttp_t *p)
-{
-    return p->data;
-}
-
-/* A callback's failure: remember why, stop the parser. */
-static int fail_cb(gr_http_client *c, int err)
-{
-    c->err = err;
-    return HPE_USER;
-}
-
-/* 1xx other than 101 are interim: the final response follows. */
-static int interim(int status)
-{
-    return status >= 100 && status < 200 && status != 101;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-    gr_http_client *c = client_of(p);
-
-    c->nspans = 0;
-    c->in_value = 0;
-    return 0;
-}
-
-/* Header callbacks come in pieces, contiguous in `in`. After the head they
- * are trailers of a chunked body: dropped (and their bytes are not in
- * `in`). */
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    gr_http_client *c = client_of(p);
-    gr__http_span *sp;
-
-    if (c->headers_done)
-        return 0;
-    if (c->in_value || !c->nspans) {
-        if (c->nspans == c->spans_cap && grow_spans(c) != 0)
-            return fail_cb(c, ENOMEM);
-        sp = &c->spans[c->nspans++];
-        *sp = (gr__http_span){(uint32_t)(at - c->in), 0, NO_VALUE, 0};
-        c->in_value = 0;
-    }
-    c->spans[c->nspans - 1].name_len += (uint32_t)len;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    gr_http_client *c = client_of(p);
-    gr__http_span *sp;
-
-    if (c->headers_done)
-        return 0;
-    sp = &c->spans[c->nspans - 1];
-    if (!c->in_value) {
-        sp->value_off = (uint32_t)(at - c->in);
-        sp->value_len = 0;
-        c->in_value = 1;
-    }
-    sp->value_len += (uint32_t)len;
-    return 0;
-}
-
-/* NUL-terminate the head's strings in place and point the header array at
- * them. `in` no longer moves: body bytes go elsewhere from now on. */
-static int finish_head(gr_http_client *c)
-{
-    if (grow_headers(c, c->nspans) != 0)
-        return -1;
-    for (size_t i = 0; i < c->nspans; i++) {
-        gr__http_span *sp = &c->spans[i];
-        char *v;
-
-        if (sp->value_off == NO_VALUE) { /* "Name:" with an empty value */
-            sp->value_off = sp->name_off + sp->name_len;
-            sp->value_len = 0;
-        }
-        v = c->in + sp->value_off;
-        while (sp->value_len && (v[sp->value_len - 1] == ' ' || v[sp->value_len - 1] == '\t'))
-            sp->value_len--;
-        c->in[sp->name_off + sp->name_len] = '\0'; /* over the ':' */
-        v[sp->value_len] = '\0';                   /* over CR or blanks */
-        c->headers[i].name = c->in + sp->name_off;
-        c->headers[i].value = v;
-    }
-    return 0;
-}
-
-/* Reserve room for a body whose length is announced, so it is read in as
- * few reads as the kernel allows. */
-static int announced_length(gr_http_client *c, const llhttp_t *p)
-{
-    if (!(p->flags & F_CONTENT_LENGTH) || (p->flags & F_CHUNKED))
-        return 0;
-    if (p->content_length > MAX_BODY)
-        return fail_cb(c, EMSGSIZE);
-    if (grow(&c->body, &c->body_cap, p->content_length + 1, MAX_BODY + 1) != 0)
-        return fail_cb(c, ENOMEM);
-    return 0;
-}
-
-/* Returning 1 tells llhttp the message has no body whatever its headers
- * say: HEAD, 1xx, 204, 304. Interim responses are parsed and forgotten. */
-static int on_headers_complete(llhttp_t *p)
-{
-    gr_http_client *c = client_of(p);
-    int status = p->status_code;
-
-    if (interim(status))
-        return 1;
-    if (finish_head(c) != 0)
-        return fail_cb(c, ENOMEM);
-    c->headers_done = 1;
-    c->status = status;
-    c->version = p->http_major * 10 + p->http_minor;
-    if (c->head_method || status < 200 || status == 204 || status == 304)
-        return 1;
-    return announced_length(c, p);
-}
-
-/* While parsing `in`, payload is appended to the body; while parsing bytes
- * read into the body itself, it moves down over the framing (never up: the
- * payload so far is never longer than the bytes parsed). */
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-    gr_http_client *c = client_of(p);
-
-    if (len > MAX_BODY - c->body_len)
-        return fail_cb(c, EMSGSIZE);
-    if (c->parsing_body) {
-        memmove(c->body + c->body_len, at, len);
-    } else {
-        if (grow(&c->body, &c->body_cap, c->body_len + len + 1, MAX_BODY + 1) != 0)
-            return fail_cb(c, ENOMEM);
-        memcpy(c->body + c->body_len, at, len);
-    }
-    c->body_len += len;
-    return 0;
-}
-
-/* Pause at the end of the final response: what follows it, if anything,
- * was never asked for. The flags llhttp clears after this callback still
- * tell whether the server keeps the connection. */
-static int on_message_complete(llhttp_t *p)
-{
-    gr_http_client *c = client_of(p);
-
-    if (interim(p->status_code))
-        return 0;
-    c->message_done = 1;
-    c->keep_alive = llhttp_should_keep_alive(p) && p->status_code != 101;
-    return HPE_PAUSED;
-}
-
-static llhttp_settings_t settings;
-static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
-
-static void init_settings(void)
-{
-    llhttp_settings_init(&settings);
-    settings.on_message_begin = on_message_begin;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-}
 
 /* ------------------------------------------------------------- reading */
 
-static void begin_response(gr_http_client *c)
-{
-    pthread_once(&settings_once, init_settings);
-    llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
-    c->parser.data = c;
-    c->in_end = c->nspans = c->body_len = 0;
-    c->in_value = c->headers_done = c->message_done = c->parsing_body = 0;
-    c->keep_alive = c->got_bytes = c->err = 0;
-    c->status = c->version = 0;
-}
-
-/* Feed n bytes at `at` to llhttp. Bytes after the final response mean a
- * confused server: the response stands, the connection does not. */
-static int parse(gr_http_client *c, const char *at, size_t n)
-{
-    llhttp_errno_t e = llhttp_execute(&c->parser, at, n);
-
-    if (e == HPE_OK)
-        return 0;
-    if (e == HPE_PAUSED && c->message_done) {
-        if (llhttp_get_error_pos(&c->parser) != at + n)
-            c->keep_alive = 0;
-        return 0;
-    }
-    if (e == HPE_PAUSED_UPGRADE && c->message_done) /* 101: another protocol follows */
-        return 0;
-    errno = c->err ? c->err : EPROTO;
-    return -1;
-}
-
-/* The server closed its side. That ends a body delimited by the close;
- * anywhere else the response is cut short (EPIPE, as gr_read_exact). */
-static int at_eof(gr_http_client *c)
-{
-    if (c->headers_done && llhttp_message_needs_eof(&c->parser)) {
-        llhttp_errno_t e = llhttp_finish(&c->parser);
-
-        if (c->message_done && (e == HPE_OK || e == HPE_PAUSED))
-            return 0;
-        if (c->err) {
-            errno = c->err;
-            return -1;
-        }
-    }
-    errno = EPIPE;
-    return -1;
-}
-
-/* Room in the head buffer, grown up to MAX_HEAD. */
-static char *head_room(gr_http_client *c, size_t *room)
-{
-    if (c->in_end == c->in_cap) {
-        if (c->in_cap >= MAX_HEAD) {
-            errno = EMSGSIZE;
-            return NULL;
-        }
-        if (grow(&c->in, &c->in_cap, c->in_cap + 1, MAX_HEAD) != 0)
-            return NULL;
-    }
-    *room = c->in_cap - c->in_end;
-    return c->in + c->in_end;
-}
-
-/* Room at the end of the body: exactly what an announced length still
- * owes (reserved when the head came, so such a body comes in as few reads
- * as the kernel allows and nothing past it is read), else at least
- * READ_ROOM. The last byte stays free for the terminating NUL. */
-static char *body_room(gr_http_client *c, size_t *room)
-{
-    const llhttp_t *p = &c->parser;
-    int exact = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
-    size_t want = exact ? (size_t)p->content_length : READ_ROOM;
-
-    if (c->body_cap - c->body_len < want + 1 &&
-        grow(&c->body, &c->body_cap, c->body_len + want + 1, MAX_BODY + READ_ROOM + 1) != 0)
-        return NULL;
-    *room = exact ? want : c->body_cap - 1 - c->body_len;
-    return c->body + c->body_len;
-}
-
-/* Where the next read goes: the head buffer until the final head is
- * complete, then the end of the body. */
-static char *read_room(gr_http_client *c, size_t *room)
-{
-    return c->headers_done ? body_room(c, room) : head_room(c, room);
-}
-
-/* Read once and parse what came. 0 or -1 with errno. */
-static int read_more(gr_http_client *c, int64_t deadline)
-{
-    size_t room;
-    char *at = read_room(c, &room);
-    ssize_t n;
-
-    if (!at)
-        return -1;
-    if ((n = gr_read(c->fd, at, room, deadline)) < 0)
-        return -1;
-    if (n == 0)
-        return at_eof(c);
-    c->got_bytes = 1;
-    c->parsing_body = c->headers_done;
-    if (!c->headers_done)
-        c->in_end += (size_t)n;
-    return parse(c, at, (size_t)n);
-}
-
+/* Read and parse until the response is whole. 0 or -1 with errno. */
 static int read_response(gr_http_client *c, gr_http_response *res, int64_t deadline)
 {
-    begin_response(c);
-    while (!c->message_done)
-        if (read_more(c, deadline) != 0)
+    gr__http_reader *r = &c->rd;
+
+    gr__http_reader_begin(r, c->head_method);
+    while (!r->message_done) {
+        size_t room;
+        char *at = gr__http_reader_room(r, &room);
+        ssize_t n;
+
+        if (!at || (n = gr_read(c->fd, at, room, deadline)) < 0)
             return -1;
-    c->body[c->body_len] = '\0'; /* room kept by every read (the buffer exists from new) */
-    res->status = c->status;
-    res->version = c->version;
-    res->headers = c->headers;
-    res->nheaders = c->nspans;
-    res->body = c->body;
-    res->body_len = c->body_len;
+        if (n == 0) {
+            if (gr__http_reader_eof(r) != 0)
+                return -1;
+            break;
+        }
+        c->got_bytes = 1;
+        if (gr__http_reader_got(r, (size_t)n) != 0)
+            return -1;
+    }
+    gr__http_reader_result(r, res);
     return 0;
 }
 
@@ -435,21 +83,6 @@ static int visible(const char *s, const char *also_refused)
         if (*p <= ' ' || *p == 0x7f || (also_refused && strchr(also_refused, *p)))
             return 0;
     return 1;
-}
-
-/* "close" among the comma-separated tokens of a Connection header. */
-static int says_close(const char *v)
-{
-    while (*v) {
-        size_t n;
-
-        v += strspn(v, " \t,");
-        n = strcspn(v, " \t,");
-        if (n == 5 && !strncasecmp(v, "close", 5))
-            return 1;
-        v += n;
-    }
-    return 0;
 }
 
 typedef struct head_flags {
@@ -468,8 +101,10 @@ static int check_headers(const gr_http_header *h, size_t n, head_flags *f, size_
             return -1;
         f->has_host |= !strcasecmp(h[i].name, "Host");
         if (!strcasecmp(h[i].name, "Connection")) {
+            size_t others;
+
             f->has_connection = 1;
-            f->close |= says_close(h[i].value);
+            f->close |= gr__http_list_count(h[i].value, "close", &others) > 0;
         }
         *bytes += strlen(h[i].name) + strlen(h[i].value) + 4;
     }
@@ -496,7 +131,7 @@ static ssize_t build_head(gr_http_client *c, const char *method, const char *tar
         return -1;
     }
     need += strlen(method) + strlen(target) + strlen(c->host_field);
-    if (grow(&c->out, &c->out_cap, need, SIZE_MAX) != 0)
+    if (gr__http_grow(&c->out, &c->out_cap, need, SIZE_MAX) != 0)
         return -1;
     o = gr__http_put_str(c->out, method);
     *o++ = ' ';
@@ -565,7 +200,7 @@ static int early_response(gr_http_client *c, gr_http_response *res, int64_t dead
     if (err != EPIPE && err != ECONNRESET)
         return -1;
     if (read_response(c, res, deadline) == 0) {
-        c->keep_alive = 0; /* the rest of the request would be read as the next one */
+        c->rd.keep_alive = 0; /* the rest of the request would be read as the next one */
         return 0;
     }
     if (!c->got_bytes)
@@ -614,7 +249,7 @@ static int exchange(gr_http_client *c, const struct iovec *iov, int n, gr_http_r
         int err;
 
         if (attempt(c, iov, n, res, deadline) == 0) {
-            if (!c->keep_alive || c->close_asked)
+            if (!c->rd.keep_alive || c->close_asked)
                 disconnect(c);
             return 0;
         }
@@ -696,12 +331,8 @@ static int set_host(gr_http_client *c, const char *host, int port)
 
 static int alloc_buffers(gr_http_client *c)
 {
-    c->spans_cap = SPANS_INITIAL;
-    c->spans = gr__malloc(SPANS_INITIAL * sizeof *c->spans);
-    if (!c->spans || grow(&c->in, &c->in_cap, IN_INITIAL, MAX_HEAD) != 0 ||
-        grow(&c->out, &c->out_cap, OUT_INITIAL, SIZE_MAX) != 0 ||
-        grow(&c->body, &c->body_cap, BODY_INITIAL, MAX_BODY + 1) != 0 ||
-        grow_headers(c, SPANS_INITIAL) != 0) {
+    if (gr__http_reader_init(&c->rd) != 0 ||
+        gr__http_grow(&c->out, &c->out_cap, OUT_INITIAL, SIZE_MAX) != 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -739,9 +370,6 @@ void gr_http_client_free(gr_http_client *c)
     free(c->host);
     free(c->host_field);
     free(c->out);
-    free(c->in);
-    free(c->spans);
-    free(c->headers);
-    free(c->body);
+    gr__http_reader_fini(&c->rd);
     free(c);
 }

@@ -30,8 +30,9 @@ int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__
         errno = ENOMEM;
         return -1;
     }
-    c->spans = (gr__http_span *)(void *)block;
-    c->headers = (gr_http_header *)(void *)(block + spans);
+    gr__http_head_init(&c->head, HTTP_REQUEST, 0, (gr__http_span *)(void *)block,
+                       (gr_http_header *)(void *)(block + spans), cfg->max_headers,
+                       cfg->max_headers);
     c->out = block + spans + headers;
     c->buf = c->out + GR__HTTP_OUT_BYTES;
     c->cap = in;
@@ -41,15 +42,15 @@ int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__
     c->cfg = cfg;
     c->req.conn_ = c;
     c->req.peer = peer;
-    gr__http_parser_init(c);
+    gr__http_head_begin(&c->head);
     return 0;
 }
 
 void gr__http_conn_fini(gr__http_conn *c)
 {
-    free(c->spans); /* the block */
+    free(c->head.spans); /* the block */
     free(c->target_copy);
-    c->spans = NULL;
+    c->head.spans = NULL;
     c->target_copy = NULL;
 }
 
@@ -58,6 +59,24 @@ void gr__http_conn_fini(gr__http_conn *c)
 static int no_body_status(int status)
 {
     return status < 200 || status == 204 || status == 304;
+}
+
+/* The server owns the framing (and a response carrying two would let a
+ * client and a proxy read different bodies): a handler's Content-Length
+ * or Transfer-Encoding is refused, and so is a Connection field other
+ * than "close", which asks the server to close after the response. Returns
+ * -1 to refuse h, 1 for "Connection: close" (written by the server), else
+ * 0. */
+static int framing_field(const gr_http_header *h, size_t name_len)
+{
+    size_t others;
+
+    if ((name_len == 14 && !strcasecmp(h->name, "Content-Length")) ||
+        (name_len == 17 && !strcasecmp(h->name, "Transfer-Encoding")))
+        return -1;
+    if (name_len != 10 || strcasecmp(h->name, "Connection"))
+        return 0;
+    return gr__http_list_count(h->value, "close", &others) && !others ? 1 : -1;
 }
 
 /* Build the response head in c->out. length: the body's size, or -1 for a
@@ -71,6 +90,7 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
      * Transfer-Encoding (28), Connection (24) and the blank line (2): 149.
      * c->buf follows c->out: nothing may be written past end. */
     size_t need = 160;
+    int close = 0, f;
 
     /* 1xx are interim answers, never the response: sent as one, the client
      * would take the next response for this request's. The server sends
@@ -80,11 +100,14 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!gr__http_header_ok(&h[i])) {
+        size_t name_len = strlen(h[i].name);
+
+        if (!gr__http_header_ok(&h[i]) || (f = framing_field(&h[i], name_len)) < 0) {
             errno = EINVAL;
             return -1;
         }
-        need += strlen(h[i].name) + strlen(h[i].value) + 4;
+        close |= f;
+        need += name_len + strlen(h[i].value) + 4;
     }
     if (need > (size_t)(end - o)) {
         errno = EMSGSIZE;
@@ -93,7 +116,7 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     /* Close after this response when the server is stopping, and when the
      * client was told to wait for 100 Continue that was not sent: it may
      * or may not send the body now, so the connection cannot be reused. */
-    if (atomic_load(&c->cfg->stopping) ||
+    if (close || atomic_load(&c->cfg->stopping) ||
         (c->expect_continue && !c->continue_sent && !c->message_done))
         c->keep_alive = 0;
     o = gr__http_put(o, "HTTP/1.1 ", 9);
@@ -103,7 +126,12 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     o = gr__http_put(o, "\r\nDate: ", 8);
     o = gr__http_put_str(o, gr__http_date());
     o = gr__http_put(o, "\r\n", 2);
-    o = gr__http_put_headers(o, h, n);
+    if (!close)
+        o = gr__http_put_headers(o, h, n);
+    else /* the server writes the one Connection field */
+        for (size_t i = 0; i < n; i++)
+            if (strcasecmp(h[i].name, "Connection"))
+                o = gr__http_put_headers(o, &h[i], 1);
     if (!no_body_status(status)) {
         if (length >= 0) {
             o = gr__http_put(o, "Content-Length: ", 16);
@@ -123,9 +151,15 @@ static ssize_t build_head(gr__http_conn *c, int status, const gr_http_header *h,
     return o - c->out;
 }
 
-static int64_t write_deadline(gr__http_conn *c)
+/* The earlier of a caller's deadline (-1: none) and a server limit. */
+static int64_t earlier(int64_t deadline, int64_t limit)
 {
-    return c->io->now() + c->cfg->write_timeout;
+    return deadline < 0 || deadline > limit ? limit : deadline;
+}
+
+static int64_t write_deadline(gr__http_conn *c, int64_t deadline)
+{
+    return earlier(deadline, c->io->now() + c->cfg->write_timeout);
 }
 
 /* Write a response's pieces; body counts the body bytes among them (for
@@ -133,13 +167,14 @@ static int64_t write_deadline(gr__http_conn *c)
  * is also the connection's last, MSG_MORE holds the bytes back until the
  * close() that follows, so data and FIN leave in one segment: one wake-up
  * less for the client per connection without keep-alive. */
-static int send_iov(gr__http_conn *c, struct iovec *iov, int n, size_t body, int done)
+static int send_iov(gr__http_conn *c, struct iovec *iov, int n, size_t body, int done,
+                    int64_t deadline)
 {
     /* Only when the request was read whole: closing with unread input
      * resets the connection, and a reset discards data held back. */
     int flags = done && !c->keep_alive && c->message_done && c->parsed == c->end ? MSG_MORE : 0;
 
-    if (c->io->write(c, iov, n, flags, write_deadline(c)) == 0) {
+    if (c->io->write(c, iov, n, flags, write_deadline(c, deadline)) == 0) {
         c->resp_bytes += body;
         return 0;
     }
@@ -153,7 +188,7 @@ static gr__http_conn *conn_of_req(gr_http_request *req)
 }
 
 int gr_http_respond(gr_http_request *req, int status, const gr_http_header *headers,
-                    size_t nheaders, const void *body, size_t len)
+                    size_t nheaders, const void *body, size_t len, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov[2];
@@ -172,12 +207,12 @@ int gr_http_respond(gr_http_request *req, int status, const gr_http_header *head
     /* HEAD and bodiless statuses: the head alone, with the length a GET
      * would have had. */
     if (c->head_method || no_body_status(status) || !len)
-        return send_iov(c, iov, 1, 0, 1);
-    return send_iov(c, iov, 2, len, 1);
+        return send_iov(c, iov, 1, 0, 1, deadline);
+    return send_iov(c, iov, 2, len, 1, deadline);
 }
 
-int gr_http_begin(gr_http_request *req, int status, const gr_http_header *headers,
-                  size_t nheaders, int64_t length)
+int gr_http_begin(gr_http_request *req, int status, const gr_http_header *headers, size_t nheaders,
+                  int64_t length, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov;
@@ -199,10 +234,10 @@ int gr_http_begin(gr_http_request *req, int status, const gr_http_header *header
         c->resp = req->version >= 11 ? RESP_CHUNKED : RESP_UNTIL_CLOSE;
     }
     iov = (struct iovec){c->out, (size_t)n};
-    return send_iov(c, &iov, 1, 0, c->resp == RESP_DONE);
+    return send_iov(c, &iov, 1, 0, c->resp == RESP_DONE, deadline);
 }
 
-int gr_http_send(gr_http_request *req, const void *data, size_t len)
+int gr_http_send(gr_http_request *req, const void *data, size_t len, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov[3];
@@ -228,10 +263,10 @@ int gr_http_send(gr_http_request *req, const void *data, size_t len)
         iov[n++] = (struct iovec){"\r\n", 2};
     if (c->resp == RESP_LENGTH)
         c->resp_left -= (int64_t)len;
-    return send_iov(c, iov, n, len, c->resp == RESP_LENGTH && c->resp_left == 0);
+    return send_iov(c, iov, n, len, c->resp == RESP_LENGTH && c->resp_left == 0, deadline);
 }
 
-int gr_http_end(gr_http_request *req)
+int gr_http_end(gr_http_request *req, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     struct iovec iov = {"0\r\n\r\n", 5};
@@ -243,7 +278,7 @@ int gr_http_end(gr_http_request *req)
     }
     c->resp = RESP_DONE;
     if (was == RESP_CHUNKED)
-        return send_iov(c, &iov, 1, 0, 1);
+        return send_iov(c, &iov, 1, 0, 1, deadline);
     if (was == RESP_LENGTH && c->resp_left > 0) {
         c->keep_alive = 0; /* the client waits for bytes that will not come */
         errno = EINVAL;
@@ -259,7 +294,7 @@ static void send_status(gr__http_conn *c, int status)
     static const gr_http_header h[] = {{"Content-Type", "text/plain"}};
     int n = snprintf(body, sizeof body, "%d %s\n", status, gr__http_reason(status));
 
-    gr_http_respond(&c->req, status, h, 1, body, (size_t)n);
+    gr_http_respond(&c->req, status, h, 1, body, (size_t)n, -1);
 }
 
 /* -------------------------------------------------------------- bodies */
@@ -277,18 +312,18 @@ static ssize_t read_more(gr__http_conn *c, int64_t deadline)
     return n;
 }
 
-static void send_continue(gr__http_conn *c)
+static void send_continue(gr__http_conn *c, int64_t deadline)
 {
     struct iovec iov = {"HTTP/1.1 100 Continue\r\n\r\n", 25};
 
     c->continue_sent = 1;
-    if (c->io->write(c, &iov, 1, 0, write_deadline(c)) != 0)
+    if (c->io->write(c, &iov, 1, 0, write_deadline(c, deadline)) != 0)
         c->keep_alive = 0;
 }
 
-/* Make body bytes available, reading and parsing more. Returns 1 when some
- * are, 0 at the end of the body, -1 with errno. */
-static int body_fill(gr__http_conn *c)
+/* Make body bytes available, reading and parsing more until deadline.
+ * Returns 1 when some are, 0 at the end of the body, -1 with errno. */
+static int body_fill(gr__http_conn *c, int64_t deadline)
 {
     while (c->body_rd == c->body_wr && !c->message_done) {
         int status;
@@ -298,7 +333,7 @@ static int body_fill(gr__http_conn *c)
             ssize_t n;
 
             c->parsed = c->end = c->hdr_end;
-            n = read_more(c, c->io->now() + c->cfg->body_timeout);
+            n = read_more(c, deadline);
             if (n <= 0) {
                 c->keep_alive = 0;
                 if (n == 0)
@@ -306,7 +341,7 @@ static int body_fill(gr__http_conn *c)
                 return -1;
             }
         }
-        if ((status = gr__http_feed(c)) != 0) {
+        if ((status = gr__http_request_body(c)) != 0) {
             c->keep_alive = 0;
             c->limit_error = status;
             errno = status == 413 ? EMSGSIZE : EPROTO;
@@ -316,7 +351,7 @@ static int body_fill(gr__http_conn *c)
     return c->body_rd < c->body_wr;
 }
 
-ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len)
+ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len, int64_t deadline)
 {
     gr__http_conn *c = conn_of_req(req);
     size_t n;
@@ -326,9 +361,10 @@ ssize_t gr_http_read_body(gr_http_request *req, void *buf, size_t len)
         errno = c->limit_error == 413 ? EMSGSIZE : EPROTO;
         return -1;
     }
+    deadline = earlier(deadline, c->body_deadline);
     if (c->expect_continue && !c->continue_sent && c->resp == RESP_NONE)
-        send_continue(c);
-    if ((r = body_fill(c)) <= 0)
+        send_continue(c, deadline);
+    if ((r = body_fill(c, deadline)) <= 0)
         return r;
     n = c->body_wr - c->body_rd < len ? c->body_wr - c->body_rd : len;
     memcpy(buf, c->buf + c->body_rd, n);
@@ -351,7 +387,7 @@ static void skip_body(gr__http_conn *c)
         c->keep_alive = 0;
         return;
     }
-    while (dropped < DRAIN_MAX && body_fill(c) > 0) {
+    while (dropped < DRAIN_MAX && body_fill(c, c->body_deadline) > 0) {
         dropped += c->body_wr - c->body_rd;
         c->body_rd = c->body_wr;
     }
@@ -423,22 +459,6 @@ static void log_access(gr__http_conn *c)
 
 /* -------------------------------------------------------- the request */
 
-/* Whether a head has a line ended by LF alone. llhttp 8 rejects one in a
- * header line, but takes it after the request line and in the blank line
- * that ends the head; RFC 9112 lets a server do so, but a front end that
- * does not would see other requests than this server does. */
-static int bare_lf(const char *head, size_t len)
-{
-    const char *p = head, *end = head + len;
-
-    while ((p = memchr(p, '\n', (size_t)(end - p)))) {
-        if (p == head || p[-1] != '\r')
-            return 1;
-        p++;
-    }
-    return 0;
-}
-
 /* Wait for and parse the next request's head. Returns 0 with the head
  * complete, 1 when the connection is done (closed, idle too long,
  * stopping), or the status of an error to answer before closing. */
@@ -447,15 +467,12 @@ static int read_head(gr__http_conn *c)
     for (;;) {
         int64_t deadline;
         ssize_t n;
-        int status;
+        int status = gr__http_request_head(c);
 
-        if ((status = gr__http_feed(c)) != 0)
+        if (status == 1)
+            return 0;
+        if (status != 0)
             return status;
-        if (c->headers_done) {
-            if (c->parsed > c->cfg->max_header_bytes)
-                return 431;
-            return bare_lf(c->buf, c->parsed) ? 400 : 0;
-        }
         if (c->end >= c->cfg->max_header_bytes)
             return 431;
         if (c->end == 0 && atomic_load(&c->cfg->stopping))
@@ -488,8 +505,14 @@ static void start_request(gr__http_conn *c)
     c->resp_bytes = 0;
     c->continue_sent = 0;
     c->limit_error = 0;
-    c->head_method = c->parser.method == HTTP_HEAD;
-    c->keep_alive = llhttp_should_keep_alive(&c->parser) && !atomic_load(&c->cfg->stopping);
+    /* The whole body, and the drain after the handler, within one time-out:
+     * a byte every few seconds must not hold the connection for ever. */
+    c->body_deadline = c->io->now() + c->cfg->body_timeout;
+    c->head_method = c->head.parser.method == HTTP_HEAD;
+    /* Faulty framing (HTTP/1.0 with Transfer-Encoding) ends the
+     * connection: what follows cannot be trusted to be a request. */
+    c->peer_keep_alive = llhttp_should_keep_alive(&c->head.parser);
+    c->keep_alive = c->peer_keep_alive && !c->head.must_close && !atomic_load(&c->cfg->stopping);
     r->keep_alive = c->keep_alive;
     c->expect_continue = r->version >= 11 && wants_continue(r);
 }
@@ -511,7 +534,7 @@ static void dispatch(gr__http_conn *c)
     } else if (rc != 0) {
         c->keep_alive = 0; /* half a response: only closing ends it */
     } else if (c->resp != RESP_DONE) {
-        if (gr_http_end(&c->req) != 0)
+        if (gr_http_end(&c->req, -1) != 0)
             c->keep_alive = 0;
     }
     if (c->resp == RESP_UNTIL_CLOSE)
@@ -528,6 +551,7 @@ static void next_request(gr__http_conn *c)
     c->parsed = c->hdr_end = c->body_rd = c->body_wr = 0;
     c->headers_done = c->message_done = 0;
     c->limit_error = 0; /* the parser reports the next request's own */
+    gr__http_head_begin(&c->head);
     c->request_start = left ? c->io->now() : 0;
 }
 
@@ -560,8 +584,6 @@ void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int
             idle_hook(c, 0);
         if (status == 1)
             return;
-        if (status == 0 && gr__http_build_request(c) != 0)
-            status = 500;
         if (status != 0) {
             answer_error(c, status);
             return;
@@ -585,8 +607,13 @@ void gr__http_conn_linger(gr__http_conn *c)
     int64_t deadline = c->io->now() + GR__HTTP_LINGER_MS;
     size_t dropped = 0;
 
-    if (c->parsed == c->end && (c->message_done || !c->headers_done))
-        return; /* nothing unread: a plain close is clean */
+    /* A plain close is clean when nothing is unread and the client is not
+     * about to send more: it asked to close, or the connection was idle.
+     * One that expected to keep the connection (an error, faulty framing,
+     * a stopping server closed it) may have a pipelined request in flight. */
+    if (c->parsed == c->end && !c->limit_error && !(c->message_done && c->peer_keep_alive) &&
+        (c->message_done || !c->headers_done) && c->status < 400)
+        return;
     shutdown(c->fd, SHUT_WR);
     while (dropped < GR__HTTP_LINGER_BYTES) {
         ssize_t n = c->io->read(c, c->buf, c->cap, deadline);

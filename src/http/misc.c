@@ -4,47 +4,56 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+
+/* Reason phrases, most frequent first: the lookup is a scan. */
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {426, "Upgrade Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
 
 const char *gr__http_reason(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
-    }
+    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "";
 }
 
 /* Formatting a date costs more than the rest of a small response: do it
@@ -103,12 +112,28 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
     return 0;
 }
 
-/* A field name is a token (RFC 9110 5.1): no blank, colon or control that
- * would let it be read as something else. */
-static int token_char(unsigned char ch)
-{
-    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
-}
+#define T GR__HTTP_TCHAR
+#define H GR__HTTP_HOSTCHAR
+#define TH (GR__HTTP_TCHAR | GR__HTTP_HOSTCHAR)
+/* tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~; host: ALPHA DIGIT
+ * - . _ ~ % ! $ & ' ( ) * + , ; = (a reg-name's unreserved, pct-encoded
+ * and sub-delims, RFC 3986 3.2.2). */
+const unsigned char gr__http_chars[256] = {
+    ['!'] = TH, ['#'] = T,  ['$'] = TH, ['%'] = TH, ['&'] = TH, ['\''] = TH, ['('] = H,  [')'] = H,
+    ['*'] = TH, ['+'] = TH, [','] = H,  ['-'] = TH, ['.'] = TH, [';'] = H,   ['='] = H,  ['^'] = T,
+    ['_'] = TH, ['`'] = T,  ['|'] = T,  ['~'] = TH, ['0'] = TH, ['1'] = TH,  ['2'] = TH, ['3'] = TH,
+    ['4'] = TH, ['5'] = TH, ['6'] = TH, ['7'] = TH, ['8'] = TH, ['9'] = TH,  ['A'] = TH, ['B'] = TH,
+    ['C'] = TH, ['D'] = TH, ['E'] = TH, ['F'] = TH, ['G'] = TH, ['H'] = TH,  ['I'] = TH, ['J'] = TH,
+    ['K'] = TH, ['L'] = TH, ['M'] = TH, ['N'] = TH, ['O'] = TH, ['P'] = TH,  ['Q'] = TH, ['R'] = TH,
+    ['S'] = TH, ['T'] = TH, ['U'] = TH, ['V'] = TH, ['W'] = TH, ['X'] = TH,  ['Y'] = TH, ['Z'] = TH,
+    ['a'] = TH, ['b'] = TH, ['c'] = TH, ['d'] = TH, ['e'] = TH, ['f'] = TH,  ['g'] = TH, ['h'] = TH,
+    ['i'] = TH, ['j'] = TH, ['k'] = TH, ['l'] = TH, ['m'] = TH, ['n'] = TH,  ['o'] = TH, ['p'] = TH,
+    ['q'] = TH, ['r'] = TH, ['s'] = TH, ['t'] = TH, ['u'] = TH, ['v'] = TH,  ['w'] = TH, ['x'] = TH,
+    ['y'] = TH, ['z'] = TH,
+};
+#undef T
+#undef H
+#undef TH
 
 int gr__http_header_ok(const gr_http_header *h)
 {
@@ -117,12 +142,34 @@ int gr__http_header_ok(const gr_http_header *h)
     if (!h->name || !h->value || !h->name[0])
         return 0;
     for (p = (const unsigned char *)h->name; *p; p++)
-        if (!token_char(*p))
+        if (!gr__http_tchar(*p))
             return 0;
     for (p = (const unsigned char *)h->value; *p; p++)
         if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
             return 0;
     return 1;
+}
+
+size_t gr__http_list_count(const char *list, const char *token, size_t *others)
+{
+    size_t len = strlen(token), count = 0;
+
+    *others = 0;
+    while (*list) {
+        size_t n;
+
+        list += strspn(list, " \t,");
+        n = strcspn(list, ",");
+        while (n && (list[n - 1] == ' ' || list[n - 1] == '\t'))
+            n--;
+        if (n == len && !strncasecmp(list, token, n))
+            count++;
+        else if (n)
+            ++*others;
+        list += n;
+        list += strcspn(list, ",");
+    }
+    return count;
 }
 
 char *gr__http_put_u64(char *o, uint64_t v)

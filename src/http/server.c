@@ -2,7 +2,6 @@
  * runs the shared connection loop with cooperative I/O. */
 #include "http.h"
 
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,28 +85,34 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
                                    const gr_http_opts *opts)
 {
     gr_server_opts so = {0};
-    gr_http_server *s = gr__calloc(1, sizeof *s);
+    gr_http_server *s;
+    int err;
 
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
+    if (fd < 0)
+        return NULL; /* errno is the failed listen's */
+    if (!(s = gr__calloc(1, sizeof *s))) {
+        err = ENOMEM;
+        goto fail;
     }
     if (gr__http_cfg_init(&s->cfg, handler, arg, opts) != 0) {
-        free(s);
-        return NULL;
+        err = errno;
+        goto fail;
     }
     s->idle.next = s->idle.prev = &s->idle;
     so.pool = opts ? opts->max_connections : 0;
     so.stack_size = opts ? opts->stack_size : 0;
     so.name = "http";
+    /* From here gr_server_new owns fd, and closes it if it fails. */
     if (!(s->srv = gr_server_new(fd, serve_conn, s, &so))) {
-        int err = errno;
-
         free(s);
-        errno = err;
         return NULL;
     }
     return s;
+fail:
+    free(s);
+    gr_close(fd);
+    errno = err;
+    return NULL;
 }
 
 int gr_http_server_start(gr_http_server *s)

@@ -5,18 +5,21 @@
  * one write per response, no per-request allocation), so that comparing
  * the two compares the models.
  *
- * Time-outs use SO_RCVTIMEO/SO_SNDTIMEO, set once per connection: a
- * classic server does not pay a system call per read for them. So a
- * deadline is checked before each read and after each partial write: the
- * header time-out of a request that trickles in is enforced within one
- * receive time-out (the smaller of the idle and header time-outs) past
- * it. */
+ * Time-outs: SO_RCVTIMEO is set once per connection (the smaller of the
+ * idle and header time-outs), so a classic server pays no system call per
+ * read for it; a deadline is checked each time a receive times out, so
+ * the header time-out of a request that trickles in is enforced within
+ * one receive time-out past it. A deadline nearer than that (a handler's,
+ * or the end of the body time-out) is waited for with poll, to the
+ * millisecond. Writes go out without waiting, and poll waits for room
+ * only when the socket is full. */
 #define _GNU_SOURCE
 #include "http.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -29,43 +32,76 @@
  * each would be wasteful with 10,000 of them. */
 #define THREAD_STACK (256 * 1024)
 
-/* One server at a time: gr_http_threaded_stop must be callable from a
- * signal handler, so its state is static and lock-free. */
-static atomic_int stop_requested;
-static atomic_int listen_fd = -1;
-static _Atomic(atomic_int *) idle_fds; /* per thread: the fd it idles on, or -1 */
-static atomic_size_t nslots;
-static atomic_int stoppers; /* gr_http_threaded_stop calls under way */
+/* A slot a stop is shutting down this instant. */
+#define SLOT_BUSY (-2)
+
+/* Everything a stop touches is here, allocated at new and freed at free,
+ * and lock-free: gr_http_threaded_stop must be callable from a signal
+ * handler. */
+struct gr_http_threaded {
+    gr__http_cfg cfg;
+    int fd;
+    size_t nthreads;
+    atomic_int stop_requested;
+    atomic_int serving;
+    atomic_int *idle_fds; /* per thread: the fd it idles on, or -1 */
+};
 
 typedef struct worker {
-    gr__http_cfg *cfg;
-    int fd;
+    gr_http_threaded *srv;
     size_t slot;
 } worker;
 
-static int64_t mono_ms(void)
+/* Until the deadline, or -1 for "wait as the socket's time-out says". */
+static int poll_ms(int64_t deadline, int64_t rcvtimeo)
 {
-    struct timespec ts;
+    int64_t left = deadline - gr_now_update();
 
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return left >= rcvtimeo ? -1 : left > 0 ? (int)left : 0;
+}
+
+/* Wait for fd to be ready for events until deadline: 1, or 0 at the
+ * deadline. */
+static int wait_ready(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {fd, events, 0};
+        int64_t left = deadline - gr_now_update();
+        int n = poll(&p, 1, left > 0 ? (int)(left < INT32_MAX ? left : INT32_MAX) : 0);
+
+        if (n > 0)
+            return 1;
+        if (n == 0 && left <= 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return 1; /* let the system call that follows report it */
+    }
 }
 
 static ssize_t blocking_read(gr__http_conn *c, void *buf, size_t len, int64_t deadline)
 {
-    for (;;) {
-        /* Past the deadline, take what is there but do not wait: else a
-         * client that sends a byte at a time never reaches a time-out. */
-        int flags = mono_ms() >= deadline ? MSG_DONTWAIT : 0;
-        ssize_t n = recv(c->fd, buf, len, flags);
+    gr_http_threaded *s = ((worker *)c->owner)->srv;
+    int64_t rcvtimeo =
+        s->cfg.idle_timeout < s->cfg.header_timeout ? s->cfg.idle_timeout : s->cfg.header_timeout;
 
+    for (;;) {
+        /* A near deadline is polled for; past it, take what is there but
+         * do not wait (else a client that sends a byte at a time never
+         * reaches a time-out). */
+        int ms = poll_ms(deadline, rcvtimeo);
+        int flags = ms >= 0 ? MSG_DONTWAIT : 0;
+        ssize_t n;
+
+        if (ms > 0 && !wait_ready(c->fd, POLLIN, deadline))
+            flags = MSG_DONTWAIT;
+        n = recv(c->fd, buf, len, flags);
         if (n >= 0)
             return n;
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            /* SO_RCVTIMEO ran out; a longer deadline simply reads on. */
-            if (mono_ms() < deadline)
+            /* SO_RCVTIMEO ran out; a later deadline simply reads on. */
+            if (gr_now_update() < deadline)
                 continue;
             errno = ETIMEDOUT;
         }
@@ -75,29 +111,34 @@ static ssize_t blocking_read(gr__http_conn *c, void *buf, size_t len, int64_t de
 
 static int blocking_write(gr__http_conn *c, struct iovec *iov, int n, int flags, int64_t deadline)
 {
-    /* SO_SNDTIMEO bounds each send; the deadline the whole write, checked
-     * when a send went only part of the way (a client reading slowly). */
     while (n > 0) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &m, flags | MSG_NOSIGNAL);
+        ssize_t w = sendmsg(c->fd, &m, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN)
+            if (errno != EAGAIN)
+                return -1;
+            if (!wait_ready(c->fd, POLLOUT, deadline)) {
                 errno = ETIMEDOUT;
-            return -1;
+                return -1;
+            }
+            continue;
         }
         gr__http_iov_consume(&iov, &n, (size_t)w);
-        if (n > 0 && mono_ms() >= deadline) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
     }
     return 0;
 }
 
-static const gr__http_io blocking_io = {blocking_read, blocking_write, mono_ms};
+/* The clock read each time: a handler that made itself a hub (it should
+ * not) would otherwise freeze gr_now() for this thread. */
+static int64_t clock_ms(void)
+{
+    return gr_now_update();
+}
+
+static const gr__http_io blocking_io = {blocking_read, blocking_write, clock_ms};
 
 static void set_timeout(int fd, int opt, int64_t ms)
 {
@@ -106,23 +147,21 @@ static void set_timeout(int fd, int opt, int64_t ms)
     setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
 }
 
-/* A slot a stop is shutting down this instant. */
-#define SLOT_BUSY (-2)
-
 /* Published so a stop can end a connection that only waits for its next
  * request. */
 static void idle_hook(gr__http_conn *c, int idle)
 {
     worker *w = c->owner;
-    atomic_int *slot = &atomic_load(&idle_fds)[w->slot];
+    gr_http_threaded *s = w->srv;
+    atomic_int *slot = &s->idle_fds[w->slot];
 
     /* stopping also ends kept-alive connections after their request */
-    if (atomic_load(&stop_requested))
+    if (atomic_load(&s->stop_requested))
         atomic_store(&c->cfg->stopping, 1);
 
     if (idle) {
         atomic_store(slot, c->fd);
-        if (atomic_load(&stop_requested))
+        if (atomic_load(&s->stop_requested))
             shutdown(c->fd, SHUT_RD);
         return;
     }
@@ -139,22 +178,18 @@ static void idle_hook(gr__http_conn *c, int idle)
 
 static void serve_one(worker *w, int fd, const gr_addr *peer)
 {
+    gr__http_cfg *cfg = &w->srv->cfg;
     gr__http_conn c;
     int one = 1;
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    set_timeout(fd, SO_RCVTIMEO, w->cfg->idle_timeout < w->cfg->header_timeout
-                                     ? w->cfg->idle_timeout
-                                     : w->cfg->header_timeout);
-    set_timeout(fd, SO_SNDTIMEO, w->cfg->write_timeout);
-    if (gr__http_conn_init(&c, fd, peer, &blocking_io, w->cfg) != 0)
+    set_timeout(fd, SO_RCVTIMEO,
+                cfg->idle_timeout < cfg->header_timeout ? cfg->idle_timeout : cfg->header_timeout);
+    if (gr__http_conn_init(&c, fd, peer, &blocking_io, cfg) != 0)
         return;
     c.owner = w;
     gr__http_conn_run(&c, idle_hook);
     idle_hook(&c, 0);
-    /* A lingering read must not hold the thread for a whole receive
-     * time-out. */
-    set_timeout(fd, SO_RCVTIMEO, GR__HTTP_LINGER_MS);
     gr__http_conn_linger(&c);
     gr__http_conn_fini(&c);
 }
@@ -162,10 +197,11 @@ static void serve_one(worker *w, int fd, const gr_addr *peer)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    gr_http_threaded *s = w->srv;
 
-    while (!atomic_load(&stop_requested)) {
+    while (!atomic_load(&s->stop_requested)) {
         gr_addr peer = {.len = sizeof peer.u};
-        int fd = gr__accept4(w->fd, &peer.u.sa, &peer.len, SOCK_CLOEXEC);
+        int fd = gr__accept4(s->fd, &peer.u.sa, &peer.len, SOCK_CLOEXEC);
 
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
@@ -180,7 +216,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int start_workers(worker *w, pthread_t *t, size_t n, gr__http_cfg *cfg, int fd)
+static int start_workers(gr_http_threaded *s, worker *w, pthread_t *t)
 {
     pthread_attr_t attr;
     size_t started = 0;
@@ -188,91 +224,112 @@ static int start_workers(worker *w, pthread_t *t, size_t n, gr__http_cfg *cfg, i
 
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, THREAD_STACK);
-    for (; started < n; started++) {
-        w[started] = (worker){cfg, fd, started};
+    for (; started < s->nthreads; started++) {
+        w[started] = (worker){s, started};
         if ((err = gr__pthread_create(&t[started], &attr, worker_main, &w[started])) != 0)
             break;
     }
     pthread_attr_destroy(&attr);
+    for (size_t i = 0; i < started; i++) {
+        if (err && i == 0)
+            gr_http_threaded_stop(s);
+        pthread_join(t[i], NULL);
+    }
     if (err) {
-        gr_http_threaded_stop();
-        for (size_t i = 0; i < started; i++)
-            pthread_join(t[i], NULL);
         errno = err;
         return -1;
     }
     return 0;
 }
 
-int gr_http_threaded_serve(int fd, gr_http_handler handler, void *arg,
-                           const gr_http_opts *opts, size_t nthreads)
+gr_http_threaded *gr_http_threaded_new(int fd, gr_http_handler handler, void *arg,
+                                       const gr_http_opts *opts, size_t nthreads)
 {
-    gr__http_cfg cfg;
-    atomic_int *slots;
-    pthread_t *t;
-    worker *w;
-    int rc = -1;
+    gr_http_threaded *s = NULL;
+    int err = ENOMEM;
 
-    if (fd < 0 || nthreads == 0 || gr__http_cfg_init(&cfg, handler, arg, opts) != 0) {
-        errno = EINVAL;
-        return -1;
+    if (fd < 0)
+        return NULL; /* errno is the failed listen's */
+    if (nthreads == 0) {
+        err = EINVAL;
+        goto fail;
     }
+    if (!(s = gr__calloc(1, sizeof *s)) || !(s->idle_fds = gr__malloc(nthreads * sizeof *s->idle_fds)))
+        goto fail;
+    if (gr__http_cfg_init(&s->cfg, handler, arg, opts) != 0) {
+        err = EINVAL;
+        goto fail;
+    }
+    for (size_t i = 0; i < nthreads; i++)
+        atomic_init(&s->idle_fds[i], -1);
+    s->fd = fd;
+    s->nthreads = nthreads;
     /* A classic server blocks in accept. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    t = gr__calloc(nthreads, sizeof *t);
-    w = gr__calloc(nthreads, sizeof *w);
-    slots = gr__malloc(nthreads * sizeof *slots);
-    if (t && w && slots) {
-        for (size_t i = 0; i < nthreads; i++)
-            atomic_init(&slots[i], -1);
-        /* stop_requested is not cleared here: a stop that came before
-         * (from a signal handler, say) makes this return at once. */
-        atomic_store(&nslots, nthreads);
-        atomic_store(&idle_fds, slots);
-        atomic_store(&listen_fd, fd);
-        if (start_workers(w, t, nthreads, &cfg, fd) == 0) {
-            for (size_t i = 0; i < nthreads; i++)
-                pthread_join(t[i], NULL);
-            rc = 0;
-        }
-        atomic_store(&listen_fd, -1);
-        atomic_store(&idle_fds, NULL);
-        atomic_store(&nslots, 0);
-        /* A stop that read the old values may still be using them: the
-         * slots must not be freed, nor fd handed back, under it. */
-        while (atomic_load(&stoppers))
-            sched_yield();
-        atomic_store(&stop_requested, 0);
+    return s;
+fail:
+    if (s)
+        free(s->idle_fds);
+    free(s);
+    close(fd);
+    errno = err;
+    return NULL;
+}
+
+int gr_http_threaded_serve(gr_http_threaded *s)
+{
+    pthread_t *t;
+    worker *w;
+    int rc;
+
+    if (atomic_exchange(&s->serving, 1)) {
+        errno = EBUSY;
+        return -1;
+    }
+    /* A stop that came first (from a signal handler, say) is kept. */
+    if (atomic_load(&s->stop_requested)) {
+        atomic_store(&s->serving, 0);
+        return 0;
+    }
+    t = gr__calloc(s->nthreads, sizeof *t);
+    w = gr__calloc(s->nthreads, sizeof *w);
+    if (t && w) {
+        rc = start_workers(s, w, t);
     } else {
         errno = ENOMEM;
+        rc = -1;
     }
-    free(slots);
     free(w);
     free(t);
+    atomic_store(&s->serving, 0);
     return rc;
 }
 
-void gr_http_threaded_stop(void)
+void gr_http_threaded_stop(gr_http_threaded *s)
 {
-    atomic_int *slots;
-    size_t n;
-    int fd;
-
-    atomic_fetch_add(&stoppers, 1);
-    atomic_store(&stop_requested, 1);
-    slots = atomic_load(&idle_fds);
-    n = atomic_load(&nslots);
-    fd = atomic_load(&listen_fd);
-    if (fd >= 0)
-        shutdown(fd, SHUT_RDWR); /* wakes every thread blocked in accept */
-    for (size_t i = 0; slots && i < n; i++) {
-        int idle = atomic_load(&slots[i]);
+    atomic_store(&s->stop_requested, 1);
+    shutdown(s->fd, SHUT_RDWR); /* wakes every thread blocked in accept */
+    for (size_t i = 0; i < s->nthreads; i++) {
+        int idle = atomic_load(&s->idle_fds[i]);
 
         /* Hold the slot while shutting its fd down (see idle_hook). */
-        if (idle >= 0 && atomic_compare_exchange_strong(&slots[i], &idle, SLOT_BUSY)) {
+        if (idle >= 0 && atomic_compare_exchange_strong(&s->idle_fds[i], &idle, SLOT_BUSY)) {
             shutdown(idle, SHUT_RD); /* ends a wait for the next request */
-            atomic_store(&slots[i], idle);
+            atomic_store(&s->idle_fds[i], idle);
         }
     }
-    atomic_fetch_sub(&stoppers, 1);
+}
+
+int gr_http_threaded_free(gr_http_threaded *s)
+{
+    if (!s)
+        return 0;
+    if (atomic_load(&s->serving)) {
+        errno = EBUSY;
+        return -1;
+    }
+    close(s->fd);
+    free(s->idle_fds);
+    free(s);
+    return 0;
 }

@@ -6,6 +6,7 @@
 #include "patch_common.h"
 
 #include <curl/curl.h>
+#include <grove/http.h>
 
 static int http_listener = -1;
 
@@ -15,7 +16,7 @@ static int slow_hello(gr_http_request *req, void *arg)
 
     (void)arg;
     gr_sleep(gr_now_update() + 1000);
-    return gr_http_respond(req, 200, h, 1, "slow hello\n", 11);
+    return gr_http_respond(req, 200, h, 1, "slow hello\n", 11, -1);
 }
 
 static void *serve(void *arg)

@@ -24,7 +24,7 @@ enum {
 void gl_resp_begin(gl_resp *r, int head_only)
 {
     r->state = S_STATUS;
-    r->head_only = (uint8_t)!!head_only;
+    r->head_only = (uint8_t) !!head_only;
     r->chunked = r->has_len = r->conn_close = r->conn_keepalive = r->seen_status = 0;
     r->status = r->version = 0;
     r->len = r->remaining = r->body = 0;
@@ -146,8 +146,7 @@ static int status_line(gl_resp *r, const char *s, size_t n)
 }
 
 /* Calls fn on each comma-separated token of v (blanks trimmed). */
-static void tokens(const char *v, size_t n, void (*fn)(gl_resp *, const char *, size_t),
-                   gl_resp *r)
+static void tokens(const char *v, size_t n, void (*fn)(gl_resp *, const char *, size_t), gl_resp *r)
 {
     size_t i = 0;
 

@@ -12,7 +12,7 @@
  * prints one line when ready and exits cleanly on SIGINT or SIGTERM,
  * taking its workers with it. */
 #define _GNU_SOURCE
-#include <grove.h>
+#include <grove/http.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -41,7 +41,7 @@ static int seed(gr_http_request *req, void *arg)
     static const gr_http_header h[] = {{"Content-Type", "text/html"}};
 
     (void)arg;
-    return gr_http_respond(req, 200, h, 1, seed_page, sizeof seed_page);
+    return gr_http_respond(req, 200, h, 1, seed_page, sizeof seed_page, -1);
 }
 
 static void usage(const char *why)
@@ -172,28 +172,39 @@ static int run_grove(const options *o, int fd, int sigfd)
 
 /* --------------------------------------------------------- threaded mode */
 
+typedef struct threaded_run {
+    gr_http_threaded *srv;
+    int sigfd;
+} threaded_run;
+
 static void *await_signal_thread(void *arg)
 {
+    threaded_run *r = arg;
     struct signalfd_siginfo si;
-    int sigfd = *(int *)arg;
 
-    while (read(sigfd, &si, sizeof si) < 0 && errno == EINTR) {
+    while (read(r->sigfd, &si, sizeof si) < 0 && errno == EINTR) {
     }
-    gr_http_threaded_stop();
+    gr_http_threaded_stop(r->srv);
     return NULL;
 }
 
 static int run_threaded(const options *o, int fd, int sigfd)
 {
+    threaded_run r = {NULL, sigfd};
     pthread_t t;
     int rc;
 
-    pthread_create(&t, NULL, await_signal_thread, &sigfd);
-    rc = gr_http_threaded_serve(fd, seed, NULL, NULL, o->concurrency);
+    if (!(r.srv = gr_http_threaded_new(fd, seed, NULL, NULL, o->concurrency))) {
+        perror("seed-server: gr_http_threaded_new");
+        return 1;
+    }
+    pthread_create(&t, NULL, await_signal_thread, &r);
+    rc = gr_http_threaded_serve(r.srv);
     if (rc != 0)
         perror("seed-server: gr_http_threaded_serve");
     pthread_cancel(t);
     pthread_join(t, NULL);
+    gr_http_threaded_free(r.srv);
     return rc ? 1 : 0;
 }
 
