@@ -720,6 +720,76 @@ GR_API ssize_t gr_file_read(int fd, void *buf, size_t len, off_t offset, int64_t
 GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset,
                              int64_t deadline);
 
+/* ============================================================ signals
+ * Signals delivered to green threads (docs/process.md). Sets of signals
+ * are bit masks: GR_SIG(SIGTERM) | GR_SIG(SIGHUP). While a hub has a
+ * subscription to a signal, grove's handler (installed with SA_RESTART) is
+ * the signal's disposition, process-wide; the previous one is saved and
+ * restored when the last subscription to it, on any hub, is closed. It is
+ * not called meanwhile (no chaining). Deliveries coalesce as the kernel's
+ * do: two SIGUSR1 that arrive before the hub looks are one delivery, and
+ * carry the second one's details. Refused (EINVAL): SIGKILL, SIGSTOP, the
+ * fault signals SIGSEGV, SIGBUS, SIGFPE and SIGILL (a handler that returns
+ * from a fault faults again), and glibc's internal real-time signals (32
+ * up to SIGRTMIN). A subscription does not keep gr_main from returning,
+ * but while one is open the hub does not report a deadlock: a signal may
+ * still come. grove never blocks or unblocks signals: one blocked in every
+ * thread is never delivered. */
+#define GR_SIG(signo) ((uint64_t)1 << ((signo)-1))
+
+/* The details of a delivery, from its siginfo_t. */
+typedef struct gr_siginfo {
+    int signo;
+    int code;       /* si_code: SI_USER, SI_QUEUE, SI_TKILL, SI_KERNEL, CLD_EXITED... */
+    pid_t pid;      /* the sender (SI_USER, SI_QUEUE, SI_TKILL), or the child (SIGCHLD) */
+    uid_t uid;      /* the sender's real user id, where pid is set */
+    int status;     /* SIGCHLD: the exit status, or the signal */
+    intptr_t value; /* sigqueue(3)'s or a timer's value (sival_ptr, or sival_int) */
+} gr_siginfo;
+
+/* A subscription of one hub to a set of signals. */
+typedef struct gr_signals gr_signals;
+
+/* Subscribe the calling OS thread's hub to the signals in sigs, from now
+ * on: each delivery is kept (coalesced per signal) until gr_signal_next
+ * takes it. Returns the subscription, which the caller frees with
+ * gr_signal_close (on the same OS thread; also after its hub is gone), or
+ * NULL with EINVAL (sigs empty, or holding a refused signal or bits over
+ * 64), EAGAIN (64 hubs already subscribed), ENOMEM, or the errno of
+ * sigaction(2). Never blocks. */
+GR_API gr_signals *gr_signal_open(uint64_t sigs);
+
+/* Wait for the next delivery to s: returns the signal number (the lowest
+ * one if several are pending) and fills *info (info may be NULL). Fails
+ * with -1 and ETIMEDOUT, ECANCELED, EDEADLK (hub callback), or EINVAL (s
+ * is NULL, a handler subscription, another OS thread's, or its hub is
+ * gone). Several green threads may wait on one subscription; each
+ * delivery wakes one. */
+GR_API int gr_signal_next(gr_signals *s, gr_siginfo *info, int64_t deadline);
+
+/* Close s: no more deliveries; the signal's previous disposition is back
+ * once no hub subscribes to it. Returns 0, or -1 with EBUSY (a green thread
+ * waits on it: kill it first) or EINVAL (s NULL, or another OS thread's
+ * while its hub lives). A handler subscription's green threads already
+ * spawned run on. */
+GR_API int gr_signal_close(gr_signals *s);
+
+/* gr_signal_open, gr_signal_next and gr_signal_close in one call: wait for
+ * one of sigs, which arrive only during the call. Returns the signal, or
+ * -1 with the errors of the three. */
+GR_API int gr_signal_wait(uint64_t sigs, gr_siginfo *info, int64_t deadline);
+
+/* A function run for a delivery; info is valid during the call. */
+typedef void (*gr_signal_fn)(const gr_siginfo *info, void *arg);
+
+/* gevent's signal_handler: run fn(info, arg) in a new detached green
+ * thread of the calling OS thread's hub for each delivery of one of sigs.
+ * Returns the subscription (stop it with gr_signal_close), or NULL with
+ * the errors of gr_signal_open, or EINVAL when fn is NULL. arg stays the
+ * caller's. A delivery for which no thread can be made (ENOMEM) is
+ * dropped with a warning. */
+GR_API gr_signals *gr_signal_handler(uint64_t sigs, gr_signal_fn fn, void *arg);
+
 /* ============================================================ sync
  * Synchronisation between green threads of one hub. Every object is
  * hub-local and uses no atomics: use it only from the OS thread whose hub
