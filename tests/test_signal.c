@@ -322,7 +322,7 @@ Test(signal, hubs_on_two_os_threads_each_get_their_signals, .timeout = 20)
 
 static int64_t lat_sent[LAT_N], lat_got[LAT_N];
 static atomic_long yields, yields_at_send[LAT_N], yields_at_got[LAT_N];
-static atomic_int lat_i, lat_done;
+static atomic_int lat_i, lat_done, send_disturbed[LAT_N];
 static int lat_done_pipe[2];
 
 static void on_lat(const gr_siginfo *info, void *arg)
@@ -346,6 +346,10 @@ static void *send_lat(void *arg)
         atomic_store(&yields_at_send[i], atomic_load(&yields));
         lat_sent[i] = now_ns();
         kill(getpid(), SIGUSR1);
+        /* This thread lost its core around the kill (the busy threads
+         * went half a pass meanwhile): the sample's yield count says
+         * nothing. */
+        atomic_store(&send_disturbed[i], atomic_load(&yields) - yields_at_send[i] > BUSY / 2);
         while (atomic_load(&lat_i) == i && now_ns() < until)
             usleep(100);
         usleep(200); /* let the hub go back to sleep, when idle */
@@ -372,6 +376,7 @@ static void *measure_latency(void *arg)
     gr_signals *h = gr_signal_handler(GR_SIG(SIGUSR1), on_lat, NULL);
     gr_t *b = calloc((size_t)nbusy + 1, sizeof *b);
     int64_t ns[LAT_N], passes[LAT_N];
+    int npasses = 0;
     pthread_t t;
     char c;
 
@@ -386,10 +391,12 @@ static void *measure_latency(void *arg)
     cr_assert_eq(atomic_load(&lat_i), LAT_N, "every signal handled");
     for (int i = 0; i < LAT_N; i++) {
         ns[i] = lat_got[i] - lat_sent[i];
-        passes[i] = atomic_load(&yields_at_got[i]) - atomic_load(&yields_at_send[i]);
+        if (!atomic_load(&send_disturbed[i]))
+            passes[npasses++] = atomic_load(&yields_at_got[i]) - atomic_load(&yields_at_send[i]);
     }
+    cr_assert_geq(npasses, 20, "the sender kept losing its core");
     cr_log_info("%d busy threads: kill to handler p99 %.1f us, %ld yields", nbusy,
-                (double)p99(ns, LAT_N) / 1000, (long)p99(passes, LAT_N));
+                (double)p99(ns, LAT_N) / 1000, (long)p99(passes, npasses));
     /* Generous bounds for a shared machine, where the hub's OS thread may
      * lose its core for a time slice (grove-signal-bench measures): p99
      * under 50 ms; and when busy, within two passes over the threads (the
@@ -397,7 +404,8 @@ static void *measure_latency(void *arg)
      * every busy one: one pass). */
     cr_assert_lt(p99(ns, LAT_N), 50000000 * SLOW, "p99 %ld ns", (long)p99(ns, LAT_N));
     if (nbusy)
-        cr_assert_leq(p99(passes, LAT_N), 2 * nbusy, "p99 %ld yields", (long)p99(passes, LAT_N));
+        cr_assert_leq(p99(passes, npasses), 2 * nbusy, "p99 %ld yields",
+                      (long)p99(passes, npasses));
     cr_assert_eq(gr_signal_close(h), 0);
     close(lat_done_pipe[0]);
     close(lat_done_pipe[1]);
