@@ -36,6 +36,11 @@ build/bin/grove-sync-bench $json
 echo "== fork: grove's child handler against a bare fork of the same process"
 build/bin/grove-fork-bench $json --threads 1000 --fds 100
 build/bin/grove-fork-bench $json --threads 1000 --fds 2000
+echo "== processes: spawn+wait and a pipe against the bare calls, from a 16 MiB and a 1 GiB parent"
+build/bin/grove-proc-bench $json
+build/bin/grove-proc-bench $json --rss 1024
+echo "== signals: kill to handler, grove against a sigwaitinfo thread"
+build/bin/grove-signal-bench $json
 echo "== echo over loopback: grove vs thread per connection"
 build/bin/grove-echo-bench $json
 echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"
