@@ -729,6 +729,183 @@ GR_API ssize_t gr_file_read(int fd, void *buf, size_t len, off_t offset, int64_t
 GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset,
                              int64_t deadline);
 
+/* ============================================================ signals
+ * Signals delivered to green threads (docs/process.md). Sets of signals
+ * are bit masks: GR_SIG(SIGTERM) | GR_SIG(SIGHUP). While a hub has a
+ * subscription to a signal, grove's handler (installed with SA_RESTART) is
+ * the signal's disposition, process-wide; the previous one is saved and
+ * restored when the last subscription to it, on any hub, is closed. It is
+ * not called meanwhile (no chaining). Deliveries coalesce as the kernel's
+ * do: two SIGUSR1 that arrive before the hub looks are one delivery, and
+ * carry the second one's details. Refused (EINVAL): SIGKILL, SIGSTOP, the
+ * fault signals SIGSEGV, SIGBUS, SIGFPE and SIGILL (a handler that returns
+ * from a fault faults again), and glibc's internal real-time signals (32
+ * up to SIGRTMIN). A subscription does not keep gr_main from returning,
+ * but while one is open the hub does not report a deadlock: a signal may
+ * still come. grove never blocks or unblocks signals: one blocked in every
+ * thread is never delivered. */
+#define GR_SIG(signo) ((uint64_t)1 << ((signo)-1))
+
+/* The details of a delivery, from its siginfo_t. */
+typedef struct gr_siginfo {
+    int signo;
+    int code;       /* si_code: SI_USER, SI_QUEUE, SI_TKILL, SI_KERNEL, CLD_EXITED... */
+    pid_t pid;      /* the sender (SI_USER, SI_QUEUE, SI_TKILL), or the child (SIGCHLD) */
+    uid_t uid;      /* the sender's real user id, where pid is set */
+    int status;     /* SIGCHLD: the exit status, or the signal */
+    intptr_t value; /* sigqueue(3)'s or a timer's value (sival_ptr, or sival_int) */
+} gr_siginfo;
+
+/* A subscription of one hub to a set of signals. */
+typedef struct gr_signals gr_signals;
+
+/* Subscribe the calling OS thread's hub to the signals in sigs, from now
+ * on: each delivery is kept (coalesced per signal) until gr_signal_next
+ * takes it. Returns the subscription, which the caller frees with
+ * gr_signal_close (on the same OS thread; also after its hub is gone), or
+ * NULL with EINVAL (sigs empty, or holding a refused signal or bits over
+ * 64), EAGAIN (64 hubs already subscribed), ENOMEM, or the errno of
+ * sigaction(2). Never blocks. */
+GR_API gr_signals *gr_signal_open(uint64_t sigs);
+
+/* Wait for the next delivery to s: returns the signal number (the lowest
+ * one if several are pending) and fills *info (info may be NULL). Fails
+ * with -1 and ETIMEDOUT, ECANCELED, EDEADLK (hub callback), or EINVAL (s
+ * is NULL, a handler subscription, another OS thread's, or its hub is
+ * gone). Several green threads may wait on one subscription; each
+ * delivery wakes one. */
+GR_API int gr_signal_next(gr_signals *s, gr_siginfo *info, int64_t deadline);
+
+/* Close s: no more deliveries; the signal's previous disposition is back
+ * once no hub subscribes to it. Returns 0, or -1 with EBUSY (a green thread
+ * waits on it: kill it first) or EINVAL (s NULL, or another OS thread's
+ * while its hub lives). A handler subscription's green threads already
+ * spawned run on. */
+GR_API int gr_signal_close(gr_signals *s);
+
+/* gr_signal_open, gr_signal_next and gr_signal_close in one call: wait for
+ * one of sigs, which arrive only during the call. Returns the signal, or
+ * -1 with the errors of the three. */
+GR_API int gr_signal_wait(uint64_t sigs, gr_siginfo *info, int64_t deadline);
+
+/* A function run for a delivery; info is valid during the call. */
+typedef void (*gr_signal_fn)(const gr_siginfo *info, void *arg);
+
+/* gevent's signal_handler: run fn(info, arg) in a new detached green
+ * thread of the calling OS thread's hub for each delivery of one of sigs.
+ * Returns the subscription (stop it with gr_signal_close), or NULL with
+ * the errors of gr_signal_open, or EINVAL when fn is NULL. arg stays the
+ * caller's. A delivery for which no thread can be made (ENOMEM) is
+ * dropped with a warning. */
+GR_API gr_signals *gr_signal_handler(uint64_t sigs, gr_signal_fn fn, void *arg);
+
+/* ========================================================== processes
+ * Child processes whose waits and pipes block only the green thread
+ * (docs/process.md). A child is made with posix_spawn (so the cost does
+ * not grow with the parent's memory), with an empty signal mask, every
+ * signal at its default disposition, and no descriptor but its standard
+ * ones and those passed in gr_proc_opts.fds. Each child is waited for on
+ * its own (a pidfd; else waitpid(pid, WNOHANG) on a backing-off timer):
+ * grove never installs a SIGCHLD handler and never reaps a child that is
+ * not its own, so a program's own fork() children and SIGCHLD handler
+ * keep working. Setting GROVE_PIDFD=0 in the environment (read once, at
+ * the first spawn) forces the timer. */
+
+/* gr_stdio.how: where a child's standard stream goes. */
+#define GR_STDIO_INHERIT 0 /* the parent's same descriptor, as it is (the default) */
+#define GR_STDIO_PIPE 1    /* a pipe; the parent's end is gr_proc_fd(p, n) */
+#define GR_STDIO_NULL 2    /* /dev/null */
+#define GR_STDIO_FD 3      /* the parent's descriptor .fd (a copy: .fd stays the caller's) */
+#define GR_STDIO_STDOUT 4  /* stderr only: where stdout goes (2>&1) */
+
+typedef struct gr_stdio {
+    int how;
+    int fd; /* GR_STDIO_FD's */
+} gr_stdio;
+
+/* gr_proc_opts.flags */
+#define GR_PROC_SETSID 1u  /* a session of its own (setsid), so a process group too */
+#define GR_PROC_SETPGID 2u /* process group .pgid (0: a new one led by the child) */
+
+/* How to spawn; a zero-filled struct (or NULL) spawns argv[0] with the
+ * caller's environment, directory and standard streams. Everything is
+ * read during the call only. */
+typedef struct gr_proc_opts {
+    const char *file;       /* the program; NULL: argv[0]. Without a '/', searched
+                             * in the caller's PATH (as execvp) */
+    const char *const *env; /* "NAME=value" strings, NULL-terminated; NULL: the caller's */
+    const char *cwd;        /* the child's working directory; NULL: the caller's */
+    gr_stdio stdio[3];      /* stdin, stdout, stderr */
+    const int *fds;         /* more descriptors for the child: fds[i] becomes its 3 + i */
+    size_t nfds;
+    unsigned flags; /* GR_PROC_* */
+    pid_t pgid;     /* with GR_PROC_SETPGID */
+} gr_proc_opts;
+
+/* A child process and the parent's ends of its pipes. */
+typedef struct gr_proc gr_proc;
+
+/* Start argv[0] (or opts->file) with the arguments argv (NULL-terminated).
+ * Returns once the child has executed the program, or NULL with errno:
+ * the program's exec error (ENOENT, EACCES, ENOEXEC, E2BIG...), a cwd
+ * that cannot be entered (ENOENT...), EINVAL (argv NULL or empty, unknown
+ * flags or stdio, GR_STDIO_STDOUT other than for stderr, both SETSID and
+ * SETPGID), EBADF (a descriptor given is not open), EMFILE, ENOMEM,
+ * EAGAIN, or ECANCELED when the caller was killed (nothing is started).
+ * Blocks the OS thread while the kernel makes the child and the child
+ * executes (under a millisecond). The caller owns the result and frees it
+ * with gr_proc_free. */
+GR_API gr_proc *gr_proc_spawn(const char *const *argv, const gr_proc_opts *opts);
+
+/* The child's process id. */
+GR_API pid_t gr_proc_pid(const gr_proc *p);
+
+/* The parent's end of the pipe of standard stream n (0, 1, 2), or -1 if
+ * that stream is not a pipe (or was closed). Non-blocking and close-on-
+ * exec: use it with gr_read/gr_write. p owns it: close it only with
+ * gr_proc_close_fd. */
+GR_API int gr_proc_fd(const gr_proc *p, int n);
+
+/* Close the parent's end of stream n's pipe (closing stdin's tells the
+ * child it has all its input). Returns 0, or -1/EINVAL (n outside 0..2,
+ * or not an open pipe). */
+GR_API int gr_proc_close_fd(gr_proc *p, int n);
+
+/* Wait until the child has ended, reap it, and store its status as
+ * waitpid(2) encodes it (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG...)
+ * in *status (status may be NULL). Once reaped, returns the same status
+ * again at once. Returns 0, or -1 with ETIMEDOUT, ECANCELED, EDEADLK (hub
+ * callback), or ECHILD (someone else reaped it: a waitpid(-1) of the
+ * program's). */
+GR_API int gr_proc_wait(gr_proc *p, int *status, int64_t deadline);
+
+/* Send signal signo (0: only check) to the child. Returns 0, or -1 with
+ * ESRCH (already reaped: grove never signals a pid that may have been
+ * reused), EINVAL (bad signo), or EPERM. */
+GR_API int gr_proc_kill(gr_proc *p, int signo);
+
+/* Feed in (inlen bytes) to the child's stdin and close it, while reading
+ * its stdout and stderr to their ends, all at once (no deadlock however
+ * full the pipes get), then wait for it to end (*status as gr_proc_wait,
+ * status may be NULL). What stdout and stderr gave is in *out and *err
+ * (each malloc'd, NUL-terminated, lengths in *outlen and *errlen; the
+ * caller frees them); a NULL out or err discards that stream, and one that
+ * is not a pipe gives NULL and 0. A stdin that is not a pipe is not fed
+ * (in is then ignored); one the child closes early is not fed further.
+ * Returns 0, or -1 with ETIMEDOUT, ECANCELED, EDEADLK, ENOMEM, or the read
+ * or wait error: then *out and *err hold what came so far (free them),
+ * stdin is closed, the child is left running, and a later call collects
+ * what comes after. */
+GR_API int gr_proc_communicate(gr_proc *p, const void *in, size_t inlen, char **out,
+                               size_t *outlen, char **err, size_t *errlen, int *status,
+                               int64_t deadline);
+
+/* Close the pipes and free p. A child not yet reaped is killed (SIGKILL)
+ * and reaped first, so none is left behind, running or as a zombie (this
+ * may block the OS thread for the moment the kernel takes to end it).
+ * Returns 0; p NULL is allowed. */
+GR_API int gr_proc_free(gr_proc *p);
+
 /* ============================================================ sync
  * Synchronisation between green threads. Every object but Event and
  * AsyncResult is hub-local and uses no atomics: use it only from the OS

@@ -38,6 +38,11 @@ build/bin/grove-fork-bench $json --threads 1000 --fds 100
 build/bin/grove-fork-bench $json --threads 1000 --fds 2000
 echo "== libgrove-patch: patched calls vs gr_ calls and libc, a POSIX echo server under the patch"
 build/bin/grove-patch-bench $json
+echo "== processes: spawn+wait and a pipe against the bare calls, from a 16 MiB and a 1 GiB parent"
+build/bin/grove-proc-bench $json
+build/bin/grove-proc-bench $json --rss 1024
+echo "== signals: kill to handler, grove against a sigwaitinfo thread"
+build/bin/grove-signal-bench $json
 echo "== echo over loopback: grove vs thread per connection"
 build/bin/grove-echo-bench $json
 echo "== HTTP parsing: the request path in memory; grove's head parser vs grove-load's"

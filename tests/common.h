@@ -136,6 +136,16 @@ static inline int leaks_found(void)
     return 0;
 }
 #endif
+/* Assert a call returning a pointer failed (NULL) with the given errno. */
+#define assert_fails_null(call, err)                                                \
+    do {                                                                            \
+        errno = 0;                                                                  \
+        void *p_ = (void *)(call);                                                  \
+        int e_ = errno;                                                             \
+        cr_assert_null(p_, "%s succeeded, expected NULL", #call);                   \
+        cr_assert_eq(e_, (err), "%s: errno %d (%s), expected %d (%s)", #call, e_,   \
+                     strerror(e_), (err), strerror(err));                           \
+    } while (0)
 
 /* Wait (yielding to the other green threads) until cond holds, within
  * 5 s, or fail the test. */

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -395,6 +396,117 @@ Test(fork, daemonize_detaches_and_serves, .timeout = 30)
     /* 0-2, grove's epoll and wake fds, and the directory proc_self_count
      * reads; the report pipe is closed. */
     cr_assert_leq(nfd, 6, "the daemon had %d fds open", nfd);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A daemon as a service runs one: a server, SIGHUP to reload (here: count),
+ * SIGTERM to stop gracefully. The test process is a subreaper, so the
+ * daemon (a grandchild whose parent exits) becomes its child again and
+ * its exit status can be read. */
+static int hups;
+
+static void answer_hups(int fd, const gr_addr *peer, void *arg)
+{
+    char line[32];
+
+    (void)peer;
+    (void)arg;
+    snprintf(line, sizeof line, "hups=%d\n", hups);
+    gr_write_all(fd, line, strlen(line), NULL, gr_now() + 1000);
+}
+
+static void *service_main(void *arg)
+{
+    char path[128], tmp[128];
+    gr_signals *s;
+    gr_server *srv;
+    int l, sig;
+    FILE *f;
+
+    (void)arg;
+    if (gr_daemonize(0) != 0)
+        _exit(20);
+    if (!(s = gr_signal_open(GR_SIG(SIGHUP) | GR_SIG(SIGTERM))))
+        _exit(21);
+    l = gr_tcp_listen("127.0.0.1", 0, 0);
+    if (!(srv = gr_server_new(l, answer_hups, NULL, NULL)) || gr_server_start(srv) != 0)
+        _exit(22);
+    snprintf(path, sizeof path, "%s/port", dir);
+    snprintf(tmp, sizeof tmp, "%s/port.tmp", dir);
+    if (!(f = fopen(tmp, "w")))
+        _exit(23);
+    fprintf(f, "%d %d\n", gr_local_port(l), (int)getpid());
+    fclose(f);
+    rename(tmp, path);
+    while ((sig = gr_signal_next(s, NULL, -1)) == SIGHUP)
+        hups++;
+    if (sig != SIGTERM)
+        _exit(24);
+    if (gr_server_stop(srv, gr_now_update() + 1000) != 0)
+        _exit(25);
+    gr_server_free(srv);
+    gr_signal_close(s);
+    return NULL; /* its gr_main returns: the daemon exits 30 */
+}
+
+/* The daemon's answer: its SIGHUP count. */
+static int ask_hups(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n = -1;
+    char line[32];
+    ssize_t r;
+
+    cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0, "%s", strerror(errno));
+    if ((r = read(c, line, sizeof line - 1)) > 0) {
+        line[r] = '\0';
+        sscanf(line, "hups=%d", &n);
+    }
+    close(c);
+    return n;
+}
+
+/* Ask until the count is want (the signal is handled asynchronously). */
+static void await_hups(int port, int want)
+{
+    int n = -1;
+
+    for (int i = 0; i < 500 && (n = ask_hups(port)) != want; i++)
+        usleep(10000);
+    cr_assert_eq(n, want, "the daemon counted %d SIGHUP, not %d", n, want);
+}
+
+Test(fork, a_daemon_serves_and_handles_sighup_and_sigterm, .timeout = 30)
+{
+    char path[128];
+    int port = 0, pid = 0, st;
+    pid_t starter;
+    FILE *f = NULL;
+
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    snprintf(dir, sizeof dir, "/tmp/grove-daemon-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/port", dir);
+    if ((starter = fork()) == 0)
+        _exit(gr_main(service_main, NULL, NULL) == 0 ? 30 : 31);
+    cr_assert_eq(waitpid(starter, &st, 0), starter);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the starter exits 0 once the daemon runs");
+    for (int i = 0; i < 500 && !(f = fopen(path, "r")); i++)
+        usleep(10000);
+    cr_assert_not_null(f, "the daemon never wrote its port");
+    cr_assert_eq(fscanf(f, "%d %d", &port, &pid), 2);
+    fclose(f);
+    await_hups(port, 0);
+    cr_assert_eq(kill(pid, SIGHUP), 0);
+    await_hups(port, 1);
+    cr_assert_eq(kill(pid, SIGHUP), 0);
+    await_hups(port, 2);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    cr_assert_eq(waitpid(pid, &st, 0), pid, "the daemon is the subreaper's child");
+    cr_assert(WIFEXITED(st), "the daemon ended by a signal (%#x): SIGTERM not handled", st);
+    cr_assert_eq(WEXITSTATUS(st), 30, "the daemon exited %d", WEXITSTATUS(st));
     unlink(path);
     rmdir(dir);
 }
