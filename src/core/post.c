@@ -20,7 +20,9 @@ static void wake_locked(gr_hub *h)
     }
 }
 
-int gr_hub_post(gr_hub *h, void (*cb)(void *), void *arg)
+/* Queue cb(arg) on h, and drop a reference to h if unref, in one critical
+ * section. */
+static int post(gr_hub *h, void (*cb)(void *), void *arg, int unref)
 {
     gr__post *p;
 
@@ -39,9 +41,21 @@ int gr_hub_post(gr_hub *h, void (*cb)(void *), void *arg)
     else
         h->posts_head = p;
     h->posts_tail = p;
+    if (unref)
+        atomic_fetch_sub(&h->refs, 1);
     wake_locked(h);
     pthread_mutex_unlock(&h->lock);
     return 0;
+}
+
+int gr_hub_post(gr_hub *h, void (*cb)(void *), void *arg)
+{
+    return post(h, cb, arg, 0);
+}
+
+int gr__hub_post_unref(gr_hub *h, void (*cb)(void *), void *arg)
+{
+    return post(h, cb, arg, 1);
 }
 
 void gr_hub_ref(gr_hub *h)
