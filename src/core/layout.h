@@ -25,6 +25,20 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define GR__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GR__TSAN 1
+#endif
+#endif
+
+#if defined(GR__TSAN)
+#define GR__NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define GR__NO_TSAN
+#endif
+
 /* ------------------------------------------------------- green threads */
 enum gr__state {
     GR__NEW,      /* spawned for later (gr_spawn_at), not yet runnable */
@@ -77,6 +91,9 @@ typedef struct gr__g {
     void *asan_fake;
     const void *asan_bottom;
     size_t asan_size;
+#endif
+#if defined(GR__TSAN)
+    void *tsan_fiber; /* ThreadSanitizer's record of this context */
 #endif
     char name[GR_NAME_MAX + 1];
 } gr__g;
@@ -162,6 +179,9 @@ struct gr_hub {
     uint8_t root_draining;
 #if defined(GR__ASAN)
     gr__g *switch_from; /* who switched to the context now resuming */
+#endif
+#if defined(GR__TSAN)
+    void *tsan_zombie; /* a finished context's fiber, freed once off its stack */
 #endif
     void *altstack;
 };
@@ -369,6 +389,15 @@ void gr__locals_destroy(gr__g *g);
 /* Free what a record owns besides its stack (exit callbacks, locals),
  * running nothing. */
 void gr__record_extras_free(gr__g *g);
+#if defined(GR__TSAN)
+/* ThreadSanitizer sees each context as a fiber of its own, switched to
+ * right before every context switch (with synchronisation: contexts of one
+ * hub run one after another). A fiber cannot be freed while it runs, so a
+ * finished thread's is freed by the next context to resume. */
+void gr__tsan_fiber_new(gr__g *g);
+void gr__tsan_fiber_drop(gr_hub *h, gr__g *g);
+void gr__tsan_resumed(gr_hub *h);
+#endif
 /* The pthread_atfork child handler's work on the forking thread's hub. */
 void gr__hub_after_fork(gr_hub *h);
 /* Process-wide configuration (gr_configure), read-only once a hub exists. */
