@@ -436,6 +436,7 @@ static void run_destroy_hooks(gr_hub *h)
 
 void gr__hub_destroy(gr_hub *h)
 {
+    gr__hub_wakes_settle(h); /* another thread may be about to write wakefd */
     run_destroy_hooks(h);
     gr__overflow_trap_fini(h);
     for (uint32_t i = 0; i < h->nslots; i++) {

@@ -170,6 +170,7 @@ struct gr_hub {
     int sleeping;  /* in the blocking poll: posters must write wakefd */
     int wake_sent; /* wakefd written since the hub last slept */
     int wakefd;
+    atomic_int waking; /* wakefd writes decided, not yet made (post.c) */
 
     uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
     int *errno_loc;       /* this thread's errno, without a libc call per switch */
@@ -377,6 +378,13 @@ void gr__update_now(gr_hub *h);
 void gr__fd_event(gr_hub *h, int fd, int ready);
 void gr__fds_fini(gr_hub *h);
 void gr__posts_run(gr_hub *h);
+/* With h->lock held, after queueing work for h: mark it posted, and return
+ * 1 if h sleeps and nobody has woken it yet; the caller then calls
+ * gr__hub_wake_write(h) once it has released the lock. */
+int gr__hub_wake_locked(gr_hub *h);
+void gr__hub_wake_write(gr_hub *h);
+/* Wait until no wake write is pending: before h's wakefd is closed. */
+void gr__hub_wakes_settle(gr_hub *h);
 void gr__notified_run(gr_hub *h);
 void gr__xwakes_run_locked(gr_hub *h);
 int gr__posts_pending(gr_hub *h);

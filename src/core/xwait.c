@@ -126,22 +126,18 @@ static long futex(int *word, int op, int val, const struct timespec *ts)
 static void wake_remote(gr__xwaiter *w)
 {
     gr_hub *h = w->hub;
-    uint64_t one = 1;
+    int wake;
 
     pthread_mutex_lock(&h->lock);
     w->rnext = h->xwakes;
     h->xwakes = w;
     w->queued = 1;
-    atomic_store(&h->posted, 1);
-    if (h->sleeping && !h->wake_sent) {
-        h->wake_sent = 1;
-        if (write(h->wakefd, &one, sizeof one) < 0) {
-            /* EAGAIN: already non-zero, the hub will wake */
-        }
-    }
+    wake = gr__hub_wake_locked(h);
     /* DONE under the hub's lock: the waiter takes that lock to leave. */
     __atomic_store_n(&w->state, DONE, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&h->lock);
+    if (wake)
+        gr__hub_wake_write(h); /* the hub waits for it before it goes */
 }
 
 void gr__xwake(gr__xwaiter *w, void *data, int status)
