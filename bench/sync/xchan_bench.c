@@ -203,13 +203,7 @@ int main(int argc, char **argv)
         tb[BENCH_MAX_RUNS], ts[BENCH_MAX_RUNS];
     int json = 0, runs = 5;
 
-    for (int i = 1; i < argc; i++) {
-        if (!bench_option(argc, argv, &i, &json, &runs)) {
-            fprintf(stderr, "usage: %s [--json] [--runs N]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (bench_check_runs("grove-xchan-bench", runs) != 0)
+    if (bench_common_args(argc, argv, &json, &runs) != 0)
         return 2;
     for (int r = 0; r < runs; r++) {
         ev[r] = eventfd_rtt();
