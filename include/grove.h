@@ -564,6 +564,10 @@ GR_API int gr_local_port(int fd);
  * resolver failed temporarily, EINVAL for a bad port. */
 GR_API int gr_tcp_connect(const char *host, int port, int64_t deadline);
 
+/* <netdb.h> defines it only under POSIX feature macros (_POSIX_C_SOURCE);
+ * declared here so that this header compiles in strict C as well. */
+struct addrinfo;
+
 /* gr_tcp_connect after name resolution: Happy Eyeballs over the addresses
  * of the list res (from gr_getaddrinfo or getaddrinfo; only ai_family,
  * ai_protocol, ai_addr and ai_addrlen are read, ai_next links them). res
@@ -671,10 +675,6 @@ GR_API int gr_resolver_set(int which);
  * per OS thread and applies to lookups started afterwards. Returns 0 or -1
  * (EINVAL: not parsable; ENOMEM). */
 GR_API int gr_resolver_servers(const char *csv);
-
-/* <netdb.h> defines it only under POSIX feature macros (_POSIX_C_SOURCE);
- * declared here so that this header compiles in strict C as well. */
-struct addrinfo;
 
 /* getaddrinfo(3) that blocks only the green thread: honours /etc/hosts and
  * /etc/resolv.conf. Returns 0 or an EAI_* code as getaddrinfo does
