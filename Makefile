@@ -2,7 +2,8 @@
 # only names the builds and runs them.
 #   make          release build into build/ (binaries in build/bin/)
 #   make test     every test, in three builds: release (assembly switch),
-#                 ucontext fallback, and AddressSanitizer+UBSan
+#                 ucontext fallback, and AddressSanitizer+UBSan; then the
+#                 thread tests in a fourth, ThreadSanitizer (build-tsan)
 #   make bench    the experiment: grove vs threads vs gevent, Paste, nginx
 #                 (docs/experiment.md); QUICK=1 for a reduced sweep,
 #                 BENCH=all to run the other benchmarks after it
@@ -55,13 +56,19 @@ build-ucontext: deps-test
 build-asan: deps-test
 	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_SANITIZE=ON)
 
+# The library and the thread tests only (tests/CMakeLists.txt says which).
+build-tsan: deps-test
+	$(call configure,build-tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_TSAN=ON)
+
 # GROVE_MAKE_TEST=1: everything the tests need is installed, so a test
 # whose peer is missing fails instead of skipping itself.
-test: deps-test build build-ucontext build-asan
+test: deps-test build build-ucontext build-asan build-tsan
 	cd build && GROVE_MAKE_TEST=1 ctest --output-on-failure
 	cd build-ucontext && GROVE_MAKE_TEST=1 ctest --output-on-failure
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allow_user_segv_handler=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 GROVE_MAKE_TEST=1 ctest --output-on-failure
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 GROVE_MAKE_TEST=1 \
+		ctest --output-on-failure
 
 bench: deps-bench build
 	QUICK=$(QUICK) BENCH=$(BENCH) scripts/bench.sh
@@ -74,6 +81,6 @@ install: build
 	cmake --install build --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-ucontext build-asan
+	rm -rf build build-ucontext build-asan build-tsan
 
-.PHONY: all build build-ucontext build-asan test bench format install clean deps-build deps-test deps-bench
+.PHONY: all build build-ucontext build-asan build-tsan test bench format install clean deps-build deps-test deps-bench

@@ -67,6 +67,19 @@ static inline int bench_check_runs(const char *name, int runs)
     return -1;
 }
 
+/* For a benchmark whose only options are the common ones: parse them.
+ * Returns 0, or 2 (the exit status) after printing the usage. */
+static inline int bench_common_args(int argc, char **argv, int *json, int *runs)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!bench_option(argc, argv, &i, json, runs)) {
+            fprintf(stderr, "usage: %s [--json] [--runs N]\n", argv[0]);
+            return 2;
+        }
+    }
+    return bench_check_runs(argv[0], *runs) == 0 ? 0 : 2;
+}
+
 /* One JSON object on one line, its fields printed as they come:
  *   bench_json_begin(); bench_json("switch_ns", "%.2f", s); bench_json_end(); */
 static int bench_json_fields;

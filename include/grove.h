@@ -907,12 +907,12 @@ GR_API int gr_proc_communicate(gr_proc *p, const void *in, size_t inlen, char **
 GR_API int gr_proc_free(gr_proc *p);
 
 /* ============================================================ sync
- * Synchronisation between green threads. Every object but Event and
- * AsyncResult is hub-local and uses no atomics: use it only from the OS
- * thread whose hub its waiters belong to (a queue belongs to the hub of the
- * thread that created it; gr_queue_post is its one thread-safe entry).
- * Event and AsyncResult are thread-safe: waited for and set from any hub
- * or plain OS thread. Structs may live
+ * Synchronisation between green threads. Every object but Event,
+ * AsyncResult and the cross-thread channel (gr_xchan) is hub-local and uses
+ * no atomics: use it only from the OS thread whose hub its waiters belong
+ * to (a queue belongs to the hub of the thread that created it;
+ * gr_queue_post is its one thread-safe entry). Those three are
+ * thread-safe: used from any hub or plain OS thread. Structs may live
  * anywhere (stack, heap, inside other structs), a zero-filled struct is a
  * valid object, and they must not move or be freed while a green thread
  * waits on them; their fields are private.
@@ -1098,6 +1098,62 @@ GR_API int gr_chan_send(gr_chan *c, void *v, int64_t deadline);
 GR_API int gr_chan_recv(gr_chan *c, void **v, int64_t deadline);
 /* Close: every waiting and later send and receive fails with EPIPE. */
 GR_API void gr_chan_close(gr_chan *c);
+
+/* Cross-thread channel: the thread-safe queue and channel in one type
+ * (Python's queue.Queue made cooperative, Go's chan). Multi-producer,
+ * multi-consumer, FIFO: green threads of any hub and plain OS threads
+ * send and receive on the same channel (a green thread parks, a plain
+ * thread blocks). capacity 0 makes an unbuffered rendezvous, n > 0 a
+ * bounded buffer of n items (allocated at creation), GR_XCHAN_UNBOUNDED
+ * a buffer that grows (sends never wait). Items are pointers passed
+ * through untouched; they stay the caller's. See docs/sync.md. */
+#define GR_XCHAN_UNBOUNDED SIZE_MAX
+
+typedef struct gr_xchan gr_xchan;
+
+/* A new channel; the caller frees it with gr_xchan_free. Returns NULL with
+ * ENOMEM. Thread-safe, as every call below. */
+GR_API gr_xchan *gr_xchan_new(size_t capacity);
+/* Free a channel nobody waits on (-1/EBUSY otherwise; NULL is accepted).
+ * Items still buffered are the caller's to take first. */
+GR_API int gr_xchan_free(gr_xchan *c);
+/* Send item: to the first waiting receiver, else into the buffer, else
+ * wait for room (or, unbuffered, for a receiver). Returns 0, or -1 with
+ * EPIPE (closed), ETIMEDOUT, ECANCELED (killed: also when it need not
+ * wait), EDEADLK (hub callback that would wait), ENOMEM (an unbounded
+ * channel that cannot grow); then nobody received item. */
+GR_API int gr_xchan_send(gr_xchan *c, void *item, int64_t deadline);
+/* Receive the oldest item into *item (item may be NULL), waiting for one.
+ * After a close, the buffered items are still received; then -1/EPIPE.
+ * Errors as gr_xchan_send (but not ENOMEM). */
+GR_API int gr_xchan_recv(gr_xchan *c, void **item, int64_t deadline);
+/* Send items[0..n) in order, with no other sender's items between them,
+ * waiting for room as gr_xchan_send does (one lock and one wait for the
+ * lot, not one per item). Returns n once all
+ * went, or, when the deadline, a close or a kill stops it after k > 0
+ * items went, k (the first k; errno says why); -1 with errno when none
+ * went. EINVAL: c NULL, or items NULL with n > 0. */
+GR_API ssize_t gr_xchan_send_many(gr_xchan *c, void *const *items, size_t n, int64_t deadline);
+/* Receive up to n items into items[], waiting until there is at least
+ * one: returns how many (1..n; 0 when n is 0), or -1 with errno as
+ * gr_xchan_recv. */
+GR_API ssize_t gr_xchan_recv_many(gr_xchan *c, void **items, size_t n, int64_t deadline);
+/* Close: every send from now on, and every one waiting, fails with EPIPE;
+ * waiting receivers fail with EPIPE; later receives take what is buffered,
+ * then fail with EPIPE. Closing twice does nothing. */
+GR_API void gr_xchan_close(gr_xchan *c);
+
+/* A channel's state at one instant, for monitoring and tests. */
+typedef struct gr_xchan_stats {
+    size_t size;      /* items buffered */
+    size_t capacity;  /* as created */
+    size_t senders;   /* threads waiting in a send */
+    size_t receivers; /* threads waiting in a receive */
+    int closed;
+} gr_xchan_stats;
+
+/* Fill *st. Returns 0, or -1/EINVAL (c or st NULL). */
+GR_API int gr_xchan_stats_get(gr_xchan *c, gr_xchan_stats *st);
 
 /* Group: a set of green threads to wait for or kill together; with a
  * limit it is a Pool, whose spawn waits for room (gevent.pool). Members

@@ -33,6 +33,8 @@ echo "== core: switch, spawn+join, idle memory, timers (vs ucontext)"
 build/bin/grove-micro $json
 echo "== sync: channel and queue ping-pong"
 build/bin/grove-sync-bench $json
+echo "== between hubs: gr_xchan round trips (vs eventfd between plain threads) and throughput"
+build/bin/grove-xchan-bench $json
 echo "== fork: grove's child handler against a bare fork of the same process"
 build/bin/grove-fork-bench $json --threads 1000 --fds 100
 build/bin/grove-fork-bench $json --threads 1000 --fds 2000

@@ -250,7 +250,7 @@ static void *times_out_reading(void *arg)
     memset(caller_buf, '.', sizeof caller_buf);
     assert_fails(gr_file_read(fifo_fd, caller_buf, sizeof caller_buf, -1, gr_now() + 30),
                  ETIMEDOUT);
-    cr_assert_lt(gr_now_update() - start, 200);
+    cr_assert_lt(gr_now_update() - start, 200 * TIME_SLACK);
     cr_assert_eq(write(fifo_fd, "late data", 9), 9);
     /* Wait until the abandoned read has taken it. */
     do {
@@ -270,5 +270,7 @@ Test(file, a_timed_out_read_never_writes_the_callers_buffer, .timeout = 10, .ini
     fifo_fd = open(fifo, O_RDWR | O_CLOEXEC); /* no wait for a peer */
     cr_assert_geq(fifo_fd, 0);
     run_main(times_out_reading, NULL);
+#ifndef GROVE_TEST_TSAN /* TSan cannot see that the abandoned read is over */
     close(fifo_fd);
+#endif
 }

@@ -326,8 +326,10 @@ static void *wakes_on_time(void *arg)
         nanosleep(&ms, NULL);
         os_late += gr_now_update() - t0 > 3;
     }
+#ifndef GROVE_TEST_TSAN /* 5-15 times slower there: that they end is enough */
     cr_assert(late <= 4 || late <= os_late + 4,
               "%d of 20 1-ms sleeps took more than 3 ms (the kernel's own: %d)", late, os_late);
+#endif
     unix_pair(sv);
     cr_assert_eq(pthread_create(&t, NULL, write_later, &sv[1]), 0);
     cr_assert_eq(gr_read(sv[0], &c, 1, gr_now() + 5000), 1);

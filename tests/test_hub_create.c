@@ -259,6 +259,22 @@ static void call_outcomes_already_there(void)
     cr_assert_eq(gr_sem_acquire(&s, 0), 0);
 }
 
+static void call_xchan(void)
+{
+    gr_xchan *c = gr_xchan_new(1);
+    gr_xchan_stats st;
+    void *v;
+
+    cr_assert_not_null(c);
+    assert_fails(gr_xchan_recv(c, &v, 0), ETIMEDOUT); /* would wait */
+    cr_assert_eq(gr_xchan_send(c, c, 0), 0);
+    assert_fails(gr_xchan_send(c, c, 0), ETIMEDOUT);
+    cr_assert_eq(gr_xchan_recv_many(c, &v, 1, 0), 1);
+    cr_assert_eq(gr_xchan_stats_get(c, &st), 0);
+    gr_xchan_close(c);
+    cr_assert_eq(gr_xchan_free(c), 0);
+}
+
 static void call_local_get(void)
 {
     int key = gr_local_key_create(NULL);
@@ -298,6 +314,7 @@ Test(hub_create, other_calls_do_not, .timeout = 30)
         {"gr_join, gr_kill, gr_testcancel", call_join_kill, 0},
         {"gr_now, gr_now_update, gr_stats_get", call_time_and_stats, 0},
         {"initialisers, setters and wakers", call_wakers, 0},
+        {"the gr_xchan calls", call_xchan, 0},
         {"sync waits whose outcome is there", call_outcomes_already_there, 0},
         {"gr_event_wait (thread-safe: a plain thread blocks)", call_event_wait, 0},
         {"gr_async_get (thread-safe)", call_async_get, 0},

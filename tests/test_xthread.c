@@ -4,7 +4,9 @@
 #include "common.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------- gr_hubs_run */
@@ -105,7 +107,8 @@ static void *hub_a_main(void *arg)
         cr_assert_eq(gr_spawn_on(hub_b, square, (void *)i, NULL, &done[i]), 0);
     }
     for (intptr_t i = 0; i < 100; i++) {
-        cr_assert_eq(gr_async_get(&done[i], &r, gr_now_update() + 5000), 0);
+        cr_assert_eq(gr_async_get(&done[i], &r, gr_now_update() + 5000), 0, "result %ld: %s",
+                     (long)i, strerror(errno));
         cr_assert_eq((intptr_t)r, i * i);
     }
     gr_event_set(&b_stop);
@@ -208,4 +211,73 @@ static void *racing_waiter(void *arg)
 Test(xthread, a_setter_racing_a_timing_out_waiter, .timeout = 30)
 {
     run_main(racing_waiter, NULL);
+}
+
+/* Whoever sees the outcome may free the object at once, while the setter
+ * on another thread is still returning from its call: the setter must be
+ * done with it by then (ASan and TSan catch a late touch). */
+#ifdef GROVE_TEST_TSAN
+#define FREES 3000
+#else
+#define FREES 20000
+#endif
+
+static gr_async *volatile to_set;
+static gr_event *volatile ev_to_set;
+static atomic_int handed;
+
+static void *setter_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < FREES; i++) {
+        while (atomic_load(&handed) != 2 * i + 1)
+            sched_yield();
+        if (i % 2)
+            gr_async_set(to_set, (void *)(intptr_t)i);
+        else
+            gr_event_set(ev_to_set);
+    }
+    return NULL;
+}
+
+static void *frees_what_it_saw(void *arg)
+{
+    pthread_t t;
+    void *r;
+
+    (void)arg;
+    cr_assert_eq(pthread_create(&t, NULL, setter_thread, NULL), 0);
+    for (int i = 0; i < FREES; i++) {
+        gr_async *a = malloc(sizeof *a);
+        gr_event *e = malloc(sizeof *e);
+
+        gr_async_init(a);
+        gr_event_init(e);
+        to_set = a;
+        ev_to_set = e;
+        atomic_store(&handed, 2 * i + 1);
+        /* Half wait (woken by the set), half poll (see it unlocked). */
+        if (i % 2) {
+            if (i % 4 == 1)
+                cr_assert_eq(gr_async_get(a, &r, gr_now_update() + 5000), 0);
+            else
+                while (!gr_async_ready(a))
+                    gr_yield();
+        } else if (i % 4 == 0) {
+            cr_assert_eq(gr_event_wait(e, gr_now_update() + 5000), 0);
+        } else {
+            while (!gr_event_is_set(e))
+                gr_yield();
+        }
+        free(a);
+        free(e);
+        atomic_store(&handed, 2 * i + 2);
+    }
+    pthread_join(t, NULL);
+    return NULL;
+}
+
+Test(xthread, who_sees_the_outcome_may_free_it_at_once, .timeout = 60)
+{
+    run_main(frees_what_it_saw, NULL);
 }

@@ -159,13 +159,7 @@ int main(int argc, char **argv)
         yi[BENCH_MAX_RUNS];
     int json = 0, runs = 5;
 
-    for (int i = 1; i < argc; i++) {
-        if (!bench_option(argc, argv, &i, &json, &runs)) {
-            fprintf(stderr, "usage: %s [--json] [--runs N]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (bench_check_runs("grove-sync-bench", runs) != 0)
+    if (bench_common_args(argc, argv, &json, &runs) != 0)
         return 2;
     for (int r = 0; r < runs; r++) {
         double two[2];

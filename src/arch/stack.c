@@ -7,6 +7,7 @@
 #include "grove.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,16 +60,22 @@ static size_t read_max_map_count(void)
     return v;
 }
 
+/* Once for the process: hubs of several OS threads start at once. */
+static pthread_once_t limits_once = PTHREAD_ONCE_INIT;
+
+static void read_limits(void)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    /* Half of the map count for guards leaves the rest to malloc,
+     * libraries and the unguarded slabs. */
+    guard_maps_budget = read_max_map_count() / 2;
+}
+
 void gr__stack_pool_init(gr__stack_pool *p, int guard_mode)
 {
     memset(p, 0, sizeof *p);
     p->guard_mode = guard_mode;
-    if (!page_size) {
-        page_size = (size_t)sysconf(_SC_PAGESIZE);
-        /* Half of the map count for guards leaves the rest to malloc,
-         * libraries and the unguarded slabs. */
-        guard_maps_budget = read_max_map_count() / 2;
-    }
+    pthread_once(&limits_once, read_limits);
 }
 
 const char *gr__stack_guard_kind(const gr__stack_pool *p)
@@ -266,9 +273,8 @@ static int add_slab(gr__stack_pool *p, gr__stack_class *c)
 
 size_t gr__stack_round(size_t size)
 {
-    size_t page = page_size ? page_size : (size_t)sysconf(_SC_PAGESIZE);
-
-    return (size + page - 1) & ~(page - 1);
+    pthread_once(&limits_once, read_limits);
+    return (size + page_size - 1) & ~(page_size - 1);
 }
 
 uintptr_t gr__stack_get_slow(gr__stack_pool *p, size_t size)

@@ -183,7 +183,9 @@ void gr__latch_fire(gr__latch *l, unsigned reason);
  * A waiter: lock; outcome there? take it, unlock; else gr__xq_push(q, w)
  * and gr__xwait(q, lock, w, ...), which unlocks. A waker: lock;
  * w = gr__xq_pop(q); hand something over with gr__xwake(w, data, status)
- * (still under the lock, or after it: w is claimed either way); unlock. */
+ * (still under the lock, or after it: w is claimed either way); unlock.
+ * Waking after the unlock (gr__xwake_later) is what lets a woken waiter
+ * free the object at once: the waker no longer touches it. */
 typedef gr_xwaitq_ gr__xq;
 
 typedef struct gr__xwaiter {
@@ -200,6 +202,11 @@ typedef struct gr__xwaiter {
 void gr__xlock(int *lock);
 void gr__xunlock(int *lock);
 
+/* Wait until the lock is free. A caller that saw, without the lock, what a
+ * locked section published (a flag set under it) knows then that the
+ * section is over: the object is no longer touched and may be freed. */
+void gr__xlock_settle(const int *lock);
+
 /* Append the caller's waiter (under the object's lock). w->data is cleared:
  * set it after the push to hand something to the waker. */
 void gr__xq_push(gr__xq *q, gr__xwaiter *w);
@@ -210,6 +217,17 @@ gr__xwaiter *gr__xq_pop(gr__xq *q);
 /* End a claimed waiter's wait: its gr__xwait returns 0 with w->data =
  * data for status 0, else -1 with errno status. Any thread. */
 void gr__xwake(gr__xwaiter *w, void *data, int status);
+
+/* Wakes to make once the object's lock is released, so that the lock is
+ * not held across another hub's lock and a write(2): gr__xwake_later
+ * records a claimed waiter's outcome (under the lock), gr__xwake_flush
+ * (after it) ends the waits, in the order recorded. */
+typedef struct gr__xwakes {
+    gr__xwaiter *head, *tail;
+} gr__xwakes;
+
+void gr__xwake_later(gr__xwakes *l, gr__xwaiter *w, void *data, int status);
+void gr__xwake_flush(gr__xwakes *l);
 
 /* Called with the lock held and w pushed; unlocks, waits until woken, the
  * deadline (ETIMEDOUT) or a kill (ECANCELED), or fails with EDEADLK in a
@@ -238,6 +256,12 @@ void gr__hub_fds_lost(void);
 /* 1 if t names a context of this hub that has not finished: a green
  * thread, or the thread's root. */
 int gr__handle_alive(gr_t t);
+
+/* gr_hub_post(h, cb, arg) and gr_hub_unref(h) in one step, for a thread
+ * that holds a reference until its result is posted: done apart, the post
+ * may run, its waiter return and the hub be freed before the unref touches
+ * it. Returns 0 (the reference is dropped), or -1/ENOMEM (it is kept). */
+int gr__hub_post_unref(gr_hub *h, void (*cb)(void *), void *arg);
 
 /* Asynchronous notifications, for a subsystem woken by something that is
  * not a thread of grove's (a signal handler): gr__hub_notify(h, bits)

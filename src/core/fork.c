@@ -192,6 +192,7 @@ static void drop_posts(gr_hub *h)
     atomic_store(&h->notified, 0); /* a fork hook re-declares its wake sources */
     atomic_store(&h->wake_sources, 0);
     h->sleeping = h->wake_sent = 0;
+    atomic_store(&h->waking, 0); /* writers that were mid-way are not here */
 }
 
 /* Close the child's copies of the parent's epoll and wake fds: never use

@@ -8,6 +8,9 @@
 #if defined(GR__ASAN)
 #include <sanitizer/asan_interface.h>
 #endif
+#if defined(GR__TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 /* ------------------------------------------------------------- handles
  * A handle is (generation << 32 | slot). A slot's generation moves on each
@@ -74,6 +77,9 @@ gr__g *gr__lookup(gr_hub *h, gr_t handle)
 void gr__release(gr_hub *h, gr__g *g)
 {
     h->nfinished--;
+#if defined(GR__TSAN)
+    gr__tsan_fiber_drop(h, g);
+#endif
     gr__slot_free(h, g->slot);
     gr__stack_put(&h->stacks, &g->stack);
 }
@@ -119,8 +125,9 @@ static gr__ctx *finish(gr_hub *h, gr__g *g)
 }
 
 /* Runs on the thread's own stack, started by gr__ctx_start; returning hands
- * the processor to the context it names. */
-static gr__ctx *green_entry(void *arg)
+ * the processor to the context it names. Not instrumented by TSan: its own
+ * return comes after the switch to the next context's fiber. */
+static GR__NO_TSAN gr__ctx *green_entry(void *arg)
 {
     gr__g *g = arg;
     gr_hub *h = gr__tls_hub;
@@ -129,9 +136,21 @@ static gr__ctx *green_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
                                     &h->switch_from->asan_size);
 #endif
+#if defined(GR__TSAN)
+    gr__tsan_resumed(h);
+#endif
     *h->errno_loc = 0;
     g->result = g->cancelled ? GR_CANCELED : g->fn(g->arg);
+#if defined(GR__TSAN)
+    {
+        gr__ctx *next = finish(h, g);
+
+        __tsan_switch_to_fiber(h->current->tsan_fiber, 0);
+        return next;
+    }
+#else
     return finish(h, g);
+#endif
 }
 
 static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, size_t size)
@@ -190,6 +209,9 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     g->asan_fake = NULL;
     g->asan_bottom = lo + GR__STACK_RESERVED;
     g->asan_size = (size_t)((char *)g - lo) - GR__STACK_RESERVED;
+#endif
+#if defined(GR__TSAN)
+    gr__tsan_fiber_new(g);
 #endif
     h->nlive++;
     return g;

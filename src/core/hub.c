@@ -24,6 +24,9 @@
 #if defined(GR__ASAN)
 #include <sanitizer/asan_interface.h>
 #endif
+#if defined(GR__TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 __thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
 
@@ -243,6 +246,9 @@ static gr__ctx *hub_loop(void *arg)
     __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
                                     &h->switch_from->asan_size);
 #endif
+#if defined(GR__TSAN)
+    gr__tsan_resumed(h);
+#endif
     for (;;) {
         gr__g *next;
 
@@ -345,6 +351,10 @@ static int hub_init(gr_hub *h)
     h->hubg->asan_bottom = h->hubg->stack.lo + GR__STACK_RESERVED;
     h->hubg->asan_size = h->hubg->stack.size - GR__STACK_RESERVED;
 #endif
+#if defined(GR__TSAN)
+    h->root->tsan_fiber = __tsan_get_current_fiber(); /* the thread's own */
+    gr__tsan_fiber_new(h->hubg);
+#endif
     h->spin_ns = config.idle_spin_us < 0 ? 0
                  : (int64_t)(config.idle_spin_us ? config.idle_spin_us
                                                  : GR_IDLE_SPIN_DEFAULT_US) * 1000;
@@ -426,11 +436,21 @@ static void run_destroy_hooks(gr_hub *h)
 
 void gr__hub_destroy(gr_hub *h)
 {
+    gr__hub_wakes_settle(h); /* another thread may be about to write wakefd */
     run_destroy_hooks(h);
     gr__overflow_trap_fini(h);
-    for (uint32_t i = 0; i < h->nslots; i++)
+    for (uint32_t i = 0; i < h->nslots; i++) {
         if (h->slots[i].g)
             gr__record_extras_free(h->slots[i].g);
+#if defined(GR__TSAN)
+        if (h->slots[i].g && h->slots[i].g->kind == GR__KIND_GREEN)
+            gr__tsan_fiber_drop(h, h->slots[i].g);
+#endif
+    }
+#if defined(GR__TSAN)
+    if (h->hubg)
+        gr__tsan_fiber_drop(h, h->hubg);
+#endif
     gr__posts_fini(h);
     gr__fds_fini(h);
     gr__timer_heap_fini(&h->timers);

@@ -25,6 +25,20 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define GR__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GR__TSAN 1
+#endif
+#endif
+
+#if defined(GR__TSAN)
+#define GR__NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#define GR__NO_TSAN
+#endif
+
 /* ------------------------------------------------------- green threads */
 enum gr__state {
     GR__NEW,      /* spawned for later (gr_spawn_at), not yet runnable */
@@ -77,6 +91,9 @@ typedef struct gr__g {
     void *asan_fake;
     const void *asan_bottom;
     size_t asan_size;
+#endif
+#if defined(GR__TSAN)
+    void *tsan_fiber; /* ThreadSanitizer's record of this context */
 #endif
     char name[GR_NAME_MAX + 1];
 } gr__g;
@@ -153,6 +170,7 @@ struct gr_hub {
     int sleeping;  /* in the blocking poll: posters must write wakefd */
     int wake_sent; /* wakefd written since the hub last slept */
     int wakefd;
+    atomic_int waking; /* wakefd writes decided, not yet made (post.c) */
 
     uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
     int *errno_loc;       /* this thread's errno, without a libc call per switch */
@@ -162,6 +180,9 @@ struct gr_hub {
     uint8_t root_draining;
 #if defined(GR__ASAN)
     gr__g *switch_from; /* who switched to the context now resuming */
+#endif
+#if defined(GR__TSAN)
+    void *tsan_zombie; /* a finished context's fiber, freed once off its stack */
 #endif
     void *altstack;
 };
@@ -356,6 +377,13 @@ void gr__update_now(gr_hub *h);
 void gr__fd_event(gr_hub *h, int fd, int ready);
 void gr__fds_fini(gr_hub *h);
 void gr__posts_run(gr_hub *h);
+/* With h->lock held, after queueing work for h: mark it posted, and return
+ * 1 if h sleeps and nobody has woken it yet; the caller then calls
+ * gr__hub_wake_write(h) once it has released the lock. */
+int gr__hub_wake_locked(gr_hub *h);
+void gr__hub_wake_write(gr_hub *h);
+/* Wait until no wake write is pending: before h's wakefd is closed. */
+void gr__hub_wakes_settle(gr_hub *h);
 void gr__notified_run(gr_hub *h);
 void gr__xwakes_run_locked(gr_hub *h);
 int gr__posts_pending(gr_hub *h);
@@ -368,6 +396,15 @@ void gr__locals_destroy(gr__g *g);
 /* Free what a record owns besides its stack (exit callbacks, locals),
  * running nothing. */
 void gr__record_extras_free(gr__g *g);
+#if defined(GR__TSAN)
+/* ThreadSanitizer sees each context as a fiber of its own, switched to
+ * right before every context switch (with synchronisation: contexts of one
+ * hub run one after another). A fiber cannot be freed while it runs, so a
+ * finished thread's is freed by the next context to resume. */
+void gr__tsan_fiber_new(gr__g *g);
+void gr__tsan_fiber_drop(gr_hub *h, gr__g *g);
+void gr__tsan_resumed(gr_hub *h);
+#endif
 /* The pthread_atfork child handler's work on the forking thread's hub. */
 void gr__hub_after_fork(gr_hub *h);
 /* Process-wide configuration (gr_configure), read-only once a hub exists. */

@@ -3,26 +3,48 @@
 #include "layout.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Called with h->lock held: wake a sleeping hub, once per sleep. */
-static void wake_locked(gr_hub *h)
+/* Waking a sleeping hub takes a write(2) to its eventfd, once per sleep.
+ * It is decided under h->lock but made after the unlock: the write wakes
+ * the hub, whose first move is to take that lock, so a write under it made
+ * the hub sleep again on the mutex (a futex wait and wake per wake-up).
+ * h->waking counts the writes decided and not yet made; the hub waits for
+ * them before it closes the fd (gr__hub_wakes_settle). */
+int gr__hub_wake_locked(gr_hub *h)
+{
+    atomic_store(&h->posted, 1);
+    if (!h->sleeping || h->wake_sent)
+        return 0;
+    h->wake_sent = 1;
+    atomic_fetch_add(&h->waking, 1);
+    return 1;
+}
+
+void gr__hub_wake_write(gr_hub *h)
 {
     uint64_t one = 1;
 
-    atomic_store(&h->posted, 1);
-    if (h->sleeping && !h->wake_sent) {
-        h->wake_sent = 1;
-        if (write(h->wakefd, &one, sizeof one) < 0) {
-            /* EAGAIN: the counter is already non-zero, the hub will wake. */
-        }
+    if (write(h->wakefd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is already non-zero, the hub will wake. */
     }
+    atomic_fetch_sub_explicit(&h->waking, 1, memory_order_release);
 }
 
-int gr_hub_post(gr_hub *h, void (*cb)(void *), void *arg)
+void gr__hub_wakes_settle(gr_hub *h)
+{
+    while (atomic_load_explicit(&h->waking, memory_order_acquire))
+        sched_yield();
+}
+
+/* Queue cb(arg) on h, and drop a reference to h if unref, in one critical
+ * section. */
+static int post(gr_hub *h, void (*cb)(void *), void *arg, int unref)
 {
     gr__post *p;
+    int wake;
 
     if (!h || !cb) {
         errno = EINVAL;
@@ -39,9 +61,23 @@ int gr_hub_post(gr_hub *h, void (*cb)(void *), void *arg)
     else
         h->posts_head = p;
     h->posts_tail = p;
-    wake_locked(h);
+    if (unref)
+        atomic_fetch_sub(&h->refs, 1);
+    wake = gr__hub_wake_locked(h);
     pthread_mutex_unlock(&h->lock);
+    if (wake)
+        gr__hub_wake_write(h);
     return 0;
+}
+
+int gr_hub_post(gr_hub *h, void (*cb)(void *), void *arg)
+{
+    return post(h, cb, arg, 0);
+}
+
+int gr__hub_post_unref(gr_hub *h, void (*cb)(void *), void *arg)
+{
+    return post(h, cb, arg, 1);
 }
 
 void gr_hub_ref(gr_hub *h)
@@ -52,15 +88,20 @@ void gr_hub_ref(gr_hub *h)
 
 void gr_hub_unref(gr_hub *h)
 {
+    int wake = 0;
+
     if (!h)
         return;
     /* Under the lock, so the hub cannot be freed before we are done: a hub
-     * about to exit takes the lock to read its posts. The last unref wakes
-     * it to notice it may be done. */
+     * about to exit takes the lock to read its posts (and waits for a wake
+     * write we have yet to make). The last unref wakes it to notice it may
+     * be done. */
     pthread_mutex_lock(&h->lock);
     if (atomic_fetch_sub(&h->refs, 1) == 1)
-        wake_locked(h);
+        wake = gr__hub_wake_locked(h);
     pthread_mutex_unlock(&h->lock);
+    if (wake)
+        gr__hub_wake_write(h);
 }
 
 void gr__posts_run(gr_hub *h)

@@ -50,14 +50,45 @@ gr__ctx *gr__leave(gr_hub *h, gr__g *from)
     h->switch_from = from;
     __sanitizer_start_switch_fiber(NULL, to->asan_bottom, to->asan_size);
 #endif
+    /* Under TSan, green_entry switches fibers once it has returned from
+     * here (a return is a TSan function exit, owed to this fiber). */
     if (GR__LIKELY(gr__ctx_started(&to->ctx)))
         return &to->ctx;
     /* Never run yet: start it from here. Nothing returns to this frame; the
      * save into our record is harmless, nothing can reuse it before the
      * switch. */
+#if defined(GR__TSAN)
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
     resume(from, to);
     __builtin_unreachable();
 }
+
+#if defined(GR__TSAN)
+void gr__tsan_fiber_new(gr__g *g)
+{
+    g->tsan_fiber = __tsan_create_fiber(0);
+}
+
+void gr__tsan_fiber_drop(gr_hub *h, gr__g *g)
+{
+    if (!g->tsan_fiber)
+        return;
+    if (g == h->current)
+        h->tsan_zombie = g->tsan_fiber; /* finishing: still running on it */
+    else
+        __tsan_destroy_fiber(g->tsan_fiber);
+    g->tsan_fiber = NULL;
+}
+
+void gr__tsan_resumed(gr_hub *h)
+{
+    if (h->tsan_zombie) {
+        __tsan_destroy_fiber(h->tsan_zombie);
+        h->tsan_zombie = NULL;
+    }
+}
+#endif
 
 void gr__schedule(gr_hub *h)
 {

@@ -11,6 +11,9 @@
 #if defined(GR__ASAN)
 #include <sanitizer/asan_interface.h>
 #endif
+#if defined(GR__TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 /* Resume to, starting it if it has never run. */
 static inline __attribute__((always_inline)) void resume(gr__g *from, gr__g *to)
@@ -42,6 +45,10 @@ static inline __attribute__((always_inline)) void switch_inline(gr_hub *h, gr__g
     resume(from, to);
     __sanitizer_finish_switch_fiber(from->asan_fake, &h->switch_from->asan_bottom,
                                     &h->switch_from->asan_size);
+#elif defined(GR__TSAN)
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+    resume(from, to);
+    gr__tsan_resumed(h);
 #else
     resume(from, to);
 #endif

@@ -27,8 +27,14 @@
 
 enum { WAITING, CLAIMED, DONE };
 
-static inline void cpu_relax(void)
+/* One round of waiting for another thread that is a few instructions
+ * away from what we wait for: spin, then yield, in case it was preempted. */
+static inline void pause_round(int spins)
 {
+    if (spins > 100) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -40,19 +46,20 @@ static inline void cpu_relax(void)
 
 void gr__xlock(int *l)
 {
-    for (int spins = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); spins++) {
-        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
-            if (spins++ > 100)
-                sched_yield(); /* the holder was preempted */
-            else
-                cpu_relax();
-        }
-    }
+    for (int spins = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); spins++)
+        while (__atomic_load_n(l, __ATOMIC_RELAXED))
+            pause_round(spins++);
 }
 
 void gr__xunlock(int *l)
 {
     __atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+void gr__xlock_settle(const int *l)
+{
+    for (int spins = 0; __atomic_load_n(l, __ATOMIC_ACQUIRE); spins++)
+        pause_round(spins);
 }
 
 /* -------------------------------------------------------------- queues */
@@ -119,22 +126,18 @@ static long futex(int *word, int op, int val, const struct timespec *ts)
 static void wake_remote(gr__xwaiter *w)
 {
     gr_hub *h = w->hub;
-    uint64_t one = 1;
+    int wake;
 
     pthread_mutex_lock(&h->lock);
     w->rnext = h->xwakes;
     h->xwakes = w;
     w->queued = 1;
-    atomic_store(&h->posted, 1);
-    if (h->sleeping && !h->wake_sent) {
-        h->wake_sent = 1;
-        if (write(h->wakefd, &one, sizeof one) < 0) {
-            /* EAGAIN: already non-zero, the hub will wake */
-        }
-    }
+    wake = gr__hub_wake_locked(h);
     /* DONE under the hub's lock: the waiter takes that lock to leave. */
     __atomic_store_n(&w->state, DONE, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&h->lock);
+    if (wake)
+        gr__hub_wake_write(h); /* the hub waits for it before it goes */
 }
 
 void gr__xwake(gr__xwaiter *w, void *data, int status)
@@ -149,6 +152,30 @@ void gr__xwake(gr__xwaiter *w, void *data, int status)
         gr__unpark(w->g, 0); /* the wait reads its outcome from w */
     } else {
         wake_remote(w);
+    }
+}
+
+void gr__xwake_later(gr__xwakes *l, gr__xwaiter *w, void *data, int status)
+{
+    /* Popped: its queue link is free to chain the list. */
+    w->data = data;
+    w->status = status;
+    w->next = NULL;
+    if (l->tail)
+        l->tail->next = w;
+    else
+        l->head = w;
+    l->tail = w;
+}
+
+void gr__xwake_flush(gr__xwakes *l)
+{
+    gr__xwaiter *w = l->head, *next;
+
+    l->head = l->tail = NULL;
+    for (; w; w = next) {
+        next = w->next; /* w may be gone once woken */
+        gr__xwake(w, w->data, w->status);
     }
 }
 
@@ -183,8 +210,10 @@ static int give_up(gr__xq *q, int *lock, gr__xwaiter *w)
         }
         gr__xunlock(lock);
     }
-    while (__atomic_load_n(&w->state, __ATOMIC_ACQUIRE) != DONE)
-        cpu_relax();
+    /* A waker may claim under the object's lock and wake after it (and be
+     * preempted in between). */
+    for (int spins = 0; __atomic_load_n(&w->state, __ATOMIC_ACQUIRE) != DONE; spins++)
+        pause_round(spins);
     if (w->queued) { /* on the hub's list, not yet run: take it off */
         gr_hub *h = w->hub;
 

@@ -181,10 +181,11 @@ static void finish(job *j)
     }
     j->state = JOB_DONE;
     /* Post and unref under the lock: a caller that sees DONE may return at
-     * once, and its hub may then go away, so we must be done with it. */
-    while (gr_hub_post(hub, deliver, j) != 0)
+     * once, and its hub may then go away, so we must be done with it. The
+     * delivery itself wakes the caller too: the unref goes with the post,
+     * under the hub's lock, which the hub takes before running it. */
+    while (gr__hub_post_unref(hub, deliver, j) != 0)
         usleep(1000); /* ENOMEM: the caller cannot be left waiting */
-    gr_hub_unref(hub);
 }
 
 static void *worker(void *arg)

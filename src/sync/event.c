@@ -1,9 +1,16 @@
 /* Event and AsyncResult: outcomes many threads wait for. Both are
  * thread-safe, built on the core's cross-thread waits (core/xwait.c): a
- * waiter may be a green thread of any hub or a plain OS thread. Waiters are
- * handed the outcome as they are woken, so none reads the object after its
- * wake-up: when every waiter is of the setter's own hub, the setter may
- * free the object as soon as the set call returns. */
+ * waiter may be a green thread of any hub or a plain OS thread.
+ *
+ * Lifetime: whoever sees the outcome may free the object at once (the
+ * usual "done" event or result on a waiter's stack). So the setter
+ * publishes the outcome under the object's lock, pops the waiters, and
+ * wakes them only once it has unlocked, its last touch of the object; and
+ * a caller that sees the outcome without taking the lock waits for the
+ * lock to be free (gr__xlock_settle), which means the setter is gone.
+ * Waiters are handed the outcome as they are woken, so none reads the
+ * object after its wake-up either: the setter, too, may free the object as
+ * soon as its set call returns. */
 #include "sync/sync.h"
 
 /* ---------------------------------------------------------------- Event */
@@ -17,13 +24,16 @@ void gr_event_init(gr_event *e)
 
 void gr_event_set(gr_event *e)
 {
+    gr__xwakes wl = {NULL, NULL};
     gr__xwaiter *w;
 
     gr__xlock(&e->lock_);
-    e->set_ = 1;
+    /* Atomic: gr_event_is_set and gr_event_clear use the flag unlocked. */
+    __atomic_store_n(&e->set_, 1, __ATOMIC_RELEASE);
     while ((w = gr__xq_pop(&e->q_)))
-        gr__xwake(w, NULL, 0);
+        gr__xwake_later(&wl, w, NULL, 0);
     gr__xunlock(&e->lock_);
+    gr__xwake_flush(&wl);
 }
 
 void gr_event_clear(gr_event *e)
@@ -33,7 +43,11 @@ void gr_event_clear(gr_event *e)
 
 int gr_event_is_set(const gr_event *e)
 {
-    return __atomic_load_n(&e->set_, __ATOMIC_ACQUIRE);
+    int set = __atomic_load_n(&e->set_, __ATOMIC_ACQUIRE);
+
+    if (set)
+        gr__xlock_settle(&e->lock_);
+    return set;
 }
 
 int gr_event_wait(gr_event *e, int64_t deadline)
@@ -45,7 +59,7 @@ int gr_event_wait(gr_event *e, int64_t deadline)
     if (gr__check_wait(deadline) != 0)
         return -1;
     gr__xlock(&e->lock_);
-    if (e->set_) {
+    if (__atomic_load_n(&e->set_, __ATOMIC_RELAXED)) {
         gr__xunlock(&e->lock_);
         return 0;
     }
@@ -70,6 +84,7 @@ void gr_async_init(gr_async *a)
 
 static int deliver(gr_async *a, int state, void *value, int err)
 {
+    gr__xwakes wl = {NULL, NULL};
     gr__xwaiter *w;
 
     gr__xlock(&a->lock_);
@@ -83,8 +98,9 @@ static int deliver(gr_async *a, int state, void *value, int err)
     __atomic_store_n(&a->state_, state, __ATOMIC_RELEASE);
     /* The error rides in the wake status: the wait returns it as errno. */
     while ((w = gr__xq_pop(&a->q_)))
-        gr__xwake(w, value, err);
+        gr__xwake_later(&wl, w, value, err);
     gr__xunlock(&a->lock_);
+    gr__xwake_flush(&wl);
     return 0;
 }
 
@@ -104,7 +120,10 @@ int gr_async_set_error(gr_async *a, int err)
 
 int gr_async_ready(const gr_async *a)
 {
-    return __atomic_load_n(&a->state_, __ATOMIC_ACQUIRE) != ASYNC_PENDING;
+    if (__atomic_load_n(&a->state_, __ATOMIC_ACQUIRE) == ASYNC_PENDING)
+        return 0;
+    gr__xlock_settle(&a->lock_);
+    return 1;
 }
 
 /* The outcome, once delivered (a->state_ read with acquire). */
