@@ -2,6 +2,8 @@
  *
  * - The run-info dump (gevent's format_run_info, Go's goroutine dump):
  *   every green thread of every hub, on demand or on a signal.
+ * - The debug console (gevent's backdoor): a text console on a Unix
+ *   socket only the program's user can reach.
  *
  * The blocking monitor and the report hook are in grove.h
  * (gr_config.max_blocking_ms, gr_report_hook_set). */
@@ -43,6 +45,30 @@ GR_API int gr_dump_fd(int fd, int64_t deadline);
  * SIGFPE, SIGILL, the monitor's own signal, or not a signal), or the
  * error of sigaction, eventfd or pthread_create. Thread-safe. */
 GR_API int gr_dump_on_signal(int sig, int fd);
+
+/* ------------------------------------------------------------ console */
+
+typedef struct gr_console gr_console;
+
+/* Serve a debug console (gevent's backdoor) on a new Unix-domain socket
+ * at path, in the calling thread's hub (its own green threads; it creates
+ * the hub if needed). No one but the program's user can reach it: the
+ * socket file is created with mode 0600 and listens only then, abstract
+ * names ("@...") are refused, and a client whose user id (SO_PEERCRED) is
+ * neither the program's nor root's is turned away; it is never TCP. An
+ * existing file at path is not replaced (EADDRINUSE): remove a stale
+ * socket first. Commands, one per line: help, threads (the run-info dump
+ * of every hub), stats, bt HANDLE (where a green thread of this hub
+ * stands), kill HANDLE, quit. Returns the console, or NULL with EINVAL
+ * (path NULL, empty or abstract), ENAMETOOLONG, EADDRINUSE, EACCES,
+ * ENOMEM, or the error of socket, bind or listen. */
+GR_API gr_console *gr_console_start(const char *path);
+
+/* Stop the console, from its hub: no new clients, open sessions are ended
+ * at once (and waited for, even if the caller has been killed), the
+ * socket file is removed and c is freed. Returns 0, or -1 with EINVAL (c
+ * NULL) or EDEADLK (a hub callback: c is not freed). */
+GR_API int gr_console_stop(gr_console *c);
 
 #ifdef __cplusplus
 }
