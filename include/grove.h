@@ -46,11 +46,6 @@ extern "C" {
 #define GR_API
 #endif
 
-/* <netdb.h> defines it only under POSIX feature macros (_POSIX_C_SOURCE);
- * declared here, before its first use, so that this header compiles in
- * strict C as well. */
-struct addrinfo;
-
 #define GROVE_VERSION_MAJOR 0
 #define GROVE_VERSION_MINOR 1
 #define GROVE_VERSION_PATCH 0
@@ -643,6 +638,10 @@ GR_API int gr_local_port(int fd);
  * when the name does not resolve (NXDOMAIN, no address), EAGAIN when the
  * resolver failed temporarily, EINVAL for a bad port. */
 GR_API int gr_tcp_connect(const char *host, int port, int64_t deadline);
+
+/* <netdb.h> defines it only under POSIX feature macros (_POSIX_C_SOURCE);
+ * declared here so that this header compiles in strict C as well. */
+struct addrinfo;
 
 /* gr_tcp_connect after name resolution: Happy Eyeballs over the addresses
  * of the list res (from gr_getaddrinfo or getaddrinfo; only ai_family,

@@ -154,6 +154,9 @@ static void *fork_under_load(void *arg)
     int nt = 0, fds_before, fds_after;
 
     snprintf(servers, sizeof servers, "127.0.0.1:%d", gr_local_port(blackhole));
+    /* Long c-ares time-outs: the lookup stays in flight, with the same
+     * socket, for the whole test (a retry would change the fd count). */
+    setenv("RES_OPTIONS", "timeout:30 attempts:5", 1);
     cr_assert_eq(gr_resolver_servers(servers), 0);
     for (int i = 0; i < SLEEPERS; i++)
         t[nt++] = gr_spawn(sleeper, NULL);
