@@ -1,0 +1,175 @@
+/* Allocation failures of the waiting, pool, dump and console calls. This
+ * binary interposes malloc and calloc and fails the Nth next one of the
+ * calling OS thread on demand; the sanitizers own malloc, so their build
+ * leaves these cases out. */
+#include "common.h"
+
+#include <grove/debug.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if !defined(GROVE_TEST_SANITIZED)
+
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+
+static __thread int fail_in = -1; /* -1: off; 0: fail the next one */
+
+static int failing(void)
+{
+    if (fail_in < 0 || fail_in-- > 0)
+        return 0;
+    errno = ENOMEM;
+    return 1;
+}
+
+void *malloc(size_t n)
+{
+    return failing() ? NULL : __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    return failing() ? NULL : __libc_calloc(n, size);
+}
+
+/* Fail the allocation after skip more of this thread's. */
+static void fail_after(int skip)
+{
+    fail_in = skip;
+}
+
+static void *returns_arg(void *arg)
+{
+    return arg;
+}
+
+static void *sleeps(void *arg)
+{
+    gr_sleep(gr_now_update() + (intptr_t)arg);
+    return arg;
+}
+
+/* ---------------------------------------------------------- waiting */
+
+static void *waits_without_memory(void *arg)
+{
+    gr_waitable it[9];
+    gr_t t[2];
+    int joined[2] = {7, 7};
+    gr_iwait iw;
+    gr_event e;
+
+    (void)arg;
+    gr_event_init(&e);
+    for (int i = 0; i < 9; i++)
+        it[i] = (gr_waitable){.kind = GR_WAIT_EVENT, .obj = &e};
+    fail_after(0);
+    assert_fails(gr_wait_any(it, 9, gr_now_update() + 10), ENOMEM);
+    assert_fails(gr_wait_any(it, 9, gr_now_update() + 10), ETIMEDOUT);
+    cr_assert_eq(gr_iwait_init(&iw, it, 9), 0);
+    fail_after(0);
+    assert_fails(gr_iwait_next(&iw, gr_now_update() + 10), ENOMEM);
+    gr_event_set(&e);
+    cr_assert_eq(gr_iwait_next(&iw, 0), 0, "the iteration goes on");
+
+    /* joinall: the duplicate check, then the items; nothing is joined. */
+    t[0] = gr_spawn(returns_arg, (void *)1);
+    t[1] = gr_spawn(returns_arg, (void *)2);
+    gr_yield();
+    for (int k = 0; k < 2; k++) {
+        fail_after(k);
+        assert_fails(gr_joinall(t, 2, NULL, joined, -1), ENOMEM);
+        cr_assert_eq(joined[0], 7, "joined untouched");
+    }
+    /* killall: nothing is killed without the memory to wait. */
+    t[0] = gr_spawn(sleeps, (void *)20);
+    fail_after(0);
+    assert_fails(gr_killall(&t[0], 1, -1), ENOMEM);
+    cr_assert_eq(gr_join(t[0], &arg, -1), 0);
+    cr_assert_eq((intptr_t)arg, 20, "it was not killed");
+    cr_assert_eq(gr_joinall(&t[1], 1, NULL, NULL, -1), 0);
+    return NULL;
+}
+
+Test(nomem, waiting_calls_fail_cleanly, .timeout = 10)
+{
+    run_main(waits_without_memory, NULL);
+}
+
+/* ------------------------------------------------------------- pools */
+
+static void *pools_without_memory(void *arg)
+{
+    gr_group *pool = gr_group_new(1);
+    void *args[2] = {(void *)1, (void *)2}, *res[2], *r;
+    gr_imap *m;
+    gr_async a;
+    size_t i;
+
+    (void)arg;
+    gr_async_init(&a);
+    /* apply_async: its record, then the member's. */
+    for (int k = 0; k < 2; k++) {
+        fail_after(k);
+        assert_fails(gr_group_apply_async(pool, returns_arg, NULL, &a, NULL, -1), ENOMEM);
+        cr_assert_not(gr_async_ready(&a));
+        cr_assert_eq(gr_group_free_count(pool), 1, "no slot was kept");
+    }
+    /* imap: each of its four allocations. */
+    for (int k = 0; k < 4; k++) {
+        fail_after(k);
+        errno = 0;
+        cr_assert_null(gr_group_imap_unordered(pool, returns_arg, args, 2));
+        cr_assert_eq(errno, ENOMEM);
+    }
+    fail_in = -1;
+    /* Starting a member fails: the call may be repeated. */
+    cr_assert_not_null(m = gr_group_imap_unordered(pool, returns_arg, args, 2));
+    fail_after(0);
+    assert_fails(gr_imap_next(m, &i, &r, gr_now_update() + 1000), ENOMEM);
+    cr_assert_eq(gr_imap_next(m, &i, &r, gr_now_update() + 1000), 0);
+    cr_assert_eq(gr_imap_next(m, &i, &r, gr_now_update() + 1000), 0);
+    cr_assert_eq(gr_imap_free(m), 0);
+    fail_after(0);
+    assert_fails(gr_group_map(pool, returns_arg, args, res, 2, -1), ENOMEM);
+    cr_assert_eq(gr_group_size(pool), 0);
+    cr_assert_eq(gr_group_free(pool), 0);
+    return NULL;
+}
+
+Test(nomem, pool_calls_fail_cleanly, .timeout = 10)
+{
+    run_main(pools_without_memory, NULL);
+}
+
+/* ---------------------------------------------------- dump, console */
+
+static void *debug_without_memory(void *arg)
+{
+    char path[64];
+    struct stat st;
+    FILE *f = fopen("/dev/null", "w");
+
+    (void)arg;
+    fail_after(0);
+    assert_fails(gr_dump(f, gr_now_update() + 1000), ENOMEM);
+    cr_assert_eq(gr_dump(f, gr_now_update() + 1000), 0);
+    fclose(f);
+    snprintf(path, sizeof path, "/tmp/grove-nomem-%d.sock", (int)getpid());
+    unlink(path);
+    fail_after(0);
+    errno = 0;
+    cr_assert_null(gr_console_start(path));
+    cr_assert_eq(errno, ENOMEM);
+    assert_fails(stat(path, &st), ENOENT);
+    return NULL;
+}
+
+Test(nomem, dump_and_console_fail_cleanly, .timeout = 10)
+{
+    run_main(debug_without_memory, NULL);
+}
+
+#endif
