@@ -258,3 +258,29 @@ Test(console, another_user_cannot_connect, .timeout = 30)
         cr_skip_test("needs root to become another user");
     run_main(foreign_user, NULL);
 }
+
+/* From a hub callback the console cannot wait for its sessions. */
+static gr_console *in_cb;
+
+static void stops_in_callback(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_console_stop(in_cb), EDEADLK);
+}
+
+static void *callback_stop(void *arg)
+{
+    (void)arg;
+    make_path();
+    cr_assert_not_null(in_cb = gr_console_start(sock_path));
+    gr_hub_post(gr_hub_current(), stops_in_callback, NULL);
+    gr_sleep(gr_now_update() + 20);
+    cr_assert_eq(gr_console_stop(in_cb), 0, "still whole");
+    return NULL;
+}
+
+Test(console, stop_in_a_hub_callback_is_edeadlk, .timeout = 10)
+{
+    cr_redirect_stderr();
+    run_main(callback_stop, NULL);
+}

@@ -332,3 +332,77 @@ Test(pool, wait_available_is_a_cancellation_point, .timeout = 10)
 
     cr_assert_eq(gr_main(killed_waiter, NULL, &r), 0);
 }
+
+/* ------------------------------------------------------- hub callbacks */
+
+static gr_imap *left_over; /* made in a callback, freed by a thread */
+
+static void in_callback(void *arg)
+{
+    gr_group *pool = arg;
+    void *args[1] = {MS(5)}, *res[1];
+    gr_async a;
+    size_t i;
+    void *r;
+    gr_imap *m;
+
+    gr_async_init(&a);
+    assert_fails(gr_group_map(pool, work, args, res, 1, -1), EDEADLK);
+    cr_assert_eq(gr_group_size(pool), 0, "nothing was started");
+    /* The iterator starts members without waiting; waiting fails. */
+    cr_assert_not_null(m = gr_group_imap_unordered(pool, work, args, 1));
+    assert_fails(gr_imap_next(m, &i, &r, -1), EDEADLK);
+    cr_assert_eq(gr_group_size(pool), 1);
+    assert_fails(gr_imap_free(m), EDEADLK);
+    left_over = m;
+    assert_fails(gr_group_wait_available(pool, -1), EDEADLK);
+    assert_fails(gr_group_apply_async(pool, work, MS(1), &a, NULL, -1), EDEADLK);
+}
+
+static void *callbacks(void *arg)
+{
+    gr_group *pool = gr_group_new(1);
+
+    (void)arg;
+    reset();
+    gr_hub_post(gr_hub_current(), in_callback, pool);
+    gr_sleep(gr_now_update() + 50);
+    cr_assert_eq(gr_imap_free(left_over), 0);
+    cr_assert_eq(gr_group_size(pool), 0);
+    gr_group_free(pool);
+    return NULL;
+}
+
+Test(pool, hub_callbacks_cannot_wait, .timeout = 10)
+{
+    cr_redirect_stderr(); /* the EDEADLK misuse reports */
+    run_main(callbacks, NULL);
+}
+
+static void *killed_applier(void *arg)
+{
+    gr_group *pool = gr_group_new(1);
+    gr_async a, b;
+
+    (void)arg;
+    reset();
+    gr_async_init(&a);
+    gr_async_init(&b);
+    gr_group_apply_async(pool, work, MS(30), &a, NULL, -1);
+    gr_kill(gr_self());
+    assert_fails(gr_group_apply_async(pool, work, MS(1), &b, NULL, -1), ECANCELED);
+    cr_assert_not(gr_async_ready(&b));
+    gr_shield_begin();
+    cr_assert_eq(gr_async_get(&a, NULL, gr_now_update() + 5000), 0);
+    gr_group_join(pool, gr_now_update() + 5000);
+    gr_shield_end();
+    gr_group_free(pool);
+    return NULL;
+}
+
+Test(apply_async, a_killed_caller_waiting_for_room, .timeout = 10)
+{
+    void *r;
+
+    cr_assert_eq(gr_main(killed_applier, NULL, &r), 0);
+}

@@ -810,3 +810,48 @@ Test(wait_any, a_fork_wakes_the_root_watching_a_discarded_thread, .timeout = 10)
     cr_assert_eq(waitpid((pid_t)(intptr_t)r, &status, 0), (pid_t)(intptr_t)r);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %x", status);
 }
+
+/* A root context waiting on things nothing can make ready: EDEADLK, as
+ * for any wait of the root's that nothing can end. */
+Test(wait_any, a_root_nothing_can_wake_gets_edeadlk, .timeout = 10)
+{
+    gr_queue *q1 = gr_queue_new(GR_QUEUE_FIFO, 0, NULL);
+    gr_chan c;
+
+    gr_chan_init(&c);
+    gr_waitable it[2] = {OBJ(GR_WAIT_QUEUE, q1), OBJ(GR_WAIT_CHAN, &c)};
+
+    assert_fails(gr_wait_any(it, 2, -1), EDEADLK);
+    cr_assert_eq(gr_queue_free(q1), 0, "nothing left linked");
+}
+
+/* Another joiner takes a thread's result first: joinall says so. */
+static gr_t taken;
+
+static void *joins_taken(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)gr_join(taken, NULL, -1);
+}
+
+static void *loses_one(void *arg)
+{
+    gr_t g[2];
+    int joined[2];
+    void *r;
+
+    (void)arg;
+    g[0] = gr_spawn(returns_arg_after, (void *)5);
+    g[1] = taken = gr_spawn(returns_arg_after, (void *)10);
+    gr_t other = gr_spawn(joins_taken, NULL);
+    assert_fails(gr_joinall(g, 2, NULL, joined, gr_now_update() + 5000), ESRCH);
+    cr_assert(joined[0] && !joined[1]);
+    cr_assert_eq(gr_join(other, &r, -1), 0);
+    cr_assert_eq((intptr_t)r, 0, "the other joiner got it");
+    return NULL;
+}
+
+Test(joinall, a_thread_joined_by_another_meanwhile, .timeout = 10)
+{
+    run_main(loses_one, NULL);
+}

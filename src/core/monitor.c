@@ -180,10 +180,15 @@ void gr__monitor_hub_added(gr_hub *h)
         atomic_init(&h->mon->reports, 0);
 }
 
+/* A late signal (one its thread had blocked) may still run the handler on
+ * this thread: it must find no record before the record goes. */
 void gr__monitor_hub_removed(gr_hub *h)
 {
-    free(h->mon);
-    h->mon = NULL;
+    struct gr__mon *m = h->mon;
+
+    __atomic_store_n(&h->mon, NULL, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    free(m);
 }
 
 size_t gr__monitor_reports(const gr_hub *h)
@@ -212,7 +217,7 @@ static uintptr_t interrupted_pc(const void *uc)
 static void on_monitor_signal(int sig, siginfo_t *si, void *uc)
 {
     gr_hub *h = gr__tls_hub;
-    struct gr__mon *m = h ? h->mon : NULL;
+    struct gr__mon *m = h ? __atomic_load_n(&h->mon, __ATOMIC_RELAXED) : NULL;
     int err = errno;
     uintptr_t pc = interrupted_pc(uc);
 

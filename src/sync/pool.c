@@ -220,6 +220,11 @@ int gr_group_map(gr_group *grp, gr_fn fn, void *const *args, void **results, siz
         errno = EINVAL;
         return -1;
     }
+    /* It would have to wait for its members, which cannot run meanwhile. */
+    if (n && gr__in_hub_callback()) {
+        errno = EDEADLK;
+        return -1;
+    }
     if (!(m = gr_group_imap_unordered(grp, fn, args, n)))
         return -1;
     while ((rc = gr_imap_next(m, &i, &r, deadline)) == 0)
