@@ -1130,17 +1130,20 @@ GR_API int gr_iwait_next(gr_iwait *it, int64_t deadline);
  * with ETIMEDOUT or ECANCELED (joined says which finished; the others stay
  * joinable), EINVAL (threads NULL, n 0 or over GR_WAIT_MAX, a handle
  * listed twice, a detached thread or a root context), ESRCH (a stale
- * handle), EDEADLK (the caller is among them; hub callback), ENOMEM.
- * Argument errors are found before anything is joined. */
+ * handle; or, once the rest are joined, one that another thread joined
+ * meanwhile: its joined[i] is 0), EDEADLK (the caller is among them; hub
+ * callback), ENOMEM. Argument errors are found before anything is joined. */
 GR_API int gr_joinall(const gr_t *threads, size_t n, void **results, int *joined,
                       int64_t deadline);
 
 /* Kill every thread of threads[0..n) (stale handles, threads already gone,
  * are skipped), then wait until all have finished, without joining them
  * (gevent's killall). The kills are delivered whatever the wait gives.
- * Returns 0, or -1 with ETIMEDOUT (some are still unwinding at deadline;
- * 0 does not wait), ECANCELED, EDEADLK, EINVAL (threads NULL, n 0 or over
- * GR_WAIT_MAX, a root context), ENOMEM. */
+ * The caller may be among them: it is killed too, and does not wait for
+ * itself. Returns 0, or -1 with ETIMEDOUT (some are still unwinding at
+ * deadline; 0 does not wait), ECANCELED, EDEADLK (hub callback), EINVAL
+ * (threads NULL, n 0 or over GR_WAIT_MAX, a root context: before anything
+ * is killed), ENOMEM. */
 GR_API int gr_killall(const gr_t *threads, size_t n, int64_t deadline);
 
 
