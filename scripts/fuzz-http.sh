@@ -39,11 +39,12 @@ cd "$work/obj"
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -fno-omit-frame-pointer -I$top/include -I$top/src -I$llhttp_inc"
 srcs="$top/fuzz/http_request_fuzz.c $top/src/http/parse.c $top/src/http/conn.c
-      $top/src/http/misc.c $top/src/net/addr.c"
+      $top/src/http/misc.c $top/src/net/addr.c $top/src/arch/fail.c"
 stale=1
 if [ -x "$bin" ]; then
     # shellcheck disable=SC2086
-    [ -z "$(find $srcs "$top/src/http/http.h" "$top/include/grove.h" "$llhttp_src" "$0" \
+    [ -z "$(find $srcs "$top/src/http/http.h" "$top/src/arch/fail.h" "$top/include/grove.h" \
+        "$llhttp_src" "$0" \
         -newer "$bin" 2>/dev/null | head -1)" ] && stale=0
 fi
 if [ $stale -eq 1 ]; then

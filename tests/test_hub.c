@@ -167,6 +167,64 @@ Test(hub, deadlock_is_reported_not_hung, .timeout = 10)
     cr_assert_eq((intptr_t)r, 3, "the killed main thread still delivers its result");
 }
 
+/* The report names every blocked thread and what it waits for. */
+static gr_sem no_permits;
+static gr_chan never_sent;
+
+static void *acquires(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_sem_acquire(&no_permits, -1), ECANCELED);
+    return NULL;
+}
+
+/* A hub-local object: a wait on a thread-safe one (an Event) is never
+ * called a deadlock, since another OS thread may end it. */
+static void *waits_for_a_message(void *arg)
+{
+    (void)arg;
+    assert_fails(gr_chan_recv(&never_sent, NULL, -1), ECANCELED);
+    return NULL;
+}
+
+static void *four_deadlocked(void *arg)
+{
+    gr_opts peer_opts = {.name = "peer"}, sem_opts = {.name = "sem-waiter"};
+
+    (void)arg;
+    main_thread = gr_self();
+    gr_sem_init(&no_permits, 0);
+    gr_chan_init(&never_sent);
+    cr_assert_gt(peer = gr_spawn_opts(joins_main, NULL, &peer_opts), 0);
+    cr_assert_gt(gr_spawn_opts(acquires, NULL, &sem_opts), 0);
+    cr_assert_gt(gr_spawn(waits_for_a_message, NULL), 0);
+    assert_fails(gr_join(peer, NULL, -1), ECANCELED);
+    return NULL;
+}
+
+Test(hub, deadlock_report_names_each_thread_and_its_wait, .timeout = 10)
+{
+    char text[1024];
+    size_t n;
+    FILE *f;
+
+    cr_redirect_stderr();
+    assert_fails(gr_main(four_deadlocked, NULL, NULL), EDEADLK);
+    fflush(stderr);
+    f = cr_get_redirected_stderr();
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    /* Slot 0 is the root; the threads follow in the order they were
+     * spawned, unnamed ones as g<slot>. */
+    cr_assert_str_eq(text,
+                     "grove: deadlock: 4 green thread(s) blocked and nothing can ever wake them "
+                     "(no timers, no file descriptors, no gr_hub_ref):\n"
+                     "grove:   g1 [join]\n"
+                     "grove:   peer [join]\n"
+                     "grove:   sem-waiter [semaphore]\n"
+                     "grove:   g4 [channel receive]\n");
+}
+
 Test(hub, root_blocking_forever_gets_edeadlk, .timeout = 10)
 {
     cr_redirect_stderr();
@@ -250,19 +308,26 @@ static void *write_later(void *arg)
  * than the sleeps) or never spins. */
 static void *wakes_on_time(void *arg)
 {
-    int sv[2], late = 0;
+    int sv[2], late = 0, os_late = 0;
     pthread_t t;
     char c;
 
     (void)arg;
-    /* Most of them, not all: the machine may preempt any one sleeper. */
+    /* Most of them, not all: the machine may preempt any one sleeper; and
+     * no worse than the kernel's own 1-ms sleeps taken in between, the
+     * peer that says how busy the machine is. */
     for (int i = 0; i < 20; i++) {
         int64_t t0 = gr_now_update();
+        struct timespec ms = {0, 1000000};
 
         cr_assert_eq(gr_sleep(t0 + 1), 0);
         late += gr_now_update() - t0 > 3;
+        t0 = gr_now_update();
+        nanosleep(&ms, NULL);
+        os_late += gr_now_update() - t0 > 3;
     }
-    cr_assert_leq(late, 4, "%d of 20 1-ms sleeps took more than 3 ms", late);
+    cr_assert(late <= 4 || late <= os_late + 4,
+              "%d of 20 1-ms sleeps took more than 3 ms (the kernel's own: %d)", late, os_late);
     unix_pair(sv);
     cr_assert_eq(pthread_create(&t, NULL, write_later, &sv[1]), 0);
     cr_assert_eq(gr_read(sv[0], &c, 1, gr_now() + 5000), 1);

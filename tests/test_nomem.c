@@ -1,43 +1,19 @@
-/* Allocation failures of the waiting, pool, dump and console calls. This
- * binary interposes malloc and calloc and fails the Nth next one of the
- * calling OS thread on demand; the sanitizers own malloc, so their build
- * leaves these cases out. */
+/* Allocation failures of the waiting, pool, dump and console calls, made
+ * to happen with the fault-injection hooks (src/arch/fail.h): each call
+ * fails with ENOMEM, leaves things as they were, and works again. */
 #include "common.h"
+
+#include "arch/fail.h"
 
 #include <grove/debug.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
-#if !defined(GROVE_TEST_SANITIZED)
-
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-
-static __thread int fail_in = -1; /* -1: off; 0: fail the next one */
-
-static int failing(void)
-{
-    if (fail_in < 0 || fail_in-- > 0)
-        return 0;
-    errno = ENOMEM;
-    return 1;
-}
-
-void *malloc(size_t n)
-{
-    return failing() ? NULL : __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    return failing() ? NULL : __libc_calloc(n, size);
-}
-
-/* Fail the allocation after skip more of this thread's. */
+/* Fail the allocation after skip more of grove's (src/arch/fail.h). */
 static void fail_after(int skip)
 {
-    fail_in = skip;
+    gr__fail_arm(GR__FAIL_ALLOC, skip + 1, 0);
 }
 
 static void *returns_arg(void *arg)
@@ -96,6 +72,8 @@ static void *waits_without_memory(void *arg)
 Test(nomem, waiting_calls_fail_cleanly, .timeout = 10)
 {
     run_main(waits_without_memory, NULL);
+    gr__fail_disarm();
+    cr_assert_not(leaks_found());
 }
 
 /* ------------------------------------------------------------- pools */
@@ -124,7 +102,7 @@ static void *pools_without_memory(void *arg)
         cr_assert_null(gr_group_imap_unordered(pool, returns_arg, args, 2));
         cr_assert_eq(errno, ENOMEM);
     }
-    fail_in = -1;
+    gr__fail_disarm();
     /* Starting a member fails: the call may be repeated. */
     cr_assert_not_null(m = gr_group_imap_unordered(pool, returns_arg, args, 2));
     fail_after(0);
@@ -142,6 +120,8 @@ static void *pools_without_memory(void *arg)
 Test(nomem, pool_calls_fail_cleanly, .timeout = 10)
 {
     run_main(pools_without_memory, NULL);
+    gr__fail_disarm();
+    cr_assert_not(leaks_found());
 }
 
 /* ---------------------------------------------------- dump, console */
@@ -170,6 +150,6 @@ static void *debug_without_memory(void *arg)
 Test(nomem, dump_and_console_fail_cleanly, .timeout = 10)
 {
     run_main(debug_without_memory, NULL);
+    gr__fail_disarm();
+    cr_assert_not(leaks_found());
 }
-
-#endif

@@ -1,6 +1,8 @@
 /* Stacks: overflow reports, sizes, many threads, running out. */
 #include "common.h"
 
+#include "core/layout.h" /* the running thread's stack */
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,15 +80,17 @@ Test(stack, overflow_hits_guard_page_and_names_the_thread, .timeout = 20)
 /* Without guard pages the canary catches it at the next switch. */
 static void *overflows_a_little_then_yields(void *arg)
 {
-    char here;
-    uintptr_t top = (uintptr_t)&here;
+    /* The stack's lowest usable byte, where the canary is. How far this
+     * frame sits above it depends on the stack's colour (its address) and
+     * on the switch (ucontext's frames are larger), so it is looked up,
+     * not guessed: guessed, the scribble below sometimes ran past the
+     * guard page into unmapped memory (SIGSEGV, not the canary's abort). */
+    char *lo = gr__tls_hub->current->stack.lo;
 
     (void)arg;
-    /* This frame sits within 2 KiB of the top of a 64 KiB stack: scribble
-     * from 2 KiB below it to 2 KiB past the stack's end, as a runaway
-     * recursion would, over the canary and into the (unprotected) guard
-     * page, short of the next stack. */
-    for (uintptr_t a = top - 2048; a > top - 66 * 1024; a--)
+    /* As a runaway recursion would: down over the canary and 2 KiB into
+     * the (unprotected) guard page, short of the next stack. */
+    for (char *a = lo + 2048; a > lo - 2048; a--)
         *(volatile char *)a = 1;
     gr_yield();
     return NULL;

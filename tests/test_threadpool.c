@@ -3,6 +3,9 @@
  * from the root context and from hub callbacks. */
 #include "common.h"
 
+#include "os/threadpool.h"
+
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -122,6 +125,25 @@ static void *concurrent(void *arg)
 Test(threadpool, blocking_jobs_run_in_parallel_while_the_hub_runs, .timeout = 10)
 {
     run_main(concurrent, NULL);
+}
+
+/* Threads are started for the jobs no idle or starting thread will take:
+ * one job, one thread (it used to start max_threads for the first job,
+ * since a thread still starting was not counted). */
+static void *one_job_at_a_time(void *arg)
+{
+    int before = proc_self_count("task");
+
+    (void)arg;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(gr_threadpool_run(twice, (void *)1, NULL, NULL, gr_now() + 5000), 0);
+    cr_assert_eq(proc_self_count("task"), before + 1);
+    return NULL;
+}
+
+Test(threadpool, one_job_at_a_time_needs_one_thread, .timeout = 10)
+{
+    run_main(one_job_at_a_time, NULL);
 }
 
 /* ----------------------------------------------------------- bounded */
@@ -340,13 +362,22 @@ Test(threadpool, a_hub_callback_gets_edeadlk, .timeout = 10)
 
 /* --------------------------------------------------------- idle exit */
 
-Test(threadpool, idle_threads_leave_after_10_seconds, .timeout = 30)
+/* The idle time-out is 10 s; the test sets a shorter one. */
+#define IDLE_TEST_MS 200
+
+Test(threadpool, idle_threads_leave_after_the_idle_time_out, .timeout = 30)
 {
     int before = proc_self_count("task");
+    int64_t start = gr_now_update(), left;
 
+    gr__threadpool_set_idle_ms(IDLE_TEST_MS);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(gr_threadpool_run(sleep_job, NULL, NULL, NULL, -1), 0);
     cr_assert_gt(proc_self_count("task"), before);
-    usleep(11000 * 1000);
-    cr_assert_eq(proc_self_count("task"), before);
+    while (proc_self_count("task") > before && gr_now_update() < start + 5000)
+        usleep(5000);
+    left = gr_now_update() - start;
+    cr_assert_eq(proc_self_count("task"), before, "the idle workers did not leave");
+    /* Every worker was started after start, and waited idle that long. */
+    cr_assert_geq(left, IDLE_TEST_MS, "the workers left after %" PRId64 " ms", left);
 }

@@ -66,8 +66,11 @@ Test(timer, ten_thousand_sleepers_wake_in_order, .timeout = 30)
 
 /* ------------------------------------------------------ precision */
 
-/* The latest of 20 wake-ups, in microseconds past their deadlines. */
-static int64_t worst_lateness(void)
+/* The latest of 20 wake-ups, in microseconds past their deadlines: the
+ * hub's (gr_sleep), or the kernel's for the same sleeps (clock_nanosleep
+ * to an absolute time), the peer that says how late this machine is right
+ * now. */
+static int64_t worst_lateness(int os)
 {
     int64_t worst = 0;
 
@@ -75,7 +78,14 @@ static int64_t worst_lateness(void)
         int64_t deadline = gr_now_update() + 5 + i % 7;
         int64_t late;
 
-        cr_assert_eq(gr_sleep(deadline), 0);
+        if (os) {
+            struct timespec ts = {deadline / 1000, (deadline % 1000) * 1000000};
+
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+            }
+        } else {
+            cr_assert_eq(gr_sleep(deadline), 0);
+        }
         late = mono_us() - deadline * 1000;
         cr_assert_geq(late, 0, "woke %lld us early", (long long)-late);
         if (late > worst)
@@ -84,19 +94,28 @@ static int64_t worst_lateness(void)
     return worst;
 }
 
-/* Up to three rounds of 20: a fault of the hub (a deadline rounded up, a
- * timer fired a tick late) misses in every round, while the shared VM
- * taking the CPU away for a moment does not repeat three times over. */
+/* Within 2 ms of the deadline, or no later than the kernel's own sleeps
+ * of the same moment plus 1 ms: a fault of the hub (a deadline rounded up,
+ * a timer fired a tick late) shows either way, while a loaded machine
+ * makes both late alike. Up to three rounds, interleaved. */
 static void *precise(void *arg)
 {
-    int64_t worst[3] = {0, 0, 0};
+    int64_t hub[3] = {0, 0, 0}, os[3] = {0, 0, 0};
     int round = 0;
 
     (void)arg;
-    while ((worst[round] = worst_lateness()) >= 2000 && round < 2)
+    for (;;) {
+        os[round] = worst_lateness(1);
+        hub[round] = worst_lateness(0);
+        if (hub[round] < 2000 || hub[round] <= os[round] + 1000 || round == 2)
+            break;
         round++;
-    cr_assert_lt(worst[round], 2000, "a deadline was missed in every round, by up to %lld, %lld, %lld us",
-                 (long long)worst[0], (long long)worst[1], (long long)worst[2]);
+    }
+    cr_assert(hub[round] < 2000 || hub[round] <= os[round] + 1000,
+              "a deadline was missed in every round: hub up to %lld, %lld, %lld us late; "
+              "the kernel's own sleeps %lld, %lld, %lld us",
+              (long long)hub[0], (long long)hub[1], (long long)hub[2], (long long)os[0],
+              (long long)os[1], (long long)os[2]);
     return NULL;
 }
 

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "stack.h"
 
+#include "fail.h"
+
 #include "grove.h"
 
 #include <errno.h>
@@ -111,7 +113,7 @@ static gr__stack_class *class_for(gr__stack_pool *p, size_t size)
     for (size_t i = 0; i < p->nclasses; i++)
         if (p->classes[i].size == size)
             return p->last = &p->classes[i];
-    c = realloc(p->classes, (p->nclasses + 1) * sizeof *c);
+    c = gr__realloc(p->classes, (p->nclasses + 1) * sizeof *c);
     if (!c)
         return NULL;
     p->classes = c;
@@ -189,14 +191,14 @@ static struct gr__slab *slab_slot(gr__stack_pool *p)
     size_t c = p->nslabs / SLAB_CHUNK;
 
     if (!chunks) {
-        chunks = calloc(SLAB_CHUNKS, sizeof *chunks);
+        chunks = gr__calloc(SLAB_CHUNKS, sizeof *chunks);
         if (!chunks)
             return NULL;
         p->slabs = (struct gr__slab *)chunks;
     }
     if (c >= SLAB_CHUNKS)
         return NULL;
-    if (!chunks[c] && !(chunks[c] = calloc(SLAB_CHUNK, sizeof **chunks)))
+    if (!chunks[c] && !(chunks[c] = gr__calloc(SLAB_CHUNK, sizeof **chunks)))
         return NULL;
     return &chunks[c][p->nslabs % SLAB_CHUNK];
 }
@@ -210,7 +212,7 @@ static int grow_free(gr__stack_class *c, size_t need)
         cap *= 2;
     if (cap == c->capfree)
         return 0;
-    v = realloc(c->free, cap * sizeof *v);
+    v = gr__realloc(c->free, cap * sizeof *v);
     if (!v)
         return -1;
     c->free = v;
@@ -232,7 +234,7 @@ static int add_slab(gr__stack_pool *p, gr__stack_class *c)
         n = max_n;
     if (!s || grow_free(c, c->total + n) != 0)
         return -1;
-    base = mmap(NULL, n * c->region, PROT_READ | PROT_WRITE,
+    base = gr__mmap(NULL, n * c->region, PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED)
         return -1;

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "backend.h"
 
+#include "arch/fail.h"
+
 #include "grove.h"
 
 #include <errno.h>
@@ -17,7 +19,7 @@
 
 int gr__backend_init(gr__backend *b)
 {
-    b->fd = epoll_create1(EPOLL_CLOEXEC);
+    b->fd = gr__epoll_create1(EPOLL_CLOEXEC);
     b->has_pwait2 = 1;
     return b->fd < 0 ? -1 : 0;
 }
@@ -36,7 +38,7 @@ int gr__backend_add(gr__backend *b, int fd)
         .data.fd = fd,
     };
 
-    return epoll_ctl(b->fd, EPOLL_CTL_ADD, fd, &ev);
+    return gr__epoll_add(b->fd, fd, &ev);
 }
 
 int gr__backend_del(gr__backend *b, int fd)

@@ -16,6 +16,7 @@
 #ifndef GROVE_CORE_H
 #define GROVE_CORE_H
 
+#include "arch/fail.h" /* every allocation and failing system call goes through it */
 #include "grove.h"
 
 #include <errno.h>

@@ -17,7 +17,7 @@ static gr__fdrec *fd_rec(gr_hub *h, int fd, int create)
         return NULL;
     chunk = &h->fds[fd / GR__FD_CHUNK];
     if (!*chunk) {
-        if (!create || !(*chunk = calloc(GR__FD_CHUNK, sizeof **chunk)))
+        if (!create || !(*chunk = gr__calloc(GR__FD_CHUNK, sizeof **chunk)))
             return NULL;
     }
     rec = &(*chunk)[fd % GR__FD_CHUNK];
@@ -275,9 +275,14 @@ static int poll_register(gr_hub *h, struct pollfd *fds, nfds_t nfds, gr__waiter 
             errno = ENOMEM;
             return -1;
         }
-        /* Cannot be waited on (regular file): poll() called it ready. */
-        if (ensure_registered(h, rec, fds[i].fd) != 0)
-            continue;
+        /* EPERM: cannot be waited on (a regular file), and poll() called
+         * it ready. Anything else (ENOMEM) fails the call: the fd would
+         * never wake us. */
+        if (ensure_registered(h, rec, fds[i].fd) != 0) {
+            if (errno == EPERM)
+                continue;
+            return -1;
+        }
         e = poll_events_to_gr(fds[i].events);
         gr__wq_push(e & GR_READ ? &rec->readers : &rec->writers, &w[i], h->current);
         w[i].events = e;
@@ -310,7 +315,7 @@ int gr_poll(struct pollfd *fds, nfds_t nfds, int64_t deadline)
     }
     if (gr__may_block(h) != 0)
         return -1;
-    if (nfds > POLL_STACK && !(w = calloc(2 * nfds, sizeof *w))) {
+    if (nfds > POLL_STACK && !(w = gr__calloc(2 * nfds, sizeof *w))) {
         errno = ENOMEM;
         return -1;
     }

@@ -25,7 +25,7 @@
 
 int gr__hub_on_fork(gr_hub *h, void (*fn)(void *arg), void *arg)
 {
-    gr__hub_hook *k = malloc(sizeof *k);
+    gr__hub_hook *k = gr__malloc(sizeof *k);
 
     if (!k) {
         errno = ENOMEM;
@@ -247,7 +247,7 @@ static int renew_kernel_objects(gr_hub *h)
 {
     if (gr__backend_init(&h->backend) != 0)
         return -1;
-    h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    h->wakefd = gr__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return h->wakefd < 0 || gr__backend_add(&h->backend, h->wakefd) != 0 ? -1 : 0;
 }
 

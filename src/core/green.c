@@ -24,7 +24,7 @@ static inline int slot_alloc(gr_hub *h, gr__g *g)
     } else {
         if (h->nslots == h->capslots) {
             uint32_t cap = h->capslots ? 2 * h->capslots : 256;
-            gr__slot *v = realloc(h->slots, cap * sizeof *v);
+            gr__slot *v = gr__realloc(h->slots, cap * sizeof *v);
 
             if (!v) {
                 errno = ENOMEM;
@@ -396,7 +396,7 @@ int gr_on_exit(gr_t handle, gr_exit_fn fn, void *arg)
         fn(handle, g->result, arg);
         return 0;
     }
-    if (!(cb = malloc(sizeof *cb))) {
+    if (!(cb = gr__malloc(sizeof *cb))) {
         errno = ENOMEM;
         return -1;
     }

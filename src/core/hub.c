@@ -295,7 +295,7 @@ static void make_hub_key(void)
 
 static gr__g *new_context(gr_hub *h, int kind)
 {
-    gr__g *g = calloc(1, sizeof *g);
+    gr__g *g = gr__calloc(1, sizeof *g);
 
     if (g) {
         g->kind = (uint8_t)kind;
@@ -327,7 +327,7 @@ static int hub_init(gr_hub *h)
         return -1;
     if (gr__backend_init(&h->backend) != 0)
         return -1;
-    h->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    h->wakefd = gr__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (h->wakefd < 0 || gr__backend_add(&h->backend, h->wakefd) != 0)
         return -1;
     if (!(e = gr__stack_get(&h->stacks, config.stack_size)))
@@ -357,7 +357,7 @@ gr_hub *gr__hub_create(void)
         gr__monitor_configure(); /* the configuration is fixed from now on */
     pthread_mutex_unlock(&config_lock);
     pthread_once(&hub_key_once, make_hub_key);
-    if (!(h = calloc(1, sizeof *h))) {
+    if (!(h = gr__calloc(1, sizeof *h))) {
         atomic_fetch_sub(&hubs_alive, 1);
         errno = ENOMEM;
         return NULL;
@@ -395,7 +395,7 @@ void gr__record_extras_free(gr__g *g)
  * their stacks are unmapped without running them again. */
 int gr__hub_on_destroy(gr_hub *h, void (*fn)(void *arg), void *arg)
 {
-    gr__hub_hook *k = malloc(sizeof *k);
+    gr__hub_hook *k = gr__malloc(sizeof *k);
 
     if (!k) {
         errno = ENOMEM;

@@ -30,14 +30,14 @@ int gr_hubs_run(size_t n, gr_fn fn, void *const *args, void **results)
         errno = EINVAL;
         return -1;
     }
-    if (!(ht = calloc(n, sizeof *ht))) {
+    if (!(ht = gr__calloc(n, sizeof *ht))) {
         errno = ENOMEM;
         return -1;
     }
     for (; started < n; started++) {
         ht[started].fn = fn;
         ht[started].arg = args ? args[started] : NULL;
-        if ((err = pthread_create(&ht[started].t, NULL, hub_thread_main, &ht[started])) != 0)
+        if ((err = gr__pthread_create(&ht[started].t, NULL, hub_thread_main, &ht[started])) != 0)
             break;
     }
     for (size_t i = 0; i < started; i++) {

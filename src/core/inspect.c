@@ -284,7 +284,7 @@ static request *ask_hubs(void)
     pthread_mutex_lock(&gr__registry_lock);
     for (gr_hub *h = gr__registry_head; h; h = h->reg_next)
         n++;
-    if (!(r = calloc(1, sizeof *r + n * sizeof r->answers[0]))) {
+    if (!(r = gr__calloc(1, sizeof *r + n * sizeof r->answers[0]))) {
         pthread_mutex_unlock(&gr__registry_lock);
         errno = ENOMEM;
         return NULL;

@@ -94,7 +94,7 @@ int gr_local_set(int key, void *value)
         errno = EINVAL;
         return -1;
     }
-    if (!g->locals && !(g->locals = calloc(GR_LOCAL_KEYS_MAX, sizeof *g->locals))) {
+    if (!g->locals && !(g->locals = gr__calloc(GR_LOCAL_KEYS_MAX, sizeof *g->locals))) {
         errno = ENOMEM;
         return -1;
     }

@@ -114,7 +114,7 @@ static int start_thread(void)
 
     if (thread_started)
         return 0;
-    if (wakefd < 0 && (wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+    if (wakefd < 0 && (wakefd = gr__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         return -1;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -122,7 +122,7 @@ static int start_thread(void)
      * threads, the monitor's own never comes here. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    err = pthread_create(&t, &attr, monitor_main, NULL);
+    err = gr__pthread_create(&t, &attr, monitor_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (err) {
@@ -176,7 +176,7 @@ void gr__monitor_configure(void)
 /* Under the registry lock (gr__registry_add, gr__registry_remove). */
 void gr__monitor_hub_added(gr_hub *h)
 {
-    if (atomic_load(&max_ms) > 0 && (h->mon = calloc(1, sizeof *h->mon)))
+    if (atomic_load(&max_ms) > 0 && (h->mon = gr__calloc(1, sizeof *h->mon)))
         atomic_init(&h->mon->reports, 0);
 }
 

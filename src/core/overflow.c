@@ -172,7 +172,7 @@ int gr__overflow_trap_init(gr_hub *h)
         return 0;
     /* A thread that already has an alternate stack keeps it. */
     if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
-        void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+        void *mem = gr__mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
         if (mem == MAP_FAILED)

@@ -28,7 +28,7 @@ int gr_hub_post(gr_hub *h, void (*cb)(void *), void *arg)
         errno = EINVAL;
         return -1;
     }
-    if (!(p = malloc(sizeof *p))) {
+    if (!(p = gr__malloc(sizeof *p))) {
         errno = ENOMEM;
         return -1;
     }

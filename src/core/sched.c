@@ -20,7 +20,7 @@ int gr__ready_reserve(gr_hub *h, size_t n)
         cap = 64;
     while (cap < n)
         cap *= 2;
-    if (cap > UINT32_MAX / 2 || !(v = malloc(cap * sizeof *v))) {
+    if (cap > UINT32_MAX / 2 || !(v = gr__malloc(cap * sizeof *v))) {
         errno = ENOMEM;
         return -1;
     }

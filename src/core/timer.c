@@ -64,7 +64,7 @@ int gr__timer_reserve(gr__timer_heap *h, size_t n)
         return 0;
     while (cap < n)
         cap *= 2;
-    if (cap > UINT32_MAX || !(v = realloc(h->v, cap * sizeof *v))) {
+    if (cap > UINT32_MAX || !(v = gr__realloc(h->v, cap * sizeof *v))) {
         errno = ENOMEM;
         return -1;
     }

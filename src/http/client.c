@@ -88,7 +88,7 @@ static int grow(char **buf, size_t *cap, size_t need, size_t max)
         return 0;
     while (n < need)
         n = n > max / 2 ? max : n * 2;
-    if (!(p = realloc(*buf, n))) {
+    if (!(p = gr__realloc(*buf, n))) {
         errno = ENOMEM;
         return -1;
     }
@@ -102,7 +102,7 @@ static int grow_spans(gr_http_client *c)
     size_t n = c->spans_cap * 2;
     gr__http_span *s;
 
-    if (!(s = realloc(c->spans, n * sizeof *s))) {
+    if (!(s = gr__realloc(c->spans, n * sizeof *s))) {
         errno = ENOMEM;
         return -1;
     }
@@ -117,7 +117,7 @@ static int grow_headers(gr_http_client *c, size_t need)
 
     if (need <= c->headers_cap)
         return 0;
-    if (!(h = realloc(c->headers, need * sizeof *h))) {
+    if (!(h = gr__realloc(c->headers, need * sizeof *h))) {
         errno = ENOMEM;
         return -1;
     }
@@ -683,7 +683,7 @@ static int set_host(gr_http_client *c, const char *host, int port)
         host++;
         n -= 2;
     }
-    if (!(c->host = strndup(host, n)) || !(c->host_field = malloc(n + 3 + sizeof portbuf))) {
+    if (!(c->host = gr__strndup(host, n)) || !(c->host_field = gr__malloc(n + 3 + sizeof portbuf))) {
         errno = ENOMEM;
         return -1;
     }
@@ -697,7 +697,7 @@ static int set_host(gr_http_client *c, const char *host, int port)
 static int alloc_buffers(gr_http_client *c)
 {
     c->spans_cap = SPANS_INITIAL;
-    c->spans = malloc(SPANS_INITIAL * sizeof *c->spans);
+    c->spans = gr__malloc(SPANS_INITIAL * sizeof *c->spans);
     if (!c->spans || grow(&c->in, &c->in_cap, IN_INITIAL, MAX_HEAD) != 0 ||
         grow(&c->out, &c->out_cap, OUT_INITIAL, SIZE_MAX) != 0 ||
         grow(&c->body, &c->body_cap, BODY_INITIAL, MAX_BODY + 1) != 0 ||
@@ -717,7 +717,7 @@ gr_http_client *gr_http_client_new(const char *host, int port)
         errno = EINVAL;
         return NULL;
     }
-    if (!(c = calloc(1, sizeof *c))) {
+    if (!(c = gr__calloc(1, sizeof *c))) {
         errno = ENOMEM;
         return NULL;
     }

@@ -28,7 +28,7 @@ int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__
     memset(c, 0, sizeof *c);
     /* One allocation for the connection's whole life: requests on a
      * kept-alive connection allocate nothing. */
-    if (!(block = malloc(spans + headers + GR__HTTP_OUT_BYTES + in))) {
+    if (!(block = gr__malloc(spans + headers + GR__HTTP_OUT_BYTES + in))) {
         errno = ENOMEM;
         return -1;
     }

@@ -5,6 +5,7 @@
 #ifndef GROVE_HTTP_H
 #define GROVE_HTTP_H
 
+#include "arch/fail.h"
 #include "grove.h"
 
 #include <llhttp.h>

@@ -258,7 +258,7 @@ int gr__http_build_request(gr__http_conn *c)
         size_t n = c->url_len + 1;
 
         if (n > c->target_cap) {
-            char *t = realloc(c->target_copy, n);
+            char *t = gr__realloc(c->target_copy, n);
 
             if (!t)
                 return -1;

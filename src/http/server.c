@@ -86,7 +86,7 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
                                    const gr_http_opts *opts)
 {
     gr_server_opts so = {0};
-    gr_http_server *s = calloc(1, sizeof *s);
+    gr_http_server *s = gr__calloc(1, sizeof *s);
 
     if (!s) {
         errno = ENOMEM;

@@ -165,7 +165,7 @@ static void *worker_main(void *arg)
 
     while (!atomic_load(&stop_requested)) {
         gr_addr peer = {.len = sizeof peer.u};
-        int fd = accept4(w->fd, &peer.u.sa, &peer.len, SOCK_CLOEXEC);
+        int fd = gr__accept4(w->fd, &peer.u.sa, &peer.len, SOCK_CLOEXEC);
 
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
@@ -190,7 +190,7 @@ static int start_workers(worker *w, pthread_t *t, size_t n, gr__http_cfg *cfg, i
     pthread_attr_setstacksize(&attr, THREAD_STACK);
     for (; started < n; started++) {
         w[started] = (worker){cfg, fd, started};
-        if ((err = pthread_create(&t[started], &attr, worker_main, &w[started])) != 0)
+        if ((err = gr__pthread_create(&t[started], &attr, worker_main, &w[started])) != 0)
             break;
     }
     pthread_attr_destroy(&attr);
@@ -219,9 +219,9 @@ int gr_http_threaded_serve(int fd, gr_http_handler handler, void *arg,
     }
     /* A classic server blocks in accept. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    t = calloc(nthreads, sizeof *t);
-    w = calloc(nthreads, sizeof *w);
-    slots = malloc(nthreads * sizeof *slots);
+    t = gr__calloc(nthreads, sizeof *t);
+    w = gr__calloc(nthreads, sizeof *w);
+    slots = gr__malloc(nthreads * sizeof *slots);
     if (t && w && slots) {
         for (size_t i = 0; i < nthreads; i++)
             atomic_init(&slots[i], -1);

@@ -229,7 +229,7 @@ gr_console *gr_console_start(const char *path)
     }
     if (!gr_hub_current())
         return NULL;
-    if (!(c = calloc(1, sizeof *c))) {
+    if (!(c = gr__calloc(1, sizeof *c))) {
         errno = ENOMEM;
         return NULL;
     }

@@ -31,7 +31,7 @@ int gr__dns_chain_add(gr__dns_chain *c, int family, int socktype, int protocol,
     size_t clen = canon ? strlen(canon) + 1 : 0;
     ai_node *n;
 
-    if (len > sizeof n->addr || !(n = calloc(1, sizeof *n + clen)))
+    if (len > sizeof n->addr || !(n = gr__calloc(1, sizeof *n + clen)))
         return EAI_MEMORY;
     n->ai.ai_family = family;
     n->ai.ai_socktype = socktype;

@@ -116,7 +116,7 @@ static void init_lib(void)
 static ares_socket_t sock_open(int domain, int type, int protocol, void *u)
 {
     (void)u;
-    return socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    return gr__socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 }
 
 static int sock_close(ares_socket_t fd, void *u)
@@ -262,7 +262,7 @@ static chan *channel(gr_hub *h, int *eai)
         }
         dns.hub = h;
     }
-    if (!(c = calloc(1, sizeof *c))) {
+    if (!(c = gr__calloc(1, sizeof *c))) {
         *eai = EAI_MEMORY;
         return NULL;
     }
@@ -303,7 +303,7 @@ int gr_resolver_servers(const char *csv)
             return -1;
         }
         ares_destroy(probe);
-        if (!(copy = strdup(csv))) {
+        if (!(copy = gr__strdup(csv))) {
             errno = ENOMEM;
             return -1;
         }
@@ -345,10 +345,10 @@ static int reserve_pollfds(size_t n)
 
     if (n <= dns.cap)
         return 0;
-    if (!(p = realloc(dns.pfd, n * sizeof *p)))
+    if (!(p = gr__realloc(dns.pfd, n * sizeof *p)))
         return -1;
     dns.pfd = p;
-    if (!(o = realloc(dns.owner, n * sizeof *o)))
+    if (!(o = gr__realloc(dns.owner, n * sizeof *o)))
         return -1;
     dns.owner = o;
     dns.cap = n;
@@ -476,7 +476,7 @@ static int kick_driver(void)
 
 static query *query_new(chan *c)
 {
-    query *q = calloc(1, sizeof *q);
+    query *q = gr__calloc(1, sizeof *q);
 
     if (!q)
         return NULL;
@@ -688,7 +688,7 @@ static void on_nameinfo(void *arg, int status, int timeouts, char *node, char *s
         return;
     }
     /* c-ares' strings live only during this call. */
-    if ((node && !(q->host = strdup(node))) || (service && !(q->serv = strdup(service))))
+    if ((node && !(q->host = gr__strdup(node))) || (service && !(q->serv = gr__strdup(service))))
         q->status = ARES_ENOMEM;
 }
 

@@ -91,7 +91,7 @@ static int tjob_finish(tjob *j)
 
 static char *dup_or_null(const char *s, int *failed)
 {
-    char *d = s ? strdup(s) : NULL;
+    char *d = s ? gr__strdup(s) : NULL;
 
     *failed |= s && !d;
     return d;
@@ -100,7 +100,7 @@ static char *dup_or_null(const char *s, int *failed)
 int gr__dns_thread_addrinfo(const char *node, const char *service, const struct addrinfo *hints,
                             struct addrinfo **res, int64_t deadline)
 {
-    tjob *j = calloc(1, sizeof *j);
+    tjob *j = gr__calloc(1, sizeof *j);
     int failed = 0, rc;
 
     if (!j)
@@ -125,7 +125,7 @@ int gr__dns_thread_addrinfo(const char *node, const char *service, const struct 
 int gr__dns_thread_nameinfo(const struct sockaddr *sa, socklen_t salen, char *host, size_t hostlen,
                             char *serv, size_t servlen, int flags, int64_t deadline)
 {
-    tjob *j = calloc(1, sizeof *j);
+    tjob *j = gr__calloc(1, sizeof *j);
     int rc;
 
     if (!j)

@@ -56,7 +56,7 @@ struct gr_server {
     gr__latch wake;  /* the loop's: ROOM from exiting handlers, STOP */
     uint8_t looping; /* a loop runs, or is about to */
     uint8_t stopping, fd_closed;
-    uint8_t logged_fd_limit, logged_spawn;
+    uint8_t logged_fd_limit, logged_spawn, logged_wait;
     size_t stoppers; /* gr_server_stop calls in progress */
     gr__wq stop_q;
 };
@@ -89,7 +89,7 @@ static gr_server *server_alloc(int fd, int kind, int has_handler, void *arg,
         return NULL;
     if (!has_handler || bad_stack_size(opts))
         return fail_closing(fd, EINVAL);
-    if (!(s = calloc(1, sizeof *s)))
+    if (!(s = gr__calloc(1, sizeof *s)))
         return fail_closing(fd, ENOMEM);
     s->fd = fd;
     s->kind = kind;
@@ -125,7 +125,7 @@ gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, siz
     s->copy_dgrams = s->pool > 1;
     if (!s->pool)
         s->pool = 1;
-    if (!(s->dbuf = malloc(s->max_size))) {
+    if (!(s->dbuf = gr__malloc(s->max_size))) {
         free(s);
         return fail_closing(fd, ENOMEM);
     }
@@ -258,6 +258,20 @@ static int is_resource_error(int err)
     return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
+/* Wait for the socket to be readable. The first wait registers it with
+ * epoll, which can fail for want of kernel memory (ENOMEM, or ENOSPC past
+ * fs.epoll.max_user_watches): that too passes, so back off and try again
+ * rather than end the loop. */
+static int wait_socket(gr_server *s, int64_t *delay)
+{
+    if (loop_wait(s, WAIT_FD, -1) == 0)
+        return 0;
+    if (!is_resource_error(errno) && errno != ENOSPC)
+        return -1;
+    log_once(&s->logged_wait, "waiting on the socket", errno);
+    return back_off(s, delay);
+}
+
 /* Accept one connection and start its handler. Returns 1 when a handler
  * was started, 0 after waiting (for a connection, or out of resources),
  * -1 when the loop must end. */
@@ -269,7 +283,7 @@ static int accept_one(gr_server *s, int64_t *delay)
 
     if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return loop_wait(s, WAIT_FD, -1);
+            return wait_socket(s, delay);
         if (!is_resource_error(errno))
             return -1;
         if (errno == EMFILE || errno == ENFILE)
@@ -279,7 +293,7 @@ static int accept_one(gr_server *s, int64_t *delay)
     }
     *delay = 0;
     s->accepted++;
-    if ((c = malloc(sizeof *c))) {
+    if ((c = gr__malloc(sizeof *c))) {
         c->fd = fd;
         c->peer = peer;
         if (spawn_handler(s, c) == 0)
@@ -295,7 +309,7 @@ static int accept_one(gr_server *s, int64_t *delay)
  * for a connection, but a datagram nobody can handle is dropped. */
 static int dispatch_dgram(gr_server *s, size_t n, const gr_addr *peer, int64_t *delay)
 {
-    conn *c = malloc(sizeof *c + (s->copy_dgrams ? n : 0));
+    conn *c = gr__malloc(sizeof *c + (s->copy_dgrams ? n : 0));
 
     if (c) {
         c->fd = -1;
@@ -325,7 +339,7 @@ static int receive_one(gr_server *s, int64_t *delay)
     }
     switch (errno) {
     case EAGAIN:
-        return loop_wait(s, WAIT_FD, -1);
+        return wait_socket(s, delay);
     case EINTR:
     case ECONNREFUSED: /* an ICMP error for an earlier reply: not ours to end */
     case EHOSTUNREACH:

@@ -25,7 +25,7 @@ static void close_keep_errno(int fd)
 
 int gr_socket(int domain, int type, int protocol)
 {
-    return socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    return gr__socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 }
 
 int gr_tcp_nodelay(int fd, int on)
@@ -114,7 +114,7 @@ int gr__accept_now(int fd, gr_addr *peer)
         int c;
 
         p->len = sizeof p->u;
-        if ((c = accept4(fd, &p->u.sa, &p->len, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+        if ((c = gr__accept4(fd, &p->u.sa, &p->len, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
             return c;
         switch (errno) {
         /* The connection died in the queue, or (accept(2), "Error
@@ -425,8 +425,8 @@ int gr_tcp_connect_addrinfo(const struct addrinfo *res, int64_t deadline)
         errno = EADDRNOTAVAIL;
         return -1;
     }
-    e.order = malloc(n * sizeof *e.order);
-    e.pf = malloc(n * sizeof *e.pf);
+    e.order = gr__malloc(n * sizeof *e.order);
+    e.pf = gr__malloc(n * sizeof *e.pf);
     if (!e.order || !e.pf) {
         errno = ENOMEM;
     } else {

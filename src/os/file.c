@@ -109,9 +109,9 @@ static ssize_t submit(fop *o, void *out, int64_t deadline)
 
 static fop *new_op(int op, int fd, size_t len, off_t offset)
 {
-    fop *o = calloc(1, sizeof *o);
+    fop *o = gr__calloc(1, sizeof *o);
 
-    if (!o || (op != OP_OPEN && !(o->buf = malloc(len ? len : 1)))) {
+    if (!o || (op != OP_OPEN && !(o->buf = gr__malloc(len ? len : 1)))) {
         free(o);
         errno = ENOMEM;
         return NULL;
@@ -135,7 +135,7 @@ int gr_file_open(const char *path, int flags, mode_t mode, int64_t deadline)
         return -1;
     o->flags = flags;
     o->mode = mode;
-    if (!(o->path = strdup(path))) {
+    if (!(o->path = gr__strdup(path))) {
         free_op(o);
         errno = ENOMEM;
         return -1;

@@ -15,6 +15,8 @@
  * So the hub is referenced exactly while a caller waits, and an abandoned
  * job never keeps gr_main() from returning. */
 #define _GNU_SOURCE
+#include "os/threadpool.h"
+
 #include "core/core.h"
 
 #include <errno.h>
@@ -49,9 +51,12 @@ static struct {
     pthread_cond_t work; /* idle workers wait here */
     job *head, *tail;
     size_t queued, threads, idle;
+    size_t starting; /* started, not yet looking for a job */
     size_t max_threads, max_queue;
+    int64_t idle_ms;
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .idle_ms = IDLE_MS,
     .max_threads = DEFAULT_THREADS,
     .max_queue = DEFAULT_QUEUE,
 };
@@ -91,7 +96,7 @@ static void after_fork_child(void)
 {
     pthread_mutex_init(&pool.lock, NULL);
     init_cond();
-    pool.threads = pool.idle = 0;
+    pool.threads = pool.idle = pool.starting = 0;
     pool.head = pool.tail = NULL;
     pool.queued = 0;
     fork_gen++;
@@ -105,12 +110,18 @@ static void pool_init(void)
 
 /* ------------------------------------------------------------- workers */
 
+/* With the lock held. */
 static struct timespec idle_until(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += IDLE_MS / 1000;
+    ts.tv_sec += pool.idle_ms / 1000;
+    ts.tv_nsec += (pool.idle_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
     return ts;
 }
 
@@ -183,6 +194,7 @@ static void *worker(void *arg)
     (void)arg;
     pthread_setname_np(pthread_self(), "grove-pool");
     pthread_mutex_lock(&pool.lock);
+    pool.starting--;
     while ((j = take_job())) {
         pthread_mutex_unlock(&pool.lock);
         j->result = j->fn(j->arg);
@@ -207,24 +219,27 @@ static int start_worker(void)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&t, &a, worker, NULL);
+    rc = gr__pthread_create(&t, &a, worker, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&a);
     if (rc != 0)
         return rc;
     pool.threads++;
+    pool.starting++;
     return 0;
 }
 
 /* With the lock held: wake or start workers for the queued jobs. Jobs
- * queued beyond the idle workers get new threads, up to the limit. */
+ * queued beyond the idle workers and those still starting get new
+ * threads, up to the limit. When a thread cannot be started, the job
+ * waits for one of those there are. */
 static int staff(void)
 {
     int rc = 0;
 
     if (pool.idle)
         pthread_cond_signal(&pool.work);
-    while (pool.queued > pool.idle && pool.threads < pool.max_threads)
+    while (pool.queued > pool.idle + pool.starting && pool.threads < pool.max_threads)
         if ((rc = start_worker()) != 0)
             break;
     return pool.threads ? 0 : rc;
@@ -314,7 +329,7 @@ int gr_threadpool_run(gr_work_fn fn, void *arg, void **result,
      * ETIMEDOUT and ECANCELED always mean "fn runs, then discard". */
     if (gr__in_hub_callback())
         return gr__enter();
-    if (!(j = calloc(1, sizeof *j))) {
+    if (!(j = gr__calloc(1, sizeof *j))) {
         errno = ENOMEM;
         return -1;
     }
@@ -349,4 +364,12 @@ int gr_threadpool_size(size_t max_threads, size_t max_queue)
         staff();
     pthread_mutex_unlock(&pool.lock);
     return 0;
+}
+
+void gr__threadpool_set_idle_ms(int64_t ms)
+{
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&pool.lock);
+    pool.idle_ms = ms > 0 ? ms : IDLE_MS;
+    pthread_mutex_unlock(&pool.lock);
 }

@@ -26,7 +26,7 @@ struct gr_group {
 
 gr_group *gr_group_new(size_t limit)
 {
-    gr_group *grp = calloc(1, sizeof *grp);
+    gr_group *grp = gr__calloc(1, sizeof *grp);
 
     if (!grp) {
         errno = ENOMEM;
@@ -97,7 +97,7 @@ static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts
                          gr_exit_fn hook, void *hook_arg)
 {
     gr_opts o = opts ? *opts : (gr_opts){0};
-    member *m = malloc(sizeof *m);
+    member *m = gr__malloc(sizeof *m);
     gr_t g;
 
     if (!m) {

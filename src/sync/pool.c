@@ -46,7 +46,7 @@ gr_t gr_group_apply_async(gr_group *grp, gr_fn fn, void *arg, gr_async *done, co
         errno = EINVAL;
         return -1;
     }
-    if (!(a = malloc(sizeof *a))) {
+    if (!(a = gr__malloc(sizeof *a))) {
         errno = ENOMEM;
         return -1;
     }
@@ -115,9 +115,9 @@ gr_imap *gr_group_imap_unordered(gr_group *grp, gr_fn fn, void *const *args, siz
         errno = EINVAL;
         return NULL;
     }
-    if (!(m = calloc(1, sizeof *m)) || !(m->done = malloc((n ? n : 1) * sizeof *m->done)) ||
-        !(m->tasks = malloc((n ? n : 1) * sizeof *m->tasks)) ||
-        !(m->members = calloc(n ? n : 1, sizeof *m->members))) {
+    if (!(m = gr__calloc(1, sizeof *m)) || !(m->done = gr__malloc((n ? n : 1) * sizeof *m->done)) ||
+        !(m->tasks = gr__malloc((n ? n : 1) * sizeof *m->tasks)) ||
+        !(m->members = gr__calloc(n ? n : 1, sizeof *m->members))) {
         if (m) {
             free(m->done);
             free(m->tasks);

@@ -100,7 +100,7 @@ static int grow(gr_queue *q)
     size_t cap = q->cap * 2;
     qent *v;
 
-    if (cap < q->cap || cap > SIZE_MAX / sizeof *v || !(v = malloc(cap * sizeof *v))) {
+    if (cap < q->cap || cap > SIZE_MAX / sizeof *v || !(v = gr__malloc(cap * sizeof *v))) {
         errno = ENOMEM;
         return -1;
     }
@@ -214,12 +214,12 @@ gr_queue *gr_queue_new(int kind, size_t maxsize, int (*cmp)(const void *a, const
     }
     if (!(h = gr_hub_current()))
         return NULL;
-    if (!(q = calloc(1, sizeof *q))) {
+    if (!(q = gr__calloc(1, sizeof *q))) {
         errno = ENOMEM;
         return NULL;
     }
     q->cap = maxsize && maxsize <= QUEUE_PREALLOC_MAX ? maxsize : QUEUE_INITIAL;
-    if (!(q->v = malloc(q->cap * sizeof *q->v))) {
+    if (!(q->v = gr__malloc(q->cap * sizeof *q->v))) {
         free(q);
         errno = ENOMEM;
         return NULL;
@@ -364,7 +364,7 @@ static void post_arrived(void *arg)
 
 int gr_queue_post(gr_queue *q, void *item)
 {
-    qpost *p = malloc(sizeof *p);
+    qpost *p = gr__malloc(sizeof *p);
 
     if (!p) {
         errno = ENOMEM;

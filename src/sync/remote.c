@@ -52,7 +52,7 @@ int gr_spawn_on(gr_hub *hub, gr_fn fn, void *arg, const gr_opts *opts, gr_async 
         errno = EINVAL;
         return -1;
     }
-    if (!(r = calloc(1, sizeof *r))) {
+    if (!(r = gr__calloc(1, sizeof *r))) {
         errno = ENOMEM;
         return -1;
     }

@@ -210,7 +210,7 @@ static int work_init(work *wk, gr_waitable *items, size_t n, int iter)
         nfd += items[i].kind == GR_WAIT_FD;
     if (n <= ON_STACK)
         return 0;
-    if (!(wk->heap = malloc(n * sizeof *wk->w + nfd * sizeof *wk->pfd))) {
+    if (!(wk->heap = gr__malloc(n * sizeof *wk->w + nfd * sizeof *wk->pfd))) {
         errno = ENOMEM;
         return -1;
     }
@@ -325,7 +325,7 @@ static int cmp_handle(const void *a, const void *b)
 
 static int has_duplicates(const gr_t *threads, size_t n)
 {
-    gr_t *v = malloc(n * sizeof *v);
+    gr_t *v = gr__malloc(n * sizeof *v);
     int dup = 0;
 
     if (!v)
@@ -369,7 +369,7 @@ static int check_joinable(const gr_t *threads, size_t n)
 
 static gr_waitable *thread_items(const gr_t *threads, size_t n)
 {
-    gr_waitable *items = calloc(n, sizeof *items);
+    gr_waitable *items = gr__calloc(n, sizeof *items);
 
     if (!items) {
         errno = ENOMEM;
