@@ -7,6 +7,7 @@
 
 #include <grove/debug.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -152,4 +153,64 @@ Test(nomem, dump_and_console_fail_cleanly, .timeout = 10)
     run_main(debug_without_memory, NULL);
     gr__fail_disarm();
     cr_assert_not(leaks_found());
+}
+
+/* -------------------------------------------------- system resources */
+
+static void *debug_without_resources(void *arg)
+{
+    char path[64];
+    struct stat st;
+
+    (void)arg;
+    snprintf(path, sizeof path, "/tmp/grove-nofd-%d.sock", (int)getpid());
+    unlink(path);
+    gr__fail_arm(GR__FAIL_SOCKET, 1, 0);
+    errno = 0;
+    cr_assert_null(gr_console_start(path));
+    cr_assert_eq(errno, EMFILE);
+    assert_fails(stat(path, &st), ENOENT);
+    /* The dump's monitor thread: its eventfd, then the thread itself. */
+    signal(SIGUSR2, SIG_IGN);
+    gr__fail_arm(GR__FAIL_EVENTFD, 1, 0);
+    assert_fails(gr_dump_on_signal(SIGUSR2, 2), EMFILE);
+    gr__fail_arm(GR__FAIL_THREAD, 1, 0);
+    assert_fails(gr_dump_on_signal(SIGUSR2, 2), EAGAIN);
+    gr__fail_disarm();
+    raise(SIGUSR2); /* still ignored: nothing was installed */
+    cr_assert_eq(gr_dump_on_signal(SIGUSR2, 2), 0);
+    cr_assert_eq(gr_dump_on_signal(0, -1), 0);
+    return NULL;
+}
+
+Test(nomem, console_and_signal_dumps_without_fds_or_threads, .timeout = 10)
+{
+    run_main(debug_without_resources, NULL);
+}
+
+static int reports;
+static char report_text[512];
+
+static void record(const gr_report *r, void *arg)
+{
+    (void)arg;
+    reports++;
+    snprintf(report_text, sizeof report_text, "%s", r->message);
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+Test(nomem, a_monitor_that_cannot_start_is_reported, .timeout = 10)
+{
+    gr_report_hook_set(record, NULL);
+    cr_assert_eq(gr_configure(&(gr_config){.max_blocking_ms = 50}), 0);
+    gr__fail_arm(GR__FAIL_THREAD, 1, 0);
+    run_main(nothing, NULL); /* the hub is made all the same */
+    gr__fail_disarm();
+    cr_assert_eq(reports, 1);
+    cr_assert_not_null(strstr(report_text, "the blocking monitor could not start"), "%s",
+                       report_text);
 }
