@@ -196,6 +196,34 @@ typedef void (*gr_exit_fn)(gr_t g, void *result, void *arg);
  * EINVAL (cb NULL or g a root context), ENOMEM. */
 GR_API int gr_on_exit(gr_t g, gr_exit_fn cb, void *arg);
 
+/* gr_thread_info.state */
+#define GR_THREAD_NEW 0      /* spawned by gr_spawn_at, waiting for its start time */
+#define GR_THREAD_READY 1    /* in the ready queue */
+#define GR_THREAD_RUNNING 2  /* the caller itself */
+#define GR_THREAD_BLOCKED 3  /* parked in a blocking call */
+#define GR_THREAD_FINISHED 4 /* its function has returned; not yet joined */
+
+/* What gr_thread_info_get tells about a green thread. */
+typedef struct gr_thread_info {
+    int state;             /* GR_THREAD_* */
+    int killed;            /* gr_kill was called on it */
+    int started;           /* its function was called (0: killed before it ran) */
+    int detached;
+    void *result;          /* FINISHED: its result (GR_CANCELED if it never ran); else NULL */
+    const char *wait;      /* BLOCKED: what it waits for ("join", "queue get", "fd"...;
+                            * static text); else NULL */
+    int64_t deadline;      /* BLOCKED: when its wait times out (gr_now scale), -1: never */
+    size_t stack_size;     /* usable bytes of its stack (0 for a root context) */
+    char name[GR_NAME_MAX + 1];
+} gr_thread_info;
+
+/* Look at green thread g of the calling thread's hub without consuming it
+ * (gevent's ready, successful, value, dead): a later gr_join works as
+ * before. A root context's handle is accepted (state RUNNING or BLOCKED,
+ * started 1). Never blocks. Returns 0, or -1 with ESRCH (stale handle) or
+ * EINVAL (info NULL). */
+GR_API int gr_thread_info_get(gr_t g, gr_thread_info *info);
+
 /* --------------------------------------------- green-thread local storage */
 
 /* Largest number of keys that may exist at once (process-wide). */
@@ -302,6 +330,7 @@ typedef struct gr_stats {
     size_t stacks_guarded; /* of which have a guard page */
     size_t stacks_free;    /* of which are pooled, ready for reuse */
     size_t switches;       /* switches to ready threads since the hub was created */
+    size_t blocking_reports; /* times the blocking monitor reported this hub */
 } gr_stats;
 
 /* Fill *st with the calling thread's hub counters (all zero if it has no
@@ -329,11 +358,57 @@ typedef struct gr_config {
     int no_overflow_trap; /* 1: do not install the SIGSEGV stack-overflow reporter */
     int idle_spin_us;     /* 0 = GR_IDLE_SPIN_DEFAULT_US; -1 = never spin; at most
                            * GR_IDLE_SPIN_MAX_US */
+    int max_blocking_ms;  /* blocking monitor: report a hub that has not switched for
+                           * this long; 0 = the GROVE_MAX_BLOCKING_MS environment
+                           * variable, or off; -1 = off */
+    int monitor_signal;   /* the real-time signal the monitor sends a stuck hub's
+                           * thread for a backtrace; 0 = SIGRTMAX - 3; -1 = none (a
+                           * report without a backtrace) */
 } gr_config;
 
 /* Set process-wide defaults. Call before any hub exists (EBUSY otherwise).
  * Errors: EINVAL for a bad field, EBUSY. Thread-safe. */
 GR_API int gr_configure(const gr_config *cfg);
+
+/* --------------------------------------------------------------- reports */
+
+/* What grove reports (gr_report.kind). */
+#define GR_REPORT_MISUSE 1   /* a call made where it cannot work (blocking in a hub
+                              * callback, a thread joining itself) */
+#define GR_REPORT_DEADLOCK 2 /* gr_main found every green thread blocked for good */
+#define GR_REPORT_OVERFLOW 3 /* a stack overflow: the process dies after the hook */
+#define GR_REPORT_SERVER 4   /* a server's accept loop: out of descriptors, or ended */
+#define GR_REPORT_HANDLER 5  /* an HTTP handler failed (answered 500, or cut short) */
+#define GR_REPORT_BLOCKING 6 /* the blocking monitor: a hub has not switched for long */
+#define GR_REPORT_FORK 7     /* a forked child could not rebuild its hub: it exits */
+
+/* A report (gevent's handle_error). Valid during the hook call only. */
+typedef struct gr_report {
+    int kind;                /* GR_REPORT_* */
+    const char *message;     /* without the "grove: " prefix; lines joined by
+                              * '\n', no newline at the end */
+    gr_t thread;             /* the green thread concerned (a handle of the hub
+                              * it ran on), or 0 */
+    const char *thread_name; /* its name, or NULL */
+    int err;                 /* the errno value concerned, or 0 */
+    int async_signal_safe;   /* 1: the hook runs in a signal handler or on an
+                              * overflowed stack (GR_REPORT_OVERFLOW): it may
+                              * only make async-signal-safe calls, with little
+                              * stack; the process dies when it returns */
+} gr_report;
+
+typedef void (*gr_report_fn)(const gr_report *r, void *arg);
+
+/* Send every report to fn(report, arg) instead of printing it; NULL
+ * restores the default, gr_report_print. The hook is called on the thread
+ * where the report arises (a hub's, the blocking monitor's, a threaded
+ * server's) and may be called from several at once. grove copies nothing
+ * behind arg. Thread-safe; never fails. */
+GR_API void gr_report_hook_set(gr_report_fn fn, void *arg);
+
+/* The default: each line of r->message on stderr, prefixed "grove: ",
+ * in one write(2). Async-signal-safe. */
+GR_API void gr_report_print(const gr_report *r);
 
 /* ------------------------------------------------------ waiting on fds */
 
@@ -675,6 +750,7 @@ GR_API int gr_resolver_set(int which);
  * per OS thread and applies to lookups started afterwards. Returns 0 or -1
  * (EINVAL: not parsable; ENOMEM). */
 GR_API int gr_resolver_servers(const char *csv);
+
 
 /* getaddrinfo(3) that blocks only the green thread: honours /etc/hosts and
  * /etc/resolv.conf. Returns 0 or an EAI_* code as getaddrinfo does
@@ -1089,6 +1165,7 @@ GR_API int gr_queue_post(gr_queue *q, void *item);
 typedef struct gr_chan {
     gr_waitq_ senders_, receivers_;
     int closed_;
+    gr_waitq_ watchers_; /* gr_wait_any: woken when a sender comes, taking nothing */
 } gr_chan;
 
 GR_API void gr_chan_init(gr_chan *c);
@@ -1174,6 +1251,134 @@ GR_API void gr_group_kill(gr_group *g);
 GR_API size_t gr_group_size(const gr_group *g);
 /* Free an empty group (-1/EBUSY while it has members). NULL is accepted. */
 GR_API int gr_group_free(gr_group *g);
+
+/* How many more members a pool can take now (its limit minus the members
+ * running and the slots promised to waiting spawners); SIZE_MAX for a
+ * plain group (gevent's free_count). */
+GR_API size_t gr_group_free_count(const gr_group *g);
+/* Wait until the pool can take a member (gevent's wait_available): 0 at
+ * once if it can. It takes no slot: a spawner may still have to wait.
+ * Errors: ETIMEDOUT, ECANCELED, EDEADLK (hub callback). */
+GR_API int gr_group_wait_available(gr_group *g, int64_t deadline);
+/* Spawn fn(arg) into the group as gr_group_spawn does, and deliver its
+ * result to done (gevent's apply_async): gr_async_set with fn's return
+ * value, or gr_async_set_error(done, ECANCELED) when the member was killed
+ * before it ran. done must stay valid until then. Returns the member's
+ * handle (stale once it has finished), or -1 with EINVAL (fn or done
+ * NULL), ETIMEDOUT, ECANCELED (waiting for room), ENOMEM; then done is
+ * untouched. */
+GR_API gr_t gr_group_apply_async(gr_group *g, gr_fn fn, void *arg, gr_async *done,
+                                 const gr_opts *opts, int64_t deadline);
+/* results[i] = fn(args[i]) for i < n, with at most the pool's limit of
+ * members running at once (gevent's Pool.map): inputs are started in
+ * order as slots come free, results land in input order. A member killed
+ * before it ran gets GR_CANCELED. args and results stay the caller's;
+ * args may be NULL (every fn gets NULL). Returns 0 once all have finished;
+ * or -1 with ETIMEDOUT at deadline or ECANCELED: then every member still
+ * running is killed and waited for (they unwind), and only the results of
+ * those that had finished are written. Also EINVAL (fn NULL, results
+ * NULL with n > 0), ENOMEM. */
+GR_API int gr_group_map(gr_group *g, gr_fn fn, void *const *args, void **results, size_t n,
+                        int64_t deadline);
+
+/* An iterator over results as they come (gevent's imap_unordered). */
+typedef struct gr_imap gr_imap;
+/* Start mapping fn over args[0..n) in the group (at most its limit
+ * running at once, started in input order as gr_imap_next is called).
+ * args must stay valid until gr_imap_free (may be NULL: every fn gets
+ * NULL). Returns the iterator, or NULL with EINVAL (fn NULL) or ENOMEM.
+ * Nothing starts before the first gr_imap_next. */
+GR_API gr_imap *gr_group_imap_unordered(gr_group *g, gr_fn fn, void *const *args, size_t n);
+/* The next result to finish, with its input's index: 0, *index and
+ * *result set (either may be NULL); -1/ENOENT once all n have been
+ * returned. Starts as many inputs as the pool has room for first. Errors:
+ * ETIMEDOUT, ECANCELED (a result already there is still returned),
+ * EDEADLK (hub callback), ENOMEM (starting one: retry later). */
+GR_API int gr_imap_next(gr_imap *m, size_t *index, void **result, int64_t deadline);
+/* Kill the members still running, wait for them to unwind (ignoring the
+ * caller's own kill), and free m. NULL is accepted. Returns 0, or
+ * -1/EDEADLK when it would have to wait in a hub callback (m is then not
+ * freed). */
+GR_API int gr_imap_free(gr_imap *m);
+
+/* ============================================= waiting on several things
+ * gevent's wait and iwait, joinall and killall. An item names one thing
+ * and says when it is ready: */
+#define GR_WAIT_THREAD 1 /* a green thread has finished (thread) */
+#define GR_WAIT_EVENT 2  /* a gr_event is set (obj) */
+#define GR_WAIT_ASYNC 3  /* a gr_async has its outcome (obj) */
+#define GR_WAIT_QUEUE 4  /* a gr_queue has an item (obj) */
+#define GR_WAIT_CHAN 5   /* a gr_chan has a sender waiting, or is closed (obj) */
+#define GR_WAIT_FD 6     /* a descriptor is ready for events (fd, events) */
+
+/* Most items one call takes. */
+#define GR_WAIT_MAX 65536
+
+typedef struct gr_waitable {
+    int kind;     /* GR_WAIT_* */
+    void *obj;    /* EVENT, ASYNC, QUEUE, CHAN: the object */
+    gr_t thread;  /* THREAD: a green thread of the caller's hub */
+    int fd;       /* FD */
+    int events;   /* FD: GR_READ and/or GR_WRITE */
+    int ready;    /* out: 0, or non-zero when ready (FD: the ready subset of
+                   * events, errors and hang-ups counting as both) */
+    int reported_; /* private: returned by gr_iwait_next */
+} gr_waitable;
+
+/* Wait until at least one of the n items is ready, then set every item's
+ * ready field (0 or not) and return how many are ready (> 0). Nothing is
+ * taken: a queue keeps its item, a thread its result (join it), a sender
+ * still waits. Watching costs one waiter per item and one park, whatever
+ * the kinds. A thread that has finished counts as ready; so does one
+ * whose handle went stale during the wait (joined by another, or detached
+ * and gone). Items already ready succeed even in a killed caller or a hub
+ * callback (deadline 0 only asks). Errors: EINVAL (items NULL, n 0 or
+ * over GR_WAIT_MAX, an unknown kind, obj NULL, events empty or unknown, a
+ * root context's handle), ESRCH (a stale thread handle, at the call),
+ * EBADF (a negative fd), ETIMEDOUT, ECANCELED, EDEADLK (hub callback, or a
+ * root nothing can wake), ENOMEM. Creates the hub. */
+GR_API int gr_wait_any(gr_waitable *items, size_t n, int64_t deadline);
+
+/* Iterate over items as each becomes ready, each once (gevent's iwait). */
+typedef struct gr_iwait {
+    gr_waitable *items_;
+    size_t n_, left_;
+} gr_iwait;
+
+/* Start an iteration over items (which must stay valid during it): checks
+ * them as gr_wait_any does and clears their ready and reported state.
+ * Returns 0, or -1 with EINVAL (it NULL, or as gr_wait_any), ESRCH,
+ * EBADF. */
+GR_API int gr_iwait_init(gr_iwait *it, gr_waitable *items, size_t n);
+/* The index of the next item to become ready (lowest index first among
+ * those ready at once), its ready field set; each item is returned once.
+ * -1/ENOENT once every item has been returned; otherwise errors as
+ * gr_wait_any. */
+GR_API int gr_iwait_next(gr_iwait *it, int64_t deadline);
+
+/* Join each of threads[0..n) as it finishes, until all have or the
+ * deadline (gevent's joinall): results[i] (results may be NULL) receives
+ * thread i's result and joined[i] (may be NULL) 1 once it is joined (its
+ * handle is then stale), else 0. Returns 0 when all are joined, or -1
+ * with ETIMEDOUT or ECANCELED (joined says which finished; the others stay
+ * joinable), EINVAL (threads NULL, n 0 or over GR_WAIT_MAX, a handle
+ * listed twice, a detached thread or a root context), ESRCH (a stale
+ * handle; or, once the rest are joined, one that another thread joined
+ * meanwhile: its joined[i] is 0), EDEADLK (the caller is among them; hub
+ * callback), ENOMEM. Argument errors are found before anything is joined. */
+GR_API int gr_joinall(const gr_t *threads, size_t n, void **results, int *joined,
+                      int64_t deadline);
+
+/* Kill every thread of threads[0..n) (stale handles, threads already gone,
+ * are skipped), then wait until all have finished, without joining them
+ * (gevent's killall). The kills are delivered whatever the wait gives.
+ * The caller may be among them: it is killed too, and does not wait for
+ * itself. Returns 0, or -1 with ETIMEDOUT (some are still unwinding at
+ * deadline; 0 does not wait), ECANCELED, EDEADLK (hub callback), EINVAL
+ * (threads NULL, n 0 or over GR_WAIT_MAX, a root context: before anything
+ * is killed), ENOMEM. */
+GR_API int gr_killall(const gr_t *threads, size_t n, int64_t deadline);
+
 
 #ifdef __cplusplus
 }

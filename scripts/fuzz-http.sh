@@ -50,7 +50,8 @@ cd "$work/obj"
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -fno-omit-frame-pointer -I$top/include -I$top/src -I$top/fuzz -I$llhttp_inc"
 srcs="$top/src/http/parse.c $top/src/http/conn.c $top/src/http/head.c $top/src/http/chunked.c
-      $top/src/http/response.c $top/src/http/misc.c $top/src/net/addr.c $top/src/arch/fail.c"
+      $top/src/http/response.c $top/src/http/misc.c $top/src/net/addr.c $top/src/arch/fail.c
+      $top/fuzz/report_stub.c"
 stale=0
 for t in $targets; do
     [ -f "$top/fuzz/$t.c" ] || { echo "fuzz-http: no target $t" >&2; exit 2; }

@@ -116,6 +116,20 @@ static inline void close_pair(int sv[2])
                      strerror(e_), (err), strerror(err));                           \
     } while (0)
 
+/* Run off the end of the stack, 512 bytes a frame, as a runaway recursion
+ * does (the stack-overflow tests). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+static __attribute__((noinline, unused)) int recurse_forever(volatile char *prev, int depth)
+{
+    volatile char frame[512];
+
+    frame[0] = (char)depth;
+    frame[511] = prev ? prev[0] : 0;
+    return recurse_forever(frame, depth + 1) + frame[100];
+}
+#pragma GCC diagnostic pop
+
 /* LeakSanitizer checks a test's process as it exits, but Criterion has
  * already counted the test as passed by then: the report is printed and
  * nothing fails. A test that must leak nothing asks (leaks_found). The

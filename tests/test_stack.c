@@ -37,20 +37,10 @@ static int in_child(void (*fn)(void), char *err, size_t errlen)
     return status;
 }
 
-#pragma GCC diagnostic ignored "-Winfinite-recursion"
-static __attribute__((noinline)) int recurse(volatile char *prev, int depth)
-{
-    volatile char frame[512];
-
-    frame[0] = (char)depth;
-    frame[511] = prev ? prev[0] : 0;
-    return recurse(frame, depth + 1) + frame[100];
-}
-
 static void *overflows(void *arg)
 {
     (void)arg;
-    return (void *)(intptr_t)recurse(NULL, 0);
+    return (void *)(intptr_t)recurse_forever(NULL, 0);
 }
 
 static void *spawn_overflower(void *arg)

@@ -12,6 +12,7 @@
 #define GROVE_ARCH_CTX_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(GR_CTX_UCONTEXT)
 #include <ucontext.h>
@@ -76,5 +77,12 @@ void gr__ctx_switch(gr__ctx *from, gr__ctx *to);
 /* The name of the implementation compiled in: "x86_64", "aarch64" or
  * "ucontext". */
 const char *gr__ctx_impl(void);
+
+/* Where a suspended context stands, for backtraces of threads that are not
+ * running: *pc the address it resumes at (in the caller of
+ * gr__ctx_switch), *fp its frame pointer (rbp, x29) and *sp its stack
+ * pointer as they were when it switched away. ctx must be started and not
+ * running. */
+void gr__ctx_saved_frame(const gr__ctx *ctx, uintptr_t *pc, uintptr_t *fp, uintptr_t *sp);
 
 #endif

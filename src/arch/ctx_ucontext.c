@@ -1,6 +1,7 @@
 /* Portable context switch on ucontext: slow (swapcontext makes a
  * sigprocmask system call per switch) but available everywhere, and run
  * by the tests so the core never depends on what only the assembly does. */
+#define _GNU_SOURCE /* REG_RIP and co. */
 #include "ctx.h"
 
 #include <fenv.h>
@@ -57,4 +58,23 @@ void gr__ctx_switch(gr__ctx *from, gr__ctx *to)
 const char *gr__ctx_impl(void)
 {
     return "ucontext";
+}
+
+/* What swapcontext saved (the registers of its caller). */
+void gr__ctx_saved_frame(const gr__ctx *ctx, uintptr_t *pc, uintptr_t *fp, uintptr_t *sp)
+{
+    const mcontext_t *m = &ctx->uc.uc_mcontext;
+
+#if defined(__x86_64__)
+    *pc = (uintptr_t)m->gregs[REG_RIP];
+    *fp = (uintptr_t)m->gregs[REG_RBP];
+    *sp = (uintptr_t)m->gregs[REG_RSP];
+#elif defined(__aarch64__)
+    *pc = (uintptr_t)m->pc;
+    *fp = (uintptr_t)m->regs[29];
+    *sp = (uintptr_t)m->sp;
+#else
+    (void)m;
+    *pc = *fp = *sp = 0;
+#endif
 }

@@ -235,6 +235,60 @@ void gr__xwake_flush(gr__xwakes *l);
  * the lock is not held and w is in no queue. */
 int gr__xwait(gr__xq *q, int *lock, gr__xwaiter *w, int64_t deadline, const char *what);
 
+/* ----------------------------------------------- watching several things
+ * For calls that wait for the first of several things (gr_wait_any): the
+ * caller links a watch in each thing it waits for, parks once, unlinks
+ * them all, and looks again. A watch takes nothing: watch queues are woken
+ * whole (gr__wake_all), never handed a unit or an item, so a watch never
+ * swallows what a getter, a receiver or a joiner was owed; a thread's
+ * watches are not its joiners (they do not collect its result). A watch
+ * lives on the caller's stack or heap, one per thing watched. */
+typedef struct gr__watch {
+    union {
+        gr__waiter w[2]; /* a queue: w[0]; a descriptor: its readers, its writers */
+        struct {
+            gr__xwaiter xw;
+            gr__xq *q;
+            int *lock;
+        } x; /* a cross-thread queue */
+    } u;
+    unsigned char kind; /* what is linked (watch.c); 0: nothing */
+} gr__watch;
+
+/* Link a watch of the caller in q, woken by gr__wake_all(q, ...). */
+void gr__watch_queue(gr__watch *wt, gr__wq *q);
+
+/* 1 if green thread t of the caller's hub has finished, 0 if not, -1 with
+ * ESRCH (stale handle) or EINVAL (a root context). */
+int gr__thread_done(gr_t t);
+
+/* Watch green thread t finish: 1 if it has finished already (nothing is
+ * linked), 0 when linked, -1 with ESRCH (stale handle) or EINVAL (a root
+ * context). */
+int gr__watch_thread(gr__watch *wt, gr_t t);
+
+/* Watch descriptor fd for an edge of events (GR_READ, GR_WRITE): 0 when
+ * linked, 1 when it is always ready (a regular file: nothing linked), -1
+ * with EBADF, EINVAL, ENOMEM or what epoll_ctl(2) reports. Whether it is
+ * ready now is the caller's to ask (poll(2)) before it parks. */
+int gr__watch_fd(gr__watch *wt, int fd, int events);
+
+/* Link a watch in a cross-thread queue, with its lock held (as
+ * gr__xq_push); the object's waker pops and wakes it as any waiter. */
+void gr__watch_xq(gr__watch *wt, gr__xq *q, int *lock);
+
+/* Park once until something watched wakes the caller (0), or -1 with
+ * ETIMEDOUT (the deadline, a gr_timeout region), ECANCELED, or EDEADLK (a
+ * hub callback; a root context nothing can wake). A deadline already past
+ * fails without parking. The watches stay linked: gr__unwatch them. */
+int gr__watch_park(gr__watch *wts, size_t n, int64_t deadline, const char *what);
+
+/* Unlink every watch of wts, linked or not (kind 0 is skipped). */
+void gr__unwatch(gr__watch *wts, size_t n);
+
+/* 1 if some green thread is still parked in q (a channel's sender). */
+int gr__wq_has_parked(const gr__wq *q);
+
 /* ------------------------------------------------------------- the hub */
 
 /* Run fn(arg) when h is destroyed (after its green threads are gone, before
@@ -277,7 +331,30 @@ void gr__hub_notify(gr_hub *h, unsigned bits);
  * gr_hub_ref it does not keep gr_main from returning. */
 void gr__hub_wake_source(gr_hub *h, int delta);
 
-/* A diagnostic on stderr, prefixed "grove: ". */
+/* ---------------------------------------------------------- reports
+ * What grove tells the program goes to the hook of gr_report_hook_set
+ * (report.c), by default a "grove: " line on stderr. */
+
+/* A misuse (GR_REPORT_MISUSE), naming the running green thread. */
 void gr__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A report of kind (GR_REPORT_*) about errno value err (or 0), naming the
+ * running green thread, if any. Not for signal handlers. */
+void gr__report(int kind, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Deliver a report built by the caller (to the hook, or printed).
+ * Async-signal-safe when r->async_signal_safe is set: the hook is read
+ * with one atomic load, and the default printer only calls write(2). */
+void gr__report_deliver(const gr_report *r);
+
+/* ------------------------------------------------------------ inspection */
+
+/* Up to max return addresses where green thread t of the caller's hub
+ * stands, innermost first: the caller's own through backtrace(3); a
+ * suspended thread's from its saved context, following frame pointers
+ * while they stay inside its stack (code built without them shows its
+ * callers only down to the first frame that omits one). Returns the count
+ * (0 for a thread that has not started or has finished), or -1/ESRCH. */
+int gr__thread_backtrace(gr_t t, void **frames, int max);
 
 #endif

@@ -143,6 +143,40 @@ int gr_wait_fd(int fd, int events, int64_t deadline)
     }
 }
 
+int gr__watch_fd(gr__watch *wt, int fd, int events)
+{
+    gr_hub *h = gr__hub_get();
+    gr__fdrec *rec;
+
+    if (!h)
+        return -1;
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    if (!events || (events & ~(GR_READ | GR_WRITE))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!(rec = fd_rec(h, fd, 1))) {
+        errno = fd >= GR__FD_CHUNK * GR__FD_CHUNKS ? EINVAL : ENOMEM;
+        return -1;
+    }
+    if (ensure_registered(h, rec, fd) != 0)
+        return errno == EPERM ? 1 : -1; /* EPERM: a regular file, always ready */
+    wt->u.w[0].linked = wt->u.w[1].linked = 0;
+    if (events & GR_READ) {
+        gr__wq_push(&rec->readers, &wt->u.w[0], h->current);
+        wt->u.w[0].events = events;
+    }
+    if (events & GR_WRITE) {
+        gr__wq_push(&rec->writers, &wt->u.w[1], h->current);
+        wt->u.w[1].events = events;
+    }
+    wt->kind = GR__WATCH_FD;
+    return 0;
+}
+
 int gr_fd_take_edges(int fd, int events)
 {
     gr_hub *h = gr__tls_hub;

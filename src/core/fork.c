@@ -73,30 +73,61 @@ static void keep_waiters(gr__wq *q, const kept *k)
     q->tail_ = prev;
 }
 
-/* Is q the joiners queue of a discarded thread? Pointer arithmetic only. */
-static int joins_a_gone_thread(const gr_hub *h, const kept *k, const gr__wq *q)
+/* Is q in a discarded thread's record (its joiners or its watchers)?
+ * Pointer arithmetic only. */
+static int in_a_gone_record(const gr_hub *h, const kept *k, const gr__wq *q)
 {
-    const gr__g *g = (const gr__g *)(const void *)((const char *)q - offsetof(gr__g, joiners));
+    for (uint32_t i = 0; i < h->nslots; i++) {
+        const gr__g *g = h->slots[i].g;
 
-    for (uint32_t i = 0; i < h->nslots; i++)
-        if (h->slots[i].g == g)
+        if (g && (q == &g->joiners || q == &g->watchers))
             return is_gone(k, g);
+    }
     return 0;
+}
+
+/* A discarded thread's watches leave the queues of kept objects; those in
+ * discarded records go with them. */
+static void drop_watches(const gr_hub *h, const kept *k, const gr__g *g)
+{
+    for (uint32_t i = 0; i < g->nwatches; i++) {
+        gr__waiter *w = &g->watches[i].u.w[0];
+
+        if (g->watches[i].kind == GR__WATCH_QUEUE && w->linked && !in_a_gone_record(h, k, w->q))
+            keep_waiters(w->q, k);
+    }
+}
+
+/* The root's watches of discarded threads are gone with their records,
+ * its fd watches with the fd records: it looks again when it runs. */
+static void wake_watching_root(const gr_hub *h, const kept *k, gr__g *root)
+{
+    for (uint32_t i = 0; i < root->nwatches; i++) {
+        gr__watch *wt = &root->watches[i];
+
+        if (wt->kind == GR__WATCH_FD)
+            wt->u.w[0].linked = wt->u.w[1].linked = 0;
+        else if (wt->kind == GR__WATCH_QUEUE && in_a_gone_record(h, k, wt->u.w[0].q))
+            wt->u.w[0].linked = 0;
+    }
+    gr__unpark(root, 0);
 }
 
 /* A kept context that waits on something a discarded thread held (a join
  * of it; a wait on fds, whose queues are dropped wholesale) is woken:
  * ESRCH for the join, as for a stale handle; a wake without an edge for an
- * fd wait, which then registers its fds again with the new epoll. Other
- * queue waits (sync objects) stay, with the discarded threads' waiters
- * taken out of their queues: a scan of the records, done only when some
- * discarded thread was in such a wait (nqwait says). */
+ * fd wait, which then registers its fds again with the new epoll; a wake
+ * for a watch (gr_wait_any), which then looks again. Other queue waits
+ * (sync objects) stay, with the discarded threads' waiters taken out of
+ * their queues: a scan of the records, done only when some discarded
+ * thread was in such a wait (nqwait says). */
 static void undo_waits(gr_hub *h, const kept *k)
 {
     gr__g *root = h->root;
-    int root_qwait = root->state == GR__PARKED && root->qwait;
+    int root_parked = root->state == GR__PARKED;
+    int root_qwait = root_parked && (root->qwait || root->nwatches);
 
-    if (root_qwait && joins_a_gone_thread(h, k, root->qwait->q)) {
+    if (root_parked && root->qwait && in_a_gone_record(h, k, root->qwait->q)) {
         root->qwait->linked = 0;
         gr__unpark(root, ESRCH);
         root_qwait = 0;
@@ -105,18 +136,24 @@ static void undo_waits(gr_hub *h, const kept *k)
         for (uint32_t i = 0; i < h->nslots; i++) {
             const gr__g *g = h->slots[i].g;
 
-            if (g && is_gone(k, g) && g->qwait && g->qwait->linked)
+            if (!g || !is_gone(k, g))
+                continue;
+            if (g->qwait && g->qwait->linked)
                 keep_waiters(g->qwait->q, k);
+            if (g->nwatches)
+                drop_watches(h, k, g);
         }
     }
     h->nqwait = (size_t)root_qwait;
     h->fd_gen++; /* each record is forgotten at its next use (fd.c) */
+    if (root_parked && root->nwatches)
+        wake_watching_root(h, k, root);
     if (root->state == GR__PARKED && root->nfdw) {
         for (uint32_t i = 0; i < root->nfdw; i++)
             root->fdw[i].linked = 0;
         gr__unpark(root, 0);
     }
-    h->nfd_waiters = root->nfdw != 0;
+    h->nfd_waiters = root->nfdw != 0 || gr__watches_fds(root);
     h->timed_waiters = root->state == GR__PARKED && root->park_deadline >= 0;
     h->later = 0;
 }
@@ -217,9 +254,10 @@ static int renew_kernel_objects(gr_hub *h)
 
 /* Nothing in the child could wait: say so and leave, as a child that
  * cannot exec does. */
-static void fail_child(const char *why)
+static void fail_child(int err)
 {
-    gr__warn("fork: the child's hub could not be rebuilt: %s", why);
+    gr__report(GR_REPORT_FORK, err, "fork: the child's hub could not be rebuilt: %s",
+               strerror(err));
     _exit(127);
 }
 
@@ -244,7 +282,7 @@ void gr__hub_after_fork(gr_hub *h)
     close_kernel_objects(h);
     run_fork_hooks(h);
     if (renew_kernel_objects(h) != 0)
-        fail_child(strerror(errno));
+        fail_child(errno);
     gr__update_now(h);
 }
 

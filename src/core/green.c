@@ -117,6 +117,10 @@ static gr__ctx *finish(gr_hub *h, gr__g *g)
     h->nfinished++;
     if (g->joiners.head_)
         g->collectors = (uint32_t)gr__wake_all(&g->joiners, NULL, 0);
+    /* Watches take no result: they leave no collector behind, and
+     * gr__wake_all unlinks them all before the record may go. */
+    if (g->watchers.head_)
+        gr__wake_all(&g->watchers, NULL, 0);
     /* Nothing runs between this release and the switch below, so the stack
      * cannot be handed out while we are still on it. */
     if (g->detached && !g->collectors)
@@ -140,7 +144,8 @@ static GR__NO_TSAN gr__ctx *green_entry(void *arg)
     gr__tsan_resumed(h);
 #endif
     *h->errno_loc = 0;
-    g->result = g->cancelled ? GR_CANCELED : g->fn(g->arg);
+    g->ran = !g->cancelled;
+    g->result = g->ran ? g->fn(g->arg) : GR_CANCELED;
 #if defined(GR__TSAN)
     {
         gr__ctx *next = finish(h, g);
@@ -176,6 +181,7 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     g->cancelled = 0;
     g->shield = 0;
     g->deaf = 0;
+    g->ran = 0;
     g->detached = opts && (opts->flags & GR_DETACHED);
     g->kind = GR__KIND_GREEN;
     g->fn = fn;
@@ -185,6 +191,8 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
     g->qwait = NULL;
     g->nfdw = 0;
     g->joiners.head_ = g->joiners.tail_ = NULL;
+    g->watchers.head_ = g->watchers.tail_ = NULL;
+    g->nwatches = 0;
     g->collectors = 0;
     g->timeout_eff = -1;
     g->timeout = NULL;
@@ -293,7 +301,7 @@ gr_t gr_spawn_at(int64_t when, gr_fn fn, void *arg, const gr_opts *opts)
 
 /* ------------------------------------------------------ joining & co */
 
-static gr__g *lookup_green(gr_hub *h, gr_t handle)
+gr__g *gr__lookup_green(gr_hub *h, gr_t handle)
 {
     gr__g *g = gr__lookup(h, handle);
 
@@ -350,7 +358,7 @@ int gr_join(gr_t handle, void **result, int64_t deadline)
 int gr_kill(gr_t handle)
 {
     gr_hub *h = gr__hub_peek();
-    gr__g *g = lookup_green(h, handle);
+    gr__g *g = gr__lookup_green(h, handle);
 
     if (!g)
         return -1;
@@ -373,7 +381,7 @@ int gr_kill(gr_t handle)
 int gr_detach(gr_t handle)
 {
     gr_hub *h = gr__hub_peek();
-    gr__g *g = lookup_green(h, handle);
+    gr__g *g = gr__lookup_green(h, handle);
 
     if (!g)
         return -1;
@@ -404,7 +412,7 @@ int gr_on_exit(gr_t handle, gr_exit_fn fn, void *arg)
         errno = EINVAL;
         return -1;
     }
-    if (!(g = lookup_green(h, handle)))
+    if (!(g = gr__lookup_green(h, handle)))
         return -1;
     if (g->state == GR__DONE) {
         fn(handle, g->result, arg);
@@ -475,5 +483,53 @@ int gr_name(gr_t handle, char *buf, size_t len)
         return -1;
     }
     gr__format_name(g, buf, len);
+    return 0;
+}
+
+/* ----------------------------------------------------------- inspection */
+
+static int info_state(const gr_hub *h, const gr__g *g)
+{
+    if (g == h->current)
+        return GR_THREAD_RUNNING;
+    switch (g->state) {
+    case GR__NEW:
+        return GR_THREAD_NEW;
+    case GR__PARKED:
+        return GR_THREAD_BLOCKED;
+    case GR__DONE:
+        return GR_THREAD_FINISHED;
+    default:
+        return GR_THREAD_READY;
+    }
+}
+
+int gr_thread_info_get(gr_t handle, gr_thread_info *info)
+{
+    gr_hub *h = gr__hub_peek();
+    gr__g *g = gr__lookup(h, handle);
+
+    if (!info) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!g || g->kind == GR__KIND_HUB || g->state == GR__GONE) {
+        errno = ESRCH;
+        return -1;
+    }
+    memset(info, 0, sizeof *info);
+    info->state = info_state(h, g);
+    info->killed = g->cancelled;
+    info->started = g->kind == GR__KIND_ROOT || g->ran;
+    info->detached = g->detached;
+    info->deadline = -1;
+    if (info->state == GR_THREAD_FINISHED) {
+        info->result = g->result;
+    } else if (info->state == GR_THREAD_BLOCKED) {
+        info->wait = g->wait_what;
+        info->deadline = g->park_deadline;
+    }
+    info->stack_size = g->kind == GR__KIND_GREEN ? g->stack.size : 0;
+    gr__format_name(g, info->name, sizeof info->name);
     return 0;
 }

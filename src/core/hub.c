@@ -13,7 +13,6 @@
 #include "layout.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,22 +33,8 @@ static pthread_key_t hub_key;
 static pthread_once_t hub_key_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int hubs_alive;
-gr_config gr__cfg = {GR_STACK_DEFAULT, GR_GUARD_AUTO, 0, 0};
+gr_config gr__cfg = {.stack_size = GR_STACK_DEFAULT};
 #define config gr__cfg
-
-void gr__warn(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    fprintf(stderr, "grove: %s\n", buf);
-}
 
 /* ---------------------------------------------------------------- time */
 
@@ -112,21 +97,27 @@ void gr__fire_timers(gr_hub *h)
 
 static void report_deadlock(gr_hub *h)
 {
+    char text[4096];
+    gr_report r = {.kind = GR_REPORT_DEADLOCK, .message = text, .err = EDEADLK};
     size_t shown = 0;
+    int n;
 
-    gr__warn("deadlock: %zu green thread(s) blocked and nothing can ever wake them "
-             "(no timers, no file descriptors, no gr_hub_ref):",
-             h->nlive);
-    for (uint32_t i = 0; i < h->nslots && shown < 20; i++) {
+    n = snprintf(text, sizeof text,
+                 "deadlock: %zu green thread(s) blocked and nothing can ever wake them "
+                 "(no timers, no file descriptors, no gr_hub_ref):",
+                 h->nlive);
+    for (uint32_t i = 0; i < h->nslots && shown < 20 && n > 0 && (size_t)n < sizeof text; i++) {
         gr__g *g = h->slots[i].g;
         char name[GR_NAME_MAX + 1];
 
         if (!g || g->kind != GR__KIND_GREEN || g->state != GR__PARKED)
             continue;
         gr__format_name(g, name, sizeof name);
-        fprintf(stderr, "grove:   %s [%s]\n", name, g->wait_what ? g->wait_what : "?");
+        n += snprintf(text + n, sizeof text - (size_t)n, "\n  %s [%s]", name,
+                      g->wait_what ? g->wait_what : "?");
         shown++;
     }
+    gr__report_deliver(&r);
 }
 
 static int nothing_can_happen(gr_hub *h)
@@ -279,6 +270,7 @@ static void hub_key_destructor(void *p)
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&config_lock);
+    pthread_mutex_lock(&gr__registry_lock);
     if (gr__tls_hub)
         pthread_mutex_lock(&gr__tls_hub->lock);
 }
@@ -287,6 +279,7 @@ static void fork_parent(void)
 {
     if (gr__tls_hub)
         pthread_mutex_unlock(&gr__tls_hub->lock);
+    pthread_mutex_unlock(&gr__registry_lock);
     pthread_mutex_unlock(&config_lock);
 }
 
@@ -294,6 +287,8 @@ static void fork_child(void)
 {
     fork_parent();
     atomic_store(&hubs_alive, gr__tls_hub != NULL);
+    gr__registry_after_fork(gr__tls_hub);
+    gr__monitor_after_fork();
     if (gr__tls_hub)
         gr__hub_after_fork(gr__tls_hub);
 }
@@ -368,7 +363,8 @@ gr_hub *gr__hub_create(void)
     int err;
 
     pthread_mutex_lock(&config_lock);
-    atomic_fetch_add(&hubs_alive, 1);
+    if (atomic_fetch_add(&hubs_alive, 1) == 0)
+        gr__monitor_configure(); /* the configuration is fixed from now on */
     pthread_mutex_unlock(&config_lock);
     pthread_once(&hub_key_once, make_hub_key);
     if (!(h = gr__calloc(1, sizeof *h))) {
@@ -384,6 +380,7 @@ gr_hub *gr__hub_create(void)
         return NULL;
     }
     pthread_setspecific(hub_key, h);
+    gr__registry_add(h);
     return h;
 }
 
@@ -436,6 +433,7 @@ static void run_destroy_hooks(gr_hub *h)
 
 void gr__hub_destroy(gr_hub *h)
 {
+    gr__registry_remove(h); /* first: no other thread may look at it afterwards */
     gr__hub_wakes_settle(h); /* another thread may be about to write wakefd */
     run_destroy_hooks(h);
     gr__overflow_trap_fini(h);
@@ -561,6 +559,7 @@ int gr_stats_get(gr_stats *st)
     st->stacks_guarded = h->stacks.guarded;
     st->stacks_free = gr__stack_pooled(&h->stacks);
     st->switches = h->dispatched + (h->ready_head - h->pass_mark);
+    st->blocking_reports = gr__monitor_reports(h);
     return 0;
 }
 
@@ -571,7 +570,8 @@ int gr_configure(const gr_config *cfg)
     if (!cfg || (cfg->stack_size && (cfg->stack_size < GR_STACK_MIN ||
                                      cfg->stack_size > GR_STACK_MAX)) ||
         cfg->stack_guard < GR_GUARD_AUTO || cfg->stack_guard > GR_GUARD_NEVER ||
-        cfg->idle_spin_us < -1 || cfg->idle_spin_us > GR_IDLE_SPIN_MAX_US) {
+        cfg->idle_spin_us < -1 || cfg->idle_spin_us > GR_IDLE_SPIN_MAX_US ||
+        cfg->max_blocking_ms < -1 || !gr__monitor_signal_ok(cfg->monitor_signal)) {
         errno = EINVAL;
         return -1;
     }

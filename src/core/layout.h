@@ -68,6 +68,7 @@ typedef struct gr__g {
     uint8_t kind; /* GR__KIND_* */
     uint16_t shield; /* open gr_shield regions: kills are deferred while > 0 */
     uint8_t deaf;    /* in a park that kills and timeout regions cannot end */
+    uint8_t ran;     /* its function was called (not killed before it started) */
     int wake;        /* park's outcome: 0 or an errno value */
     uint32_t slot;
     gr_t handle;
@@ -81,6 +82,9 @@ typedef struct gr__g {
     uint32_t nfdw;         /* ...and how many (0: not waiting on fds) */
     gr__wq joiners;
     uint32_t collectors; /* woken joiners yet to pick the result up */
+    uint32_t nwatches;     /* of watches, while parked in gr__watch_park */
+    gr__wq watchers;       /* watches of its end, which take nothing (watch.c) */
+    struct gr__watch *watches; /* its watch set while in gr__watch_park */
     const char *wait_what; /* why it is parked, for deadlock reports */
     int64_t timeout_eff;   /* innermost gr_timeout's effective deadline */
     gr_timeout *timeout;
@@ -185,6 +189,14 @@ struct gr_hub {
     void *tsan_zombie; /* a finished context's fiber, freed once off its stack */
 #endif
     void *altstack;
+
+    /* In the registry of live hubs, which other OS threads read under its
+     * lock (inspect.c: run-info dumps; monitor.c: the blocking monitor). */
+    struct gr_hub *reg_prev, *reg_next;
+    uint64_t id;          /* 1, 2, ... in creation order, for reports */
+    pthread_t os_thread;
+    int tid;
+    struct gr__mon *mon;  /* the blocking monitor's view of it, or NULL */
 };
 
 gr_hub *gr__hub_create(void);
@@ -355,11 +367,47 @@ static inline int gr__killed(const gr__g *g)
     return GR__UNLIKELY(g->cancelled) && !g->shield;
 }
 
+/* ---------------------------------------------------- registry, monitor
+ * The registry of live hubs (inspect.c): a hub is added once made, and
+ * removed first thing when it is destroyed, under gr__registry_lock, which
+ * the run-info dump and the blocking monitor hold while they look at it. */
+extern pthread_mutex_t gr__registry_lock;
+extern gr_hub *gr__registry_head;
+void gr__registry_add(gr_hub *h);
+void gr__registry_remove(gr_hub *h);
+void gr__registry_after_fork(gr_hub *kept);
+
+/* The blocking monitor (monitor.c). configure: fix the settings from
+ * gr_config and GROVE_MAX_BLOCKING_MS as the first hub is made (under
+ * the configuration lock); hub_added/removed: from the registry. */
+void gr__monitor_configure(void);
+void gr__monitor_hub_added(gr_hub *h);
+void gr__monitor_hub_removed(gr_hub *h);
+size_t gr__monitor_reports(const gr_hub *h);
+void gr__monitor_after_fork(void);
+int gr__monitor_signal_ok(int sig);
+
+/* ---------------------------------------------------------------- watches
+ * What a gr__watch holds (watch.c). */
+enum { GR__WATCH_NONE, GR__WATCH_QUEUE, GR__WATCH_FD, GR__WATCH_X };
+
+/* 1 if g, parked in gr__watch_park, watches a descriptor (it counts in
+ * nfd_waiters meanwhile). */
+int gr__watches_fds(const gr__g *g);
+
+/* Take a cross-thread waiter out of q whatever state it is in (woken,
+ * claimed by a waker, or still waiting): on return nothing refers to it.
+ * Returns 1 if it had been woken. */
+int gr__xq_leave(gr__xq *q, int *lock, gr__xwaiter *w);
+
 /* ------------------------------------------------------------ internal */
 #define GR__NO_SLOT UINT32_MAX
 int gr__slot_alloc(gr_hub *h, gr__g *g);
 void gr__slot_free(gr_hub *h, uint32_t i);
 gr__g *gr__lookup(gr_hub *h, gr_t handle);
+/* gr__lookup of a green thread: NULL with ESRCH (stale) or EINVAL (a root
+ * context). */
+gr__g *gr__lookup_green(gr_hub *h, gr_t handle);
 void gr__release(gr_hub *h, gr__g *g);
 void gr__switch(gr_hub *h, gr__g *from, gr__g *to);
 /* The context a finishing green thread hands the processor to: returned by

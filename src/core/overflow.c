@@ -61,11 +61,19 @@ static void put_thread(msg *m, const gr__g *g)
     }
 }
 
-static void emit(msg *m)
+/* To the report hook, still async-signal-safe: the message is on the
+ * stack, the hook one atomic load away (report.c). */
+static void emit(msg *m, const gr__g *g)
 {
-    ssize_t r = write(STDERR_FILENO, m->buf, m->n);
+    char name[GR_NAME_MAX + 1];
+    gr_report r = {.kind = GR_REPORT_OVERFLOW, .message = m->buf, .async_signal_safe = 1};
 
-    (void)r;
+    m->buf[m->n] = '\0';
+    gr__format_name(g, name, sizeof name);
+    r.thread_name = name;
+    if (g->kind == GR__KIND_GREEN)
+        r.thread = g->handle;
+    gr__report_deliver(&r);
 }
 
 /* ------------------------------------------------------------- reports */
@@ -81,31 +89,32 @@ static const gr__g *owner_of(gr_hub *h, const gr__stack *s)
 
 static void report_guard_hit(gr_hub *h, const gr__stack *s, const void *addr)
 {
+    const gr__g *g = owner_of(h, s);
     msg m = {.n = 0};
 
-    put(&m, "grove: stack overflow in ");
-    put_thread(&m, owner_of(h, s));
+    put(&m, "stack overflow in ");
+    put_thread(&m, g);
     put(&m, ": it ran past the end of its ");
     put_num(&m, s->size, 0);
     put(&m, "-byte stack (guard page hit at ");
     put_num(&m, (uintptr_t)addr, 1);
-    put(&m, "). Give it a larger gr_opts.stack_size, or make it use less stack.\n");
-    emit(&m);
+    put(&m, "). Give it a larger gr_opts.stack_size, or make it use less stack.");
+    emit(&m, g);
 }
 
 void gr__overflow_canary(gr__g *g)
 {
     msg m = {.n = 0};
 
-    put(&m, "grove: stack overflow in ");
+    put(&m, "stack overflow in ");
     put_thread(&m, g);
     put(&m, ": the canary at the bottom of its ");
     put_num(&m, g->stack.size, 0);
     put(&m, "-byte stack was overwritten");
     if (!g->stack.guarded)
         put(&m, " (this stack has no guard page: see vm.max_map_count in docs/design.md)");
-    put(&m, ". Give it a larger gr_opts.stack_size, or make it use less stack.\n");
-    emit(&m);
+    put(&m, ". Give it a larger gr_opts.stack_size, or make it use less stack.");
+    emit(&m, g);
     abort();
 }
 

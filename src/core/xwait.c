@@ -230,6 +230,11 @@ static int give_up(gr__xq *q, int *lock, gr__xwaiter *w)
     return 0;
 }
 
+int gr__xq_leave(gr__xq *q, int *lock, gr__xwaiter *w)
+{
+    return give_up(q, lock, w) == 0;
+}
+
 static int outcome(gr__xwaiter *w)
 {
     if (w->status) {

@@ -4,6 +4,8 @@
  * serves green threads and OS threads; only gr__http_io differs. */
 #include "http.h"
 
+#include "core/core.h" /* gr__report */
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,6 +519,22 @@ static void start_request(gr__http_conn *c)
     c->expect_continue = r->version >= 11 && wants_continue(r);
 }
 
+/* A handler that failed is the program's to hear about (gevent prints
+ * the traceback of a failed handler). */
+static void report_failure(gr__http_conn *c, int rc, const char *outcome)
+{
+    int err = errno;
+
+    if (rc != 0)
+        gr__report(GR_REPORT_HANDLER, err, "http: the handler for %s %.200s failed (%s); %s",
+                   c->req.method, c->req.target, strerror(err), outcome);
+    else
+        gr__report(GR_REPORT_HANDLER, 0,
+                   "http: the handler for %s %.200s returned without answering; %s",
+                   c->req.method, c->req.target, outcome);
+    errno = err;
+}
+
 /* Run the handler and see that a whole response went out. */
 static void dispatch(gr__http_conn *c)
 {
@@ -530,8 +548,11 @@ static void dispatch(gr__http_conn *c)
     rc = c->cfg->handler(&c->req, c->cfg->arg);
     if (c->resp == RESP_NONE) {
         /* A body over the limit is the client's fault, anything else ours. */
+        if (!c->limit_error)
+            report_failure(c, rc, "answered 500");
         send_status(c, c->limit_error ? c->limit_error : 500);
     } else if (rc != 0) {
+        report_failure(c, rc, "the response was cut short");
         c->keep_alive = 0; /* half a response: only closing ends it */
     } else if (c->resp != RESP_DONE) {
         if (gr_http_end(&c->req, -1) != 0)

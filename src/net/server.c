@@ -247,9 +247,10 @@ static void log_once(uint8_t *logged, const char *what, int err)
     if (*logged)
         return;
     *logged = 1;
-    gr__warn("server: %s: %s; backing off (10 ms doubling to 1 s) and serving the existing "
-             "connections until it recovers (logged once per server)",
-             what, strerror(err));
+    gr__report(GR_REPORT_SERVER, err,
+               "server: %s: %s; backing off (10 ms doubling to 1 s) and serving the existing "
+               "connections until it recovers (logged once per server)",
+               what, strerror(err));
 }
 
 static int is_resource_error(int err)
@@ -393,7 +394,8 @@ static void *loop_main(void *arg)
     const char *what = s->kind == KIND_STREAM ? "accept" : "receive";
 
     if (run_loop(s) != 0 && errno != ECANCELED)
-        gr__warn("server: the %s loop ended: %s", what, strerror(errno));
+        gr__report(GR_REPORT_SERVER, errno, "server: the %s loop ended: %s", what,
+                   strerror(errno));
     return NULL;
 }
 

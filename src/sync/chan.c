@@ -8,6 +8,7 @@ void gr_chan_init(gr_chan *c)
 {
     c->senders_.head_ = c->senders_.tail_ = NULL;
     c->receivers_.head_ = c->receivers_.tail_ = NULL;
+    c->watchers_.head_ = c->watchers_.tail_ = NULL;
     c->closed_ = 0;
 }
 
@@ -28,6 +29,9 @@ int gr_chan_send(gr_chan *c, void *v, int64_t deadline)
     if (gr__handoff(&c->receivers_, v) == 0)
         return 0;
     w.data = v;
+    /* A waiting sender is what watches of the channel wait for. */
+    if (GR__UNLIKELY(c->watchers_.head_ != NULL) && deadline != 0)
+        gr__wake_all(&c->watchers_, NULL, 0);
     /* Success means a receiver took it; a close wakes us with EPIPE. */
     return gr__wait_queue(&c->senders_, &w, deadline, "channel send");
 }
@@ -57,4 +61,20 @@ void gr_chan_close(gr_chan *c)
     c->closed_ = 1;
     gr__wake_all(&c->senders_, NULL, EPIPE);
     gr__wake_all(&c->receivers_, NULL, EPIPE);
+    gr__wake_all(&c->watchers_, NULL, 0);
+}
+
+int gr__chan_ready(const gr_chan *c)
+{
+    return c->closed_ || gr__wq_has_parked(&c->senders_);
+}
+
+/* Watches are not receivers: they take no value, and a sender hands its
+ * value to a receiver only. */
+int gr__chan_watch(gr_chan *c, gr__watch *wt)
+{
+    if (gr__chan_ready(c))
+        return 1;
+    gr__watch_queue(wt, &c->watchers_);
+    return 0;
 }

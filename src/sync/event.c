@@ -69,6 +69,17 @@ int gr_event_wait(gr_event *e, int64_t deadline)
     return gr__xwait(&e->q_, &e->lock_, &w, deadline, "event");
 }
 
+int gr__event_watch(gr_event *e, gr__watch *wt)
+{
+    int set;
+
+    gr__xlock(&e->lock_);
+    if (!(set = e->set_))
+        gr__watch_xq(wt, &e->q_, &e->lock_);
+    gr__xunlock(&e->lock_);
+    return set;
+}
+
 /* ---------------------------------------------------------- AsyncResult */
 
 enum { ASYNC_PENDING, ASYNC_VALUE, ASYNC_ERROR };
@@ -157,4 +168,15 @@ int gr_async_get(gr_async *a, void **value, int64_t deadline)
     if (value)
         *value = w.data;
     return 0;
+}
+
+int gr__async_watch(gr_async *a, gr__watch *wt)
+{
+    int ready;
+
+    gr__xlock(&a->lock_);
+    if (!(ready = a->state_ != ASYNC_PENDING))
+        gr__watch_xq(wt, &a->q_, &a->lock_);
+    gr__xunlock(&a->lock_);
+    return ready;
 }

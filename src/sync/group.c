@@ -11,6 +11,8 @@ typedef struct member {
     struct member *prev, *next;
     gr_group *grp;
     gr_t g;
+    gr_exit_fn hook; /* pool.c's: the member's result goes somewhere */
+    void *hook_arg;
 } member;
 
 struct gr_group {
@@ -19,6 +21,7 @@ struct gr_group {
     size_t reserved; /* slots handed to woken spawners that have yet to spawn */
     member *members, *last; /* in spawn order, so kill goes in that order */
     gr__wq joiners, spawners;
+    gr__wq available; /* gr_group_wait_available: woken whole, taking no slot */
 };
 
 gr_group *gr_group_new(size_t limit)
@@ -37,7 +40,8 @@ int gr_group_free(gr_group *grp)
 {
     if (!grp)
         return 0;
-    if (grp->size || grp->reserved || !gr__wq_empty(&grp->joiners) || !gr__wq_empty(&grp->spawners)) {
+    if (grp->size || grp->reserved || !gr__wq_empty(&grp->joiners) ||
+        !gr__wq_empty(&grp->spawners) || !gr__wq_empty(&grp->available)) {
         errno = EBUSY;
         return -1;
     }
@@ -50,11 +54,14 @@ static int full(const gr_group *grp)
     return grp->limit && grp->size + grp->reserved >= grp->limit;
 }
 
-/* Give free slots to parked spawners, first come first served. */
+/* Give free slots to parked spawners, first come first served; tell the
+ * threads waiting for room if some is left. */
 static void admit_spawners(gr_group *grp)
 {
     while (!full(grp) && gr__handoff(&grp->spawners, NULL) == 0)
         grp->reserved++;
+    if (!full(grp) && !gr__wq_empty(&grp->available))
+        gr__wake_all(&grp->available, NULL, 0);
 }
 
 static void unlink_member(gr_group *grp, member *m)
@@ -75,8 +82,8 @@ static void member_exited(gr_t g, void *result, void *arg)
     member *m = arg;
     gr_group *grp = m->grp;
 
-    (void)g;
-    (void)result;
+    if (m->hook)
+        m->hook(g, result, m->hook_arg);
     unlink_member(grp, m);
     free(m);
     grp->size--;
@@ -86,7 +93,8 @@ static void member_exited(gr_t g, void *result, void *arg)
 }
 
 /* Spawn into a slot already counted as free or reserved. */
-static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts)
+static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts,
+                         gr_exit_fn hook, void *hook_arg)
 {
     gr_opts o = opts ? *opts : (gr_opts){0};
     member *m = gr__malloc(sizeof *m);
@@ -101,7 +109,7 @@ static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts
         free(m);
         return -1;
     }
-    *m = (member){grp->last, NULL, grp, g};
+    *m = (member){grp->last, NULL, grp, g, hook, hook_arg};
     if (gr_on_exit(g, member_exited, m) != 0) {
         /* It has not run yet: killed now, it never will. */
         gr_kill(g);
@@ -118,7 +126,8 @@ static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts
     return g;
 }
 
-gr_t gr_group_spawn(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts, int64_t deadline)
+gr_t gr__group_spawn_hooked(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts,
+                            int64_t deadline, gr_exit_fn hook, void *hook_arg)
 {
     gr__waiter w;
     gr_t g;
@@ -136,7 +145,7 @@ gr_t gr_group_spawn(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts, int
             return -1;
         grp->reserved--;
     }
-    g = spawn_member(grp, fn, arg, opts);
+    g = spawn_member(grp, fn, arg, opts, hook, hook_arg);
     if (g < 0) {
         int err = errno;
 
@@ -144,6 +153,11 @@ gr_t gr_group_spawn(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts, int
         errno = err;
     }
     return g;
+}
+
+gr_t gr_group_spawn(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts, int64_t deadline)
+{
+    return gr__group_spawn_hooked(grp, fn, arg, opts, deadline, NULL, NULL);
 }
 
 static int is_member(const gr_group *grp, gr_t g)
@@ -179,4 +193,23 @@ void gr_group_kill(gr_group *grp)
 size_t gr_group_size(const gr_group *grp)
 {
     return grp->size;
+}
+
+size_t gr_group_free_count(const gr_group *grp)
+{
+    if (!grp->limit)
+        return SIZE_MAX;
+    return full(grp) ? 0 : grp->limit - grp->size - grp->reserved;
+}
+
+int gr_group_wait_available(gr_group *grp, int64_t deadline)
+{
+    gr__waiter w;
+
+    /* Woken whenever room is left after the parked spawners had theirs;
+     * a newcomer may have taken it before we run: wait again then. */
+    while (full(grp))
+        if (gr__wait_queue(&grp->available, &w, deadline, "pool room") != 0)
+            return -1;
+    return 0;
 }

@@ -327,6 +327,16 @@ int gr_queue_join(gr_queue *q, int64_t deadline)
     return gr__wait_queue(&q->joiners, &w, deadline, "queue join");
 }
 
+/* A watch waits with the peekers: woken whole when an item is stored. */
+int gr__queue_watch(gr_queue *q, gr__watch *wt)
+{
+    unspill(q);
+    if (length(q) > 0)
+        return 1;
+    gr__watch_queue(wt, &q->peekers);
+    return 0;
+}
+
 /* ------------------------------------------------------------ posting */
 
 /* Runs in the queue's hub. An item that cannot be stored (no memory to

@@ -23,4 +23,18 @@
 #include <errno.h>
 #include <stddef.h>
 
+/* gr_group_spawn, with hook(g, result, hook_arg) run in the member as it
+ * finishes (also when it was killed before it ran: result GR_CANCELED). */
+gr_t gr__group_spawn_hooked(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts,
+                            int64_t deadline, gr_exit_fn hook, void *hook_arg);
+
+/* Watches (gr_wait_any, wait.c): 1 if the object is ready now (nothing is
+ * linked), else 0 with a watch of the caller linked in it (core.h). */
+int gr__event_watch(gr_event *e, gr__watch *wt);
+int gr__async_watch(gr_async *a, gr__watch *wt);
+int gr__queue_watch(gr_queue *q, gr__watch *wt);
+int gr__chan_watch(gr_chan *c, gr__watch *wt);
+/* A channel a receive would not wait on: a sender waits, or it is closed. */
+int gr__chan_ready(const gr_chan *c);
+
 #endif
