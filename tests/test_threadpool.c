@@ -127,10 +127,12 @@ Test(threadpool, blocking_jobs_run_in_parallel_while_the_hub_runs, .timeout = 10
     run_main(concurrent, NULL);
 }
 
+#ifdef GROVE_TEST_TSAN
 static void *nothing(void *arg)
 {
     return arg;
 }
+#endif
 
 /* ThreadSanitizer starts a thread of its own with the first one of ours:
  * have it started before threads are counted. */
