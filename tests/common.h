@@ -137,12 +137,13 @@ static __attribute__((noinline, unused)) int recurse_forever(volatile char *prev
  * redirected stderr. */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
+#include <fcntl.h>
 #include <sanitizer/lsan_interface.h>
 #include <unistd.h>
 
 __attribute__((constructor)) static void lsan_reports_to_real_stderr(void)
 {
-    int fd = dup(STDERR_FILENO);
+    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3); /* not for exec'd children */
 
     if (fd >= 0)
         __sanitizer_set_report_fd((void *)(intptr_t)fd);

@@ -55,6 +55,8 @@ static void ring_put(gr_xchan *c, void *const *items, size_t k)
     size_t tail = c->head + c->n;
     size_t first;
 
+    if (k == 0)
+        return; /* the ring or items may be NULL: not memcpy's to see */
     if (tail >= c->cap)
         tail -= c->cap;
     first = min_size(k, c->cap - tail);
@@ -68,6 +70,8 @@ static void ring_take(gr_xchan *c, void **items, size_t k)
 {
     size_t first = min_size(k, c->cap - c->head);
 
+    if (k == 0)
+        return;
     memcpy(items, c->ring + c->head, first * sizeof *items);
     memcpy(items + first, c->ring, (k - first) * sizeof *items);
     c->head += k;
