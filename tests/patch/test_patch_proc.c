@@ -398,6 +398,128 @@ Test(patch_proc, sigtimedwaits_of_many_green_threads_overlap, .timeout = 60)
     run_main(many_sigtimedwaits, NULL);
 }
 
+/* sigwait, sigwaitinfo, sigsuspend and pause park only their green
+ * thread, and return what libc's do (0 and the signal; the signal and its
+ * siginfo; -1/EINTR after the handler ran). The signals are sent to the
+ * hub's thread; SIGUSR1, SIGUSR2 and SIGWINCH are blocked by the program
+ * (sigsuspend lets SIGWINCH in), SIGHUP is not: pause must be parked when
+ * it comes, which it is once the pauser has set `pausing` (nothing switches
+ * between that and the park). */
+static atomic_int handled_hup, handled_winch;
+static volatile int pausing;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&handled_hup, 1);
+}
+
+static void on_winch(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&handled_winch, 1);
+}
+
+static void *does_sigwait(void *arg)
+{
+    job *j = arg;
+    sigset_t s;
+
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR1);
+    j->err = sigwait(&s, &j->result);
+    return NULL;
+}
+
+static void *does_sigwaitinfo(void *arg)
+{
+    job *j = arg;
+    siginfo_t si;
+    sigset_t s;
+
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR2);
+    j->result = sigwaitinfo(&s, &si);
+    j->err = j->result < 0 ? errno : si.si_code == SI_QUEUE ? si.si_value.sival_int : -1;
+    return NULL;
+}
+
+static void *does_pause(void *arg)
+{
+    job *j = arg;
+
+    pausing = 1;
+    j->result = pause();
+    j->err = errno;
+    return NULL;
+}
+
+static void *does_sigsuspend(void *arg)
+{
+    job *j = arg;
+    sigset_t m;
+
+    pthread_sigmask(SIG_BLOCK, NULL, &m);
+    sigdelset(&m, SIGWINCH);
+    j->result = sigsuspend(&m);
+    j->err = errno;
+    return NULL;
+}
+
+static void *signal_waits(void *arg)
+{
+    gr_fn fns[] = {does_sigwait, does_sigwaitinfo, does_pause, does_sigsuspend};
+    job jobs[4] = {{0}};
+    gr_t g[4], t;
+
+    (void)arg;
+    hub_thread = pthread_self();
+    t = start_ticker();
+    for (int i = 0; i < 4; i++)
+        cr_assert_gt(g[i] = gr_spawn(fns[i], &jobs[i]), 0);
+    while (!pausing)
+        gr_sleep(gr_now_update() + 1);
+    gr_sleep(gr_now_update() + PERIOD_MS);
+    cr_assert_gt(ticks, PERIOD_MS / 10, "the waits stopped the hub (%d ticks)", ticks);
+    cr_assert_eq(pthread_kill(hub_thread, SIGHUP), 0);
+    cr_assert_eq(pthread_sigqueue(hub_thread, SIGUSR1, (union sigval){.sival_int = 1}), 0);
+    cr_assert_eq(pthread_sigqueue(hub_thread, SIGUSR2, (union sigval){.sival_int = 2}), 0);
+    cr_assert_eq(gr_join(g[2], NULL, gr_now_update() + 5000), 0, "pause did not end");
+    cr_assert_eq(pthread_kill(hub_thread, SIGWINCH), 0);
+    for (int i = 0; i < 4; i++)
+        if (i != 2)
+            cr_assert_eq(gr_join(g[i], NULL, gr_now_update() + 5000), 0, "%d: %s", i,
+                         strerror(errno));
+    stop_ticker(t);
+    cr_assert_eq(jobs[0].err, 0, "sigwait: %s", strerror(jobs[0].err));
+    cr_assert_eq(jobs[0].result, SIGUSR1);
+    cr_assert_eq(jobs[1].result, SIGUSR2, "sigwaitinfo: %s", strerror(jobs[1].err));
+    cr_assert_eq(jobs[1].err, 2, "sigwaitinfo's siginfo");
+    cr_assert_eq(jobs[2].result, -1);
+    cr_assert_eq(jobs[2].err, EINTR, "pause: %s", strerror(jobs[2].err));
+    cr_assert_eq(atomic_load(&handled_hup), 1);
+    cr_assert_eq(jobs[3].result, -1);
+    cr_assert_eq(jobs[3].err, EINTR, "sigsuspend: %s", strerror(jobs[3].err));
+    cr_assert_eq(atomic_load(&handled_winch), 1);
+    return NULL;
+}
+
+Test(patch_proc, sigwait_sigwaitinfo_pause_and_sigsuspend_park_only_their_thread, .timeout = 30)
+{
+    struct sigaction hup = {.sa_handler = on_hup}, winch = {.sa_handler = on_winch};
+    sigset_t s;
+
+    require_patch();
+    sigaction(SIGHUP, &hup, NULL);
+    sigaction(SIGWINCH, &winch, NULL);
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR1);
+    sigaddset(&s, SIGUSR2);
+    sigaddset(&s, SIGWINCH);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &s, NULL), 0);
+    run_main(signal_waits, NULL);
+}
+
 /* ------------------------------------------ the program's own SIGCHLD */
 
 static atomic_int chld_handled;
@@ -497,6 +619,61 @@ Test(patch_proc, the_programs_own_fork_waitpid_and_sigchld_handler_work, .timeou
 {
     require_patch();
     run_main(own_children, NULL);
+}
+
+/* ------------------------------------------------------- a plain fork */
+
+/* In the child of a plain fork() from a green thread, under the patch: the
+ * caller alone goes on (the ticker stays still), on a working hub (grove's
+ * atfork handler): a patched read waits on it, getaddrinfo runs on the
+ * rebuilt thread pool, usleep parks. Returns the failed step, or 0. */
+static int child_checks(int fd)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+    int before = ticks;
+    char c;
+
+    if (read(fd, &c, 1) != 1 || c != 'p')
+        return 2;
+    if (getaddrinfo("localhost", "80", &hints, &res) != 0)
+        return 3;
+    freeaddrinfo(res);
+    if (usleep(20000) != 0 || ticks != before)
+        return 4; /* the parent's ticker ran in the child */
+    if (write(fd, "c", 1) != 1)
+        return 5;
+    return 0;
+}
+
+static void *plain_fork(void *arg)
+{
+    int sv[2], st;
+    pid_t pid;
+    char c;
+    gr_t t;
+
+    (void)arg;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t = start_ticker();
+    if ((pid = fork()) == 0)
+        _exit(child_checks(sv[1]));
+    cr_assert_gt(pid, 0);
+    close(sv[1]);
+    cr_assert_eq(write(sv[0], "p", 1), 1);
+    cr_assert_eq(read(sv[0], &c, 1), 1, "the child never answered");
+    cr_assert_eq(c, 'c');
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed step %d (status %#x)",
+              WEXITSTATUS(st), st);
+    stop_ticker(t);
+    close(sv[0]);
+    return NULL;
+}
+
+Test(patch_proc, a_plain_fork_gives_the_child_a_working_hub, .timeout = 30)
+{
+    require_patch();
+    run_main(plain_fork, NULL);
 }
 
 /* ------------------------------------------------------------- kills */
