@@ -676,6 +676,69 @@ Test(patch_proc, a_plain_fork_gives_the_child_a_working_hub, .timeout = 30)
     run_main(plain_fork, NULL);
 }
 
+/* ----------------------------------------- a handler without SA_RESTART */
+
+/* libc's waits fail with EINTR when such a handler runs; in a green thread
+ * the hub absorbs the interruption and the wait goes on. */
+static atomic_int flood_stop, flooded;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&flooded, 1);
+}
+
+static void *flood_hub(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&flood_stop)) {
+        pthread_kill(hub_thread, SIGUSR1);
+        usleep(100);
+    }
+    return NULL;
+}
+
+static void *waits_under_a_flood(void *arg)
+{
+    struct sigaction sa = {.sa_handler = on_usr1}, ign = {.sa_handler = SIG_IGN};
+    struct timespec period = {0, PERIOD_MS * 1000000L};
+    char line[16];
+    sigset_t s;
+    pthread_t t;
+    pid_t pid;
+    FILE *f;
+    int st;
+
+    (void)arg;
+    hub_thread = pthread_self();
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
+    cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0); /* no SA_RESTART */
+    cr_assert_eq(pthread_create(&t, NULL, flood_hub, NULL), 0);
+    pid = fork_ending(4, PERIOD_MS);
+    cr_assert_eq(waitpid(pid, &st, 0), pid, "waitpid: %s", strerror(errno));
+    cr_assert_eq(st, 4 << 8);
+    assert_fails(sigtimedwait(&s, NULL, &period), EAGAIN);
+    cr_assert_eq(system("sleep 0.2; exit 3"), 3 << 8, "system: %s", strerror(errno));
+    cr_assert_not_null(f = popen("sleep 0.2; echo x", "r"));
+    cr_assert_not_null(fgets(line, sizeof line, f), "fgets: %s", strerror(errno));
+    cr_assert_str_eq(line, "x\n");
+    cr_assert_eq(pclose(f), 0);
+    atomic_store(&flood_stop, 1);
+    pthread_join(t, NULL);
+    sigaction(SIGUSR1, &ign, NULL);
+    cr_assert_gt(atomic_load(&flooded), 10, "the flood was not handled");
+    assert_no_children();
+    return NULL;
+}
+
+Test(patch_proc, a_handler_without_sa_restart_does_not_end_the_waits, .timeout = 30)
+{
+    require_patch();
+    run_main(waits_under_a_flood, NULL);
+}
+
 /* ------------------------------------------------------------- kills */
 
 static void *system_of_a_long_sleep(void *arg)
