@@ -4,10 +4,12 @@
  * own shell (system), its own popen stream (fgets) or its own signal
  * (sigtimedwait), on one OS thread, all finish in about one period, not
  * the sum of the periods, with the heartbeat on; the results are those
- * libc's own calls (gr_patch_original) give for the same inputs. A
- * program's own fork, waitpid and SIGCHLD handler keep working; outside
- * green threads, and with the families switched off, the calls are
- * libc's. */
+ * libc's own calls (gr_patch_original) give for the same inputs. The
+ * other signal waits park alone too; a plain fork() leaves the child a
+ * working hub; a program's own fork, waitpid and SIGCHLD handler keep
+ * working, and its handler without SA_RESTART ends no wait; kills give
+ * ECANCELED; outside green threads, and with the families switched off,
+ * the calls are libc's. */
 #include "patch_common.h"
 
 #include <stdatomic.h>
