@@ -522,6 +522,55 @@ Test(patch_proc, sigwait_sigwaitinfo_pause_and_sigsuspend_park_only_their_thread
     run_main(signal_waits, NULL);
 }
 
+/* ------------------------------------------- wait4, wait3, waitid */
+
+/* The other waits park too, with libc's results: wait4 and waitid on one
+ * child (its pidfd), wait3 on any (the WNOHANG timer). */
+static void *other_waits(void *arg)
+{
+    pid_t (*real_wait4)(pid_t, int *, int, struct rusage *) =
+        (pid_t(*)(pid_t, int *, int, struct rusage *))orig("wait4");
+    int (*real_waitid)(idtype_t, id_t, siginfo_t *, int) =
+        (int (*)(idtype_t, id_t, siginfo_t *, int))orig("waitid");
+    struct rusage ru;
+    siginfo_t si, want_si;
+    pid_t pid;
+    int st, want;
+    gr_t t;
+
+    (void)arg;
+    pid = fork_ending(2, 0);
+    cr_assert_eq(real_wait4(pid, &want, 0, &ru), pid);
+    pid = fork_ending(3, 0);
+    cr_assert_eq(real_waitid(P_PID, (id_t)pid, &want_si, WEXITED), 0);
+    t = start_ticker();
+    pid = fork_ending(2, PERIOD_MS);
+    memset(&ru, 0, sizeof ru);
+    cr_assert_eq(wait4(pid, &st, 0, &ru), pid, "wait4: %s", strerror(errno));
+    cr_assert_eq(st, want);
+    cr_assert_gt(ru.ru_maxrss, 0, "wait4's rusage");
+    pid = fork_ending(3, PERIOD_MS);
+    memset(&si, 0, sizeof si);
+    cr_assert_eq(waitid(P_PID, (id_t)pid, &si, WEXITED), 0, "waitid: %s", strerror(errno));
+    cr_assert_eq(si.si_pid, pid);
+    cr_assert_eq(si.si_code, want_si.si_code);
+    cr_assert_eq(si.si_status, want_si.si_status);
+    pid = fork_ending(2, PERIOD_MS);
+    cr_assert_eq(wait3(&st, 0, NULL), pid, "wait3: %s", strerror(errno));
+    cr_assert_eq(st, want);
+    cr_assert_gt(ticks, PERIOD_MS / 4, "the waits stopped the hub (%d ticks in %d ms)", ticks,
+                 3 * PERIOD_MS);
+    stop_ticker(t);
+    assert_no_children();
+    return NULL;
+}
+
+Test(patch_proc, wait4_waitid_and_wait3_park_with_libcs_results, .timeout = 30)
+{
+    require_patch();
+    run_main(other_waits, NULL);
+}
+
 /* ------------------------------------------ the program's own SIGCHLD */
 
 static atomic_int chld_handled;
