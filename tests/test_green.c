@@ -3,6 +3,8 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -554,6 +556,55 @@ static void *locals(void *arg)
 Test(green, local_storage_is_per_thread, .timeout = 10)
 {
     run_main(locals, NULL);
+}
+
+/* ------------------------------------------------------- signal mask */
+
+/* The signal mask is the OS thread's, shared by its green threads, with
+ * either context switch (swapcontext would keep one per context). */
+static int usr2_blocked(void)
+{
+    sigset_t m;
+
+    pthread_sigmask(SIG_BLOCK, NULL, &m);
+    return sigismember(&m, SIGUSR2);
+}
+
+static void *blocks_usr2_and_yields(void *arg)
+{
+    sigset_t s;
+
+    (void)arg;
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
+    gr_yield();
+    /* The other thread unblocked it meanwhile. */
+    return (void *)(intptr_t)usr2_blocked();
+}
+
+static void *shares_the_mask(void *arg)
+{
+    gr_t g = gr_spawn(blocks_usr2_and_yields, NULL);
+    sigset_t s;
+    void *r;
+
+    (void)arg;
+    cr_assert_eq(usr2_blocked(), 0);
+    gr_yield(); /* g blocks SIGUSR2 and yields back */
+    cr_assert_eq(usr2_blocked(), 1, "a mask set in one green thread is the thread's");
+    sigemptyset(&s);
+    sigaddset(&s, SIGUSR2);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+    cr_assert_eq(gr_join(g, &r, -1), 0);
+    cr_assert_eq((intptr_t)r, 0, "the unblock made in another green thread was lost");
+    cr_assert_eq(usr2_blocked(), 0);
+    return NULL;
+}
+
+Test(green, the_signal_mask_is_the_os_threads, .timeout = 10)
+{
+    run_main(shares_the_mask, NULL);
 }
 
 static void *key_reuse(void *arg)

@@ -6,6 +6,7 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -474,6 +475,101 @@ static void *no_call_fails_with_eintr(void *arg)
 Test(signal, no_grove_call_fails_with_eintr_under_a_flood, .timeout = 30)
 {
     run_main(no_call_fails_with_eintr, NULL);
+}
+
+/* More of grove's blocking calls under the flood: sockets, poll, events,
+ * signal waits, DNS, the pool, child processes. Run with grove's handler,
+ * and with the program's own handler installed without SA_RESTART (under
+ * which an interrupted blocking system call fails with EINTR). */
+static atomic_int flood_seen;
+
+static void own_usr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&flood_seen, 1);
+}
+
+static void grove_usr1(const gr_siginfo *info, void *arg)
+{
+    (void)info;
+    (void)arg;
+    atomic_fetch_add(&flood_seen, 1);
+}
+
+static void more_calls_once(int l, int port, gr_signals *quiet)
+{
+    const char *argv[] = {"/bin/echo", "hi", NULL};
+    gr_proc_opts po = {.stdio = {{GR_STDIO_NULL, 0}, {GR_STDIO_PIPE, 0}, {GR_STDIO_INHERIT, 0}}};
+    struct addrinfo *res = NULL;
+    struct pollfd pfd;
+    gr_event e;
+    gr_proc *p;
+    char *out = NULL, c = 0;
+    size_t outlen = 0;
+    int a, k, st = -1;
+
+    cr_assert_geq(k = gr_tcp_connect("127.0.0.1", port, gr_now() + 2000), 0, "%s", strerror(errno));
+    cr_assert_geq(a = gr_accept(l, NULL, gr_now() + 2000), 0, "%s", strerror(errno));
+    pfd = (struct pollfd){a, POLLIN, 0};
+    cr_assert_eq(gr_write(k, &c, 1, gr_now() + 2000), 1, "%s", strerror(errno));
+    cr_assert_eq(gr_poll(&pfd, 1, gr_now() + 2000), 1, "%s", strerror(errno));
+    cr_assert_gt(gr_wait_fd(a, GR_READ, gr_now() + 2000), 0, "%s", strerror(errno));
+    cr_assert_eq(gr_close(a), 0);
+    cr_assert_eq(gr_close(k), 0);
+    gr_event_init(&e);
+    assert_fails(gr_event_wait(&e, gr_now_update() + 1), ETIMEDOUT);
+    assert_fails(gr_signal_next(quiet, NULL, gr_now_update() + 1), ETIMEDOUT);
+    cr_assert_eq(gr_getaddrinfo("localhost", "80", NULL, &res, gr_now() + 5000), 0, "%s",
+                 strerror(errno));
+    gr_freeaddrinfo(res);
+    cr_assert_not_null(p = gr_proc_spawn(argv, &po), "%s", strerror(errno));
+    cr_assert_eq(gr_proc_communicate(p, NULL, 0, &out, &outlen, NULL, NULL, &st, gr_now() + 5000),
+                 0, "%s", strerror(errno));
+    cr_assert_str_eq(out, "hi\n");
+    cr_assert_eq(st, 0);
+    free(out);
+    gr_proc_free(p);
+}
+
+static void *more_calls_under_a_flood(void *arg)
+{
+    int own = arg != NULL, l = loopback_listen(), port = gr_local_port(l), n = 0;
+    gr_signals *h = own ? NULL : gr_signal_handler(GR_SIG(SIGUSR1), grove_usr1, NULL);
+    gr_signals *quiet = gr_signal_open(GR_SIG(SIGWINCH));
+    struct sigaction sa = {.sa_handler = own_usr1}, ign = {.sa_handler = SIG_IGN};
+    int64_t until = gr_now_update() + 300;
+    pthread_t t;
+
+    cr_assert(own || h);
+    cr_assert_not_null(quiet);
+    if (own)
+        cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0); /* no SA_RESTART */
+    atomic_store(&flood_stop, 0);
+    cr_assert_eq(pthread_create(&t, NULL, flood, NULL), 0);
+    while (gr_now_update() < until || n < 3) {
+        more_calls_once(l, port, quiet);
+        n++;
+    }
+    atomic_store(&flood_stop, 1);
+    pthread_join(t, NULL);
+    if (own)
+        sigaction(SIGUSR1, &ign, NULL);
+    else
+        cr_assert_eq(gr_signal_close(h), 0);
+    cr_assert_eq(gr_signal_close(quiet), 0);
+    gr_close(l);
+    cr_assert_gt(atomic_load(&flood_seen), n, "the flood was not handled");
+    return NULL;
+}
+
+Test(signal, more_grove_calls_never_fail_with_eintr_under_a_flood, .timeout = 60)
+{
+    run_main(more_calls_under_a_flood, NULL);
+}
+
+Test(signal, no_grove_call_fails_with_eintr_under_the_programs_own_handler, .timeout = 60)
+{
+    run_main(more_calls_under_a_flood, "own");
 }
 
 /* ------------------------------------------------------------------- fork */

@@ -35,19 +35,24 @@ extern "C" {
  * SELECT  poll, ppoll, select, pselect, epoll_wait, epoll_pwait(2)
  * TIME    sleep, usleep, nanosleep, clock_nanosleep
  * DNS     getaddrinfo, getnameinfo, gethostbyname*, gethostbyaddr*, res_*
+ * SIGNAL  sigwait, sigwaitinfo, sigtimedwait, sigsuspend, pause
+ * PROCESS waitpid, wait, wait3, wait4, waitid, system, popen, pclose
  * A family switched off leaves its calls exactly as libc makes them, in
  * green threads too. The bookkeeping of descriptors (close waking the
- * fd's waiters, dup, ...) is done whatever the families. */
+ * fd's waiters, dup, ...) is done whatever the families. GR_PATCH_ALL is
+ * every family of this version (it grows when a family is added). */
 #define GR_PATCH_SOCKET 0x1u
 #define GR_PATCH_SELECT 0x2u
 #define GR_PATCH_TIME 0x4u
 #define GR_PATCH_DNS 0x8u
-#define GR_PATCH_ALL 0xfu
+#define GR_PATCH_SIGNAL 0x10u
+#define GR_PATCH_PROCESS 0x20u
+#define GR_PATCH_ALL 0x3fu
 
 /* Parse a family list, the syntax of the GROVE_PATCH environment variable:
- * comma-separated names among socket, select, time, dns, plus "all" and
- * "none"; a name with a leading '-' is taken out ("all,-dns"). Items apply
- * left to right, from nothing. Stores the families in *families. Returns
+ * comma-separated names among socket, select, time, dns, signal, process,
+ * plus "all" and "none"; a name with a leading '-' is taken out
+ * ("all,-dns"). Items apply left to right, from nothing. Stores the families in *families. Returns
  * 0, or -1/EINVAL (spec or families NULL, or an unknown name: *families is
  * then untouched). */
 GR_API int gr_patch_parse(const char *spec, unsigned *families);

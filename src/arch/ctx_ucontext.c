@@ -1,13 +1,26 @@
 /* Portable context switch on ucontext: slow (swapcontext makes a
- * sigprocmask system call per switch) but available everywhere, and run
- * by the tests so the core never depends on what only the assembly does. */
+ * sigprocmask system call per switch, and carry_mask one more) but
+ * available everywhere, and run by the tests so the core never depends on
+ * what only the assembly does. */
 #define _GNU_SOURCE /* REG_RIP and co. */
 #include "ctx.h"
 
 #include <fenv.h>
 #include <fpu_control.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+/* The signal mask is the OS thread's, as under the assembly switch, which
+ * never touches it; swapcontext and setcontext would give each context a
+ * mask of its own. The green threads of a thread share its mask: grove's
+ * sigwait and sigsuspend block the signals they wait for in the thread
+ * while they are parked (src/os/coop_signal.c), and system blocks SIGCHLD
+ * there while its shell runs. So the next context gets the mask in force. */
+static void carry_mask(gr__ctx *to)
+{
+    pthread_sigmask(SIG_BLOCK, NULL, &to->uc.uc_sigmask);
+}
 
 /* makecontext passes only int arguments, so the pointers travel as 32-bit
  * halves. */
@@ -28,6 +41,7 @@ static void ucontext_start(unsigned hi, unsigned lo)
      * itself too. */
     _FPU_SETCW(cw);
     next = s->entry(s->arg);
+    carry_mask(next);
     setcontext(&next->uc);
     abort();
 }
@@ -52,6 +66,7 @@ void gr__ctx_start(gr__ctx *from, gr__ctx *to, void *stack_lo, size_t stack_size
 void gr__ctx_switch(gr__ctx *from, gr__ctx *to)
 {
     from->started = 1; /* a context that ran without being started: a root */
+    carry_mask(to);
     swapcontext(&from->uc, &to->uc);
 }
 

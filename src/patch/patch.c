@@ -60,7 +60,8 @@ static const struct family {
     unsigned bit;
 } families[] = {
     {"socket", GR_PATCH_SOCKET}, {"select", GR_PATCH_SELECT}, {"time", GR_PATCH_TIME},
-    {"dns", GR_PATCH_DNS},       {"all", GR_PATCH_ALL},       {"none", 0},
+    {"dns", GR_PATCH_DNS},       {"signal", GR_PATCH_SIGNAL}, {"process", GR_PATCH_PROCESS},
+    {"all", GR_PATCH_ALL},       {"none", 0},
 };
 
 /* The bits of the item s[0..len), or -1. */
@@ -181,7 +182,7 @@ static void warn_bad_spec(const char *first, size_t len, unsigned on)
     char msg[256];
     int n = snprintf(msg, sizeof msg,
                      "grove: GROVE_PATCH: unknown family '%.*s' ignored (known: socket, select, "
-                     "time, dns, all, none); patching 0x%x\n",
+                     "time, dns, signal, process, all, none); patching 0x%x\n",
                      (int)(len > 64 ? 64 : len), first, on);
 
     if (n > 0)

@@ -12,7 +12,8 @@
  *     test fails when the doc or the .so's exports differ from it).
  *
  * GR_PATCH(family, handling, return type, name, parameters, note)
- *   family:   SOCKET, SELECT, TIME, DNS (GROVE_PATCH / gr_patch_set)
+ *   family:   SOCKET, SELECT, TIME, DNS, SIGNAL, PROCESS (GROVE_PATCH /
+ *             gr_patch_set)
  *   handling: WAIT   parks the green thread while the call would block
  *             LOOK   the real call with a zero time-out; the hub only says
  *                    when to look again
@@ -24,6 +25,9 @@
  *             CHK    a _FORTIFY_SOURCE entry point: checks the size, then
  *                    as the call the note names
  *             PASS   the real call (the partner of a replaced one)
+ *             OWN    replaced whole by grove's own version (src/os/coop.h),
+ *                    whose waits park the green thread: libc's makes them
+ *                    inside libc, out of reach
  * The parameter lists are glibc 2.36's, spelled as its headers spell them
  * (__SOCKADDR_ARG is its transparent union). */
 
@@ -188,3 +192,40 @@ GR_PATCH(DNS, POOL, int, res_nsearch,
          (res_state statp, const char *dname, int class, int type, unsigned char *answer,
           int anslen),
          "as res_nquery")
+
+/* ---------------------------------------------------------- signals
+ * src/os/coop.h: the answer is the kernel's (rt_sigtimedwait with a zero
+ * time-out); between two looks the green thread waits on a signalfd of the
+ * set. */
+GR_PATCH(SIGNAL, WAIT, int, sigwait, (const sigset_t *restrict set, int *restrict sig),
+         "returns ECANCELED when the green thread is killed, never EINTR")
+GR_PATCH(SIGNAL, WAIT, int, sigwaitinfo, (const sigset_t *restrict set, siginfo_t *restrict info),
+         "as sigtimedwait without a time-out")
+GR_PATCH(SIGNAL, WAIT, int, sigtimedwait,
+         (const sigset_t *restrict set, siginfo_t *restrict info,
+          const struct timespec *restrict timeout),
+         "the set is blocked in the OS thread during the wait, as the kernel does; a zero "
+         "time-out is the real call")
+GR_PATCH(SIGNAL, WAIT, int, sigsuspend, (const sigset_t *set),
+         "the mask applies at delivery only: the hub's other green threads keep the thread's own")
+GR_PATCH(SIGNAL, WAIT, int, pause, (void), "as sigsuspend with the thread's mask")
+
+/* ---------------------------------------------------------- processes
+ * src/os/coop.h: a wait on one child waits on its pidfd; any other polls
+ * with WNOHANG on a timer backing off from 1 to 20 ms. Nothing here takes
+ * SIGCHLD or reaps a child it was not asked for. */
+GR_PATCH(PROCESS, WAIT, __pid_t, waitpid, (__pid_t pid, int *stat_loc, int options),
+         "pid > 0: on the child's pidfd; WNOHANG is the real call")
+GR_PATCH(PROCESS, WAIT, __pid_t, wait, (int *stat_loc), "as waitpid(-1, ..., 0)")
+GR_PATCH(PROCESS, WAIT, __pid_t, wait3, (int *stat_loc, int options, struct rusage *usage),
+         "as wait4(-1, ...)")
+GR_PATCH(PROCESS, WAIT, __pid_t, wait4,
+         (__pid_t pid, int *stat_loc, int options, struct rusage *usage), "as waitpid")
+GR_PATCH(PROCESS, WAIT, int, waitid, (idtype_t idtype, __id_t id, siginfo_t *infop, int options),
+         "P_PID and P_PIDFD on a pidfd")
+GR_PATCH(PROCESS, OWN, int, system, (const char *command),
+         "glibc's steps (SIGINT and SIGQUIT ignored, SIGCHLD blocked) with posix_spawn")
+GR_PATCH(PROCESS, OWN, FILE *, popen, (const char *command, const char *modes),
+         "a fopencookie stream whose reads and writes park the green thread; its fileno() is -1")
+GR_PATCH(PROCESS, OWN, int, pclose, (FILE *stream),
+         "any popen stream; one made outside a green thread (libc's) is closed by libc, blocking")

@@ -23,6 +23,7 @@ static const struct {
 } handlings[] = {
     {"WAIT", "waits"},       {"LOOK", "looks again"}, {"SLEEP", "sleeps"}, {"POOL", "thread pool"},
     {"BOOK", "bookkeeping"}, {"CHK", "fortify"},      {"PASS", "real call"},
+    {"OWN", "replaced"},
 };
 
 static const char *handling_doc(const char *how)
