@@ -53,7 +53,8 @@ typedef struct gr__http_cfg {
     uint64_t max_body;
     int64_t header_timeout, idle_timeout, body_timeout, write_timeout;
     FILE *access_log;
-    atomic_int stopping; /* finish the request in hand, then close */
+    struct gr_tls_ctx *tls; /* HTTPS (the server holds a reference) */
+    atomic_int stopping;    /* finish the request in hand, then close */
 } gr__http_cfg;
 
 /* A header's place in the connection buffer while it is parsed. */
@@ -181,6 +182,7 @@ enum gr__http_resp { RESP_NONE, RESP_LENGTH, RESP_CHUNKED, RESP_UNTIL_CLOSE, RES
 
 struct gr__http_conn {
     int fd;
+    struct gr_tls *tls; /* HTTPS: the stream over fd */
     const gr_addr *peer;
     const gr__http_io *io;
     gr__http_cfg *cfg;

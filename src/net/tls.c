@@ -121,6 +121,7 @@ static int stream_fail(gr_tls *t, int e, int sys_errno)
 
     if (e == SSL_ERROR_SYSCALL && !last) {
         err = sys_errno ? sys_errno : ECONNRESET;
+        t->unclean = !sys_errno;
         snprintf(t->err, sizeof t->err, "%s",
                  sys_errno ? strerror(err) : "connection closed without close_notify");
     } else if (e == SSL_ERROR_ZERO_RETURN) {
@@ -133,8 +134,10 @@ static int stream_fail(gr_tls *t, int e, int sys_errno)
                  X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
     } else {
         if (ERR_GET_LIB(last) == ERR_LIB_SSL &&
-            ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+            ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
             err = ECONNRESET;
+            t->unclean = 1;
+        }
         else if (ERR_GET_REASON(last) == ERR_R_MALLOC_FAILURE)
             err = ENOMEM;
         gr__ssl_error_text(t->err, sizeof t->err, "TLS");
@@ -283,6 +286,39 @@ int gr_tls_write(gr_tls *t, const void *buf, size_t len, size_t *done, int64_t d
     if (done)
         *done = off;
     return rc;
+}
+
+ssize_t gr__tls_read_framed(gr_tls *t, void *buf, size_t len, int64_t deadline)
+{
+    ssize_t n = gr_tls_read(t, buf, len, deadline);
+
+    return n < 0 && t->unclean ? 0 : n;
+}
+
+/* Below this, a gather costs less than a record of its own (29 bytes of
+ * framing and tag, an AEAD call, often a packet). */
+#define GATHER_BYTES 8192
+
+int gr__tls_writev(gr_tls *t, const struct iovec *iov, int n, int64_t deadline)
+{
+    char gather[GATHER_BYTES];
+    size_t total = 0;
+
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (n > 1 && total <= sizeof gather) {
+        char *o = gather;
+
+        for (int i = 0; i < n; i++) {
+            memcpy(o, iov[i].iov_base, iov[i].iov_len);
+            o += iov[i].iov_len;
+        }
+        return gr_tls_write(t, gather, total, NULL, deadline);
+    }
+    for (int i = 0; i < n; i++)
+        if (gr_tls_write(t, iov[i].iov_base, iov[i].iov_len, NULL, deadline) != 0)
+            return -1;
+    return 0;
 }
 
 int gr_tls_shutdown(gr_tls *t, int64_t deadline)

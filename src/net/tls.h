@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/uio.h>
 
 /* One certificate a context presents: the leaf, its key, the chain
  * after it. */
@@ -58,6 +59,7 @@ struct gr_tls {
     int fd;
     int failed;  /* errno of a fatal failure: every later call repeats it */
     int done;    /* the handshake is complete */
+    int unclean; /* the failure was an end of stream without close_notify */
     char *host;  /* a client's host name (the session cache's key) */
     char *alpn;  /* after the handshake */
     char err[256];
@@ -74,5 +76,15 @@ void gr__ssl_cache_offer(gr_tls_ctx *ctx, const char *host, SSL *ssl);
 /* OpenSSL's error queue, last error first, as words into buf (what) and
  * cleared. */
 void gr__ssl_error_text(char *buf, size_t len, const char *what);
+
+/* For protocols that frame their own messages (HTTP): gr_tls_read, but an
+ * end of stream without close_notify reads as an end of stream (0), as
+ * it would over TCP; the framing tells a cut message. */
+ssize_t gr__tls_read_framed(gr_tls *t, void *buf, size_t len, int64_t deadline);
+
+/* Write every byte of iov[0, n): small ones gathered into one record (a
+ * response head and its body leave together), large ones record by
+ * record. 0 or -1 with errno, as gr_tls_write. */
+int gr__tls_writev(gr_tls *t, const struct iovec *iov, int n, int64_t deadline);
 
 #endif
