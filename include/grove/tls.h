@@ -134,6 +134,11 @@ GR_API int gr_tls_ctx_set_alpn(gr_tls_ctx *ctx, const char *const *protos, size_
  * or a client context) or ENOMEM. */
 GR_API int gr_tls_ctx_set_ticket_keys(gr_tls_ctx *ctx, const void *keys, size_t len);
 
+/* Clients: keep and offer sessions for resumption (on, the default), or
+ * not (off: every handshake is a full one, as ab and Go's default client
+ * do). Returns 0, or -1/EINVAL for a server context. */
+GR_API int gr_tls_ctx_set_session_cache(gr_tls_ctx *ctx, int on);
+
 /* ------------------------------------------------------------- streams */
 
 /* A TLS stream over the connected socket fd (non-blocking, as grove's

@@ -205,7 +205,8 @@ static void handshake_done(gr_tls *t)
     /* A TLS 1.2 resumption whose ticket the server renewed: OpenSSL has
      * retired the old session but calls no new-session callback after a
      * resumption, so the renewed one is cached here. */
-    if (t->host && SSL_session_reused(t->ssl) && SSL_version(t->ssl) < TLS1_3_VERSION) {
+    if (t->host && !t->ctx->no_cache && SSL_session_reused(t->ssl) &&
+        SSL_version(t->ssl) < TLS1_3_VERSION) {
         SSL_SESSION *sess = SSL_get1_session(t->ssl);
 
         if (sess && SSL_SESSION_is_resumable(sess))

@@ -46,6 +46,7 @@ struct gr_tls_ctx {
     pthread_mutex_t lock;
     gr__ssl_ticket_key *keys;
     size_t nkeys;
+    int no_cache; /* clients: sessions are not kept */
     gr__ssl_cached cache[GR__SSL_SESSION_CACHE];
     size_t cache_next;
     unsigned char *alpn; /* wire format: length-prefixed names */

@@ -447,6 +447,8 @@ void gr__ssl_cache_put(gr_tls_ctx *ctx, const char *host, SSL_SESSION *sess)
 
 void gr__ssl_cache_offer(gr_tls_ctx *ctx, const char *host, SSL *ssl)
 {
+    if (ctx->no_cache)
+        return;
     pthread_mutex_lock(&ctx->lock);
     for (size_t i = 0; i < GR__SSL_SESSION_CACHE; i++)
         if (ctx->cache[i].host && ctx->cache[i].sess && !strcmp(ctx->cache[i].host, host)) {
@@ -456,6 +458,16 @@ void gr__ssl_cache_offer(gr_tls_ctx *ctx, const char *host, SSL *ssl)
     pthread_mutex_unlock(&ctx->lock);
 }
 
+int gr_tls_ctx_set_session_cache(gr_tls_ctx *ctx, int on)
+{
+    if (!ctx || ctx->role != GR_TLS_CLIENT) {
+        errno = EINVAL;
+        return -1;
+    }
+    ctx->no_cache = !on;
+    return 0;
+}
+
 /* OpenSSL hands each new client session here (TLS 1.3: after the
  * handshake, with the server's tickets). Returns 1: the reference is
  * kept. */
@@ -463,7 +475,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     gr_tls *t = SSL_get_app_data(ssl);
 
-    if (!t || !t->host || !SSL_SESSION_is_resumable(sess))
+    if (!t || !t->host || t->ctx->no_cache || !SSL_SESSION_is_resumable(sess))
         return 0;
     gr__ssl_cache_put(t->ctx, t->host, sess);
     return 1;
