@@ -10,7 +10,7 @@ test="$build libcriterion-dev g++ clang-format gcc-aarch64-linux-gnu libc6-dev-a
 # libraries, their servers, and an allocator that reads files at start-up.)
 # The experiment's peers and tools (bench/experiment): ab, wrk, nginx,
 # gnuplot, and gevent and Paste for Debian's /usr/bin/python3.
-bench="$build libboost-context-dev apache2-utils wrk nginx-light curl iproute2 gnuplot-nox python3 python3-gevent python3-paste"
+bench="$build libboost-context-dev apache2-utils wrk nginx-light curl openssl iproute2 gnuplot-nox python3 python3-gevent python3-paste"
 
 case "${1:-build}" in
     build) want=$build ;;

@@ -142,7 +142,8 @@ GR_API int gr_tls_ctx_set_session_cache(gr_tls_ctx *ctx, int on);
 /* ------------------------------------------------------------- streams */
 
 /* A TLS stream over the connected socket fd (non-blocking, as grove's
- * sockets are; it is made so). host: for a client, the server's name,
+ * sockets are; it is made so, and TCP_NODELAY is set on it: Nagle would
+ * hold the handshake's flights and the first data behind delayed ACKs). host: for a client, the server's name,
  * sent as SNI (unless it is an IP address) and checked against the
  * certificate (a name or an IP literal); NULL only when verification is
  * off. Servers pass NULL. A client context's cached session for host is

@@ -1,6 +1,7 @@
 /* The HTTP server on green threads: a gr_server whose connection handler
  * runs the shared connection loop with cooperative I/O. */
 #include "http.h"
+#include "core/core.h"
 #include "net/tls.h"
 
 #include <errno.h>
@@ -84,8 +85,11 @@ static gr_tls *tls_accept(gr_http_server *s, int fd)
 
     if (t && gr_tls_handshake(t, gr_now() + s->cfg.header_timeout) != 0) {
         gr_tls_free(t);
-        t = NULL;
+        return NULL;
     }
+    /* The handshake's crypto ran deep into this thread's stack; a
+     * keep-alive connection then idles for long with those pages. */
+    gr__stack_release_below();
     return t;
 }
 

@@ -413,6 +413,10 @@ gr_tls *gr_tls_new(gr_tls_ctx *ctx, int fd, const char *host)
         }
     }
     gr_fd_nonblock(fd);
+    /* A handshake is several flights and the data after it another write:
+     * Nagle would hold each behind the ACK of the one before (a delayed
+     * ACK, 40 ms, per connection). OpenSSL already writes whole flights. */
+    gr_tcp_nodelay(fd, 1);
     return t;
 }
 
