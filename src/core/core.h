@@ -46,13 +46,6 @@ int gr__check_cancel(void);
  * for, before they take locks or queue work. */
 int gr__check_wait(int64_t deadline);
 
-/* Give the kernel back the pages of the running green thread's stack
- * below the caller's frame (the canary's page kept). For code that has
- * just run something deep and is about to sit idle for long, such as a
- * TLS handshake before a keep-alive wait: the pages would otherwise stay
- * resident for the connection's life. A no-op outside green threads. */
-void gr__stack_release_below(void);
-
 /* The running green thread's handle (the root's on a thread's own stack),
  * or -1 with errno err_in_hub in a hub callback (ENOMEM: no hub). */
 gr_t gr__self(int err_in_hub);

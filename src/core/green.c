@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #if defined(GR__ASAN)
 #include <sanitizer/asan_interface.h>
@@ -456,20 +454,4 @@ int gr_name(gr_t handle, char *buf, size_t len)
     }
     gr__format_name(g, buf, len);
     return 0;
-}
-
-void gr__stack_release_below(void)
-{
-    gr_hub *h = gr__tls_hub;
-    gr__g *g = h ? h->current : NULL;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
-
-    if (!g || g->kind != GR__KIND_GREEN || !g->stack.lo)
-        return;
-    /* Above the canary's page; below this frame, less a page for the
-     * frames of madvise itself and the red zone. */
-    lo = ((uintptr_t)g->stack.lo + page) & ~(page - 1);
-    hi = ((uintptr_t)__builtin_frame_address(0) & ~(page - 1)) - page;
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

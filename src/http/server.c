@@ -1,7 +1,6 @@
 /* The HTTP server on green threads: a gr_server whose connection handler
  * runs the shared connection loop with cooperative I/O. */
 #include "http.h"
-#include "core/core.h"
 #include "net/tls.h"
 
 #include <errno.h>
@@ -87,9 +86,6 @@ static gr_tls *tls_accept(gr_http_server *s, int fd)
         gr_tls_free(t);
         return NULL;
     }
-    /* The handshake's crypto ran deep into this thread's stack; a
-     * keep-alive connection then idles for long with those pages. */
-    gr__stack_release_below();
     return t;
 }
 
@@ -101,9 +97,10 @@ static void serve_conn(int fd, const gr_addr *peer, void *arg)
     gr__http_conn c;
 
     /* Responses leave in one write each: Nagle would only hold them back
-     * (waiting for an ACK the client delays). */
-    gr_tcp_nodelay(fd, 1);
-    if (s->cfg.tls && !(tls = tls_accept(s, fd)))
+     * (waiting for an ACK the client delays). gr_tls_new sets it itself. */
+    if (!s->cfg.tls)
+        gr_tcp_nodelay(fd, 1);
+    else if (!(tls = tls_accept(s, fd)))
         return;
     if (gr__http_conn_init(&c, fd, peer, tls ? &tls_io : &green_io, &s->cfg) != 0) {
         gr_tls_free(tls);

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -375,6 +376,16 @@ static int client_setup(gr_tls *t, const char *host)
     return 0;
 }
 
+/* One fcntl for the socket grove made (already non-blocking). */
+static int nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0)
+        return -1;
+    return fl & O_NONBLOCK ? 0 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 gr_tls *gr_tls_new(gr_tls_ctx *ctx, int fd, const char *host)
 {
     gr_tls *t;
@@ -412,7 +423,11 @@ gr_tls *gr_tls_new(gr_tls_ctx *ctx, int fd, const char *host)
             return NULL;
         }
     }
-    gr_fd_nonblock(fd);
+    if (nonblock(fd) != 0) {
+        gr_tls_free(t);
+        errno = EINVAL;
+        return NULL;
+    }
     /* A handshake is several flights and the data after it another write:
      * Nagle would hold each behind the ACK of the one before (a delayed
      * ACK, 40 ms, per connection). OpenSSL already writes whole flights. */

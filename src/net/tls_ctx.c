@@ -511,6 +511,11 @@ static int configure(gr_tls_ctx *ctx)
      * holds no 34 KiB of record buffers. */
     SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+    /* Read what the socket has, not a record header then its body: a third
+     * of the recv calls of a handshake (nginx does the same). Bytes read
+     * ahead are what SSL_has_pending reports; gr_tls_read never waits
+     * before asking SSL_read, so it never misses them. */
+    SSL_CTX_set_read_ahead(s, 1);
     if (ctx->role == GR_TLS_CLIENT) {
         SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
         if (SSL_CTX_set_default_verify_paths(s) != 1)
