@@ -7,6 +7,8 @@
  * (tls_common.h). */
 #include "tls_common.h"
 
+#include "arch/fail.h"
+
 #include <fcntl.h>
 
 /* ============================================================= server */
@@ -825,4 +827,56 @@ static void *t_many(void *arg)
 Test(tls, many_handshakes_no_leak, .init = certs_init, .fini = certs_fini, .timeout = 120)
 {
     run_main(t_many, NULL);
+}
+
+/* ==================================================== failed allocations */
+
+/* Every allocation of grove's own on the way to a pair of streams fails
+ * in turn (OpenSSL's own are OpenSSL's): each failure comes out as
+ * ENOMEM, and nothing leaks or stays open. */
+static int alloc_step(long n)
+{
+    static const char *alpn[] = {"http/1.1"};
+    unsigned char keys[GR_TLS_TICKET_KEY_SIZE] = {1};
+    gr_tls_ctx *s = NULL, *c = NULL;
+    gr_tls *ts = NULL, *tc = NULL;
+    int sv[2], ok, err = 0;
+
+    unix_pair(sv);
+    gr__fail_arm(GR__FAIL_ALLOC, n, 0);
+    ok = (s = gr_tls_ctx_new(GR_TLS_SERVER)) &&
+         gr_tls_ctx_add_cert_file(s, cpath("a.test.pem"), cpath("a.test.key")) == 0 &&
+         gr_tls_ctx_set_alpn(s, alpn, 1) == 0 && gr_tls_ctx_set_ticket_keys(s, keys, sizeof keys) == 0 &&
+         (c = gr_tls_ctx_new(GR_TLS_CLIENT)) && (tc = gr_tls_new(c, sv[0], "a.test")) &&
+         (ts = gr_tls_new(s, sv[1], NULL));
+    if (!ok)
+        err = errno;
+    gr__fail_disarm();
+    cr_assert(ok || err == ENOMEM, "step %ld failed with %s", n, strerror(err));
+    cr_assert(ok == !gr__fail_fired(NULL), "step %ld: %s", n, ok ? "a failure was hidden" : "failed unasked");
+    gr_tls_free(ts);
+    gr_tls_free(tc);
+    gr_tls_ctx_free(s);
+    gr_tls_ctx_free(c);
+    close_pair(sv);
+    return !ok;
+}
+
+static void *t_alloc(void *arg)
+{
+    int fds = proc_self_count("fd");
+    long n = 1;
+
+    (void)arg;
+    while (alloc_step(n))
+        n++;
+    cr_assert_gt(n, 5, "only %ld allocations hooked", n - 1);
+    cr_assert_eq(proc_self_count("fd"), fds);
+    cr_assert(!leaks_found());
+    return NULL;
+}
+
+Test(tls, failed_allocations_are_enomem, .init = certs_init, .fini = certs_fini, .timeout = 60)
+{
+    run_main(t_alloc, NULL);
 }

@@ -177,40 +177,49 @@ stop() {
 }
 
 # ------------------------------------------------------------ clients
-# One run of point $1 against $url: prints requests (handshakes) per second.
+# One run of point $1 against $url: prints requests (handshakes) per
+# second and the server's CPU time per request in microseconds (user +
+# system of the serving process: on a shared machine the fairer figure).
 run_point() {
-    local out=$tmp/client.out
+    local out=$tmp/client.out spid t0 t1 n rps
+    spid=$(serving_pid "$server")
+    t0=$(awk '{print $14 + $15}' "/proc/$spid/stat")
     case "$1" in
         full) taskset -c "$client_cpu" "$load" -q -w 1 -c 20 -d "$dur" -r --insecure --json "$url" >"$out" 2>&1 ;;
         resumed) taskset -c "$client_cpu" "$load" -q -w 1 -c 20 -d "$dur" -r --insecure --tls-resume --json "$url" >"$out" 2>&1 ;;
         ka_load) taskset -c "$client_cpu" "$load" -q -w 1 -k -c 100 -d "$dur" -r --insecure --json "$url" >"$out" 2>&1 ;;
         ka_wrk) taskset -c "$client_cpu" wrk -t1 -c100 -d"${dur}s" "$url" >"$out" 2>&1 ;;
     esac
+    t1=$(awk '{print $14 + $15}' "/proc/$spid/stat")
     if [ "$1" = ka_wrk ]; then
-        awk '/^Requests\/sec:/ {printf "%.0f\n", $2}' "$out"
+        rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+        n=$(awk '/requests in/ {print $1}' "$out")
     else
-        /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]));
-f=r["failed"]["total"]
-print("%.0f" % r["requests_per_sec"] if f == 0 else "0")' "$out" 2>/dev/null || echo 0
+        read -r rps n < <(/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
+ok = r["failed"]["total"] == 0
+print("%.0f %d" % (r["requests_per_sec"] if ok else 0, r["completed"]))' "$out" 2>/dev/null || echo "0 0")
     fi
+    awk -v r="${rps:-0}" -v n="${n:-0}" -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%s %.0f\n", r, (n > 0 ? d / hz * 1e6 / n : 0)}'
 }
 
 median() { sort -n | awk '{a[NR] = $1} END {print (NR ? a[int((NR + 1) / 2)] : 0)}'; }
 
 declare -A result
 [ "$points" = none ] && points=""
-for s in $servers; do
+for server in $servers; do
     for pt in $points; do
-        vals=""
+        vals="" cpus=""
         for _ in $(seq "$reps"); do
-            start "$s" tls
-            v=$(run_point "$pt")
+            start "$server" tls
+            read -r v c < <(run_point "$pt")
             stop
-            [ "$v" != 0 ] || log "$s $pt: a run failed: $(tail -3 "$tmp/client.out" | tr '\n' ' ')"
-            vals="$vals $v"
+            [ "$v" != 0 ] || log "$server $pt: a run failed: $(tail -3 "$tmp/client.out" | tr '\n' ' ')"
+            vals="$vals $v" cpus="$cpus $c"
         done
-        result[$s.$pt]=$(echo "$vals" | tr ' ' '\n' | grep . | median)
-        log "$s $pt: ${result[$s.$pt]}/s (runs:$vals)"
+        result[$server.$pt]=$(echo "$vals" | tr ' ' '\n' | grep . | median)
+        result[$server.$pt.us]=$(echo "$cpus" | tr ' ' '\n' | grep . | median)
+        log "$server $pt: ${result[$server.$pt]}/s, server ${result[$server.$pt.us]} us/request (runs:$vals; us:$cpus)"
     done
 done
 
@@ -258,15 +267,17 @@ x25519=$(awk '/253 bits ecdh \(X25519\)/ {print $NF; exit}' "$tmp/speed")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 for s in $servers; do for pt in full resumed ka_wrk ka_load; do
     [ -n "${result[$s.$pt]:-}" ] || result[$s.$pt]=0
+    [ -n "${result[$s.$pt.us]:-}" ] || result[$s.$pt.us]=0
 done; done
 if [ "$json" = 1 ]; then
     printf '{"bench": "tls", "duration_s": %s, "reps": %s, "openssl_speed": {"ecdsa_p256_sign_per_s": %s, "ecdsa_p256_verify_per_s": %s, "x25519_per_s": %s}, "servers": {' \
         "$dur" "$reps" "${sign:-0}" "${verify:-0}" "${x25519:-0}"
     sep=""
     for s in $servers; do
-        printf '%s"%s": {"full_handshakes_per_s": %s, "resumed_handshakes_per_s": %s, "keepalive_wrk_rps": %s, "keepalive_grove_load_rps": %s, "idle_tls_kib_per_conn": %s, "idle_plain_kib_per_conn": %s}' \
+        printf '%s"%s": {"full_handshakes_per_s": %s, "resumed_handshakes_per_s": %s, "keepalive_wrk_rps": %s, "keepalive_grove_load_rps": %s, "server_us_per_full_handshake": %s, "server_us_per_resumed_handshake": %s, "server_us_per_keepalive_request_wrk": %s, "idle_tls_kib_per_conn": %s, "idle_plain_kib_per_conn": %s}' \
             "$sep" "$s" "${result[$s.full]}" "${result[$s.resumed]}" "${result[$s.ka_wrk]}" \
-            "${result[$s.ka_load]}" "${result[$s.idle_tls_kb]}" "${result[$s.idle_plain_kb]}"
+            "${result[$s.ka_load]}" "${result[$s.full.us]}" "${result[$s.resumed.us]}" \
+            "${result[$s.ka_wrk.us]}" "${result[$s.idle_tls_kb]}" "${result[$s.idle_plain_kb]}"
         sep=", "
     done
     echo "}}"
@@ -280,6 +291,11 @@ else
         printf '%-8s %14s %14s %10s %14s %14s %16s\n' "$s" "${result[$s.full]}" "${result[$s.resumed]}" \
             "$(ratio "${result[$s.resumed]}" "${result[$s.full]}")" "${result[$s.ka_wrk]}" \
             "${result[$s.ka_load]}" "${result[$s.idle_tls_kb]}/${result[$s.idle_plain_kb]}"
+    done
+    echo "server CPU per request (us, user+system of the serving process):"
+    for s in $servers; do
+        printf '%-8s %14s %14s %10s %14s %14s\n' "$s" "${result[$s.full.us]}" "${result[$s.resumed.us]}" "" \
+            "${result[$s.ka_wrk.us]}" "${result[$s.ka_load.us]}"
     done
     case " $servers " in *" grove "*" nginx "*|*" nginx "*" grove "*)
         echo "grove/nginx: full $(ratio "${result[grove.full]}" "${result[nginx.full]}"), resumed $(ratio "${result[grove.resumed]}" "${result[nginx.resumed]}"), keep-alive wrk $(ratio "${result[grove.ka_wrk]}" "${result[nginx.ka_wrk]}"), grove-load $(ratio "${result[grove.ka_load]}" "${result[nginx.ka_load]}")" ;;
