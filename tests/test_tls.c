@@ -10,6 +10,8 @@
 #include "arch/fail.h"
 
 #include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 /* ============================================================= server */
 
@@ -625,6 +627,101 @@ static void *t_truncated(void *arg)
 Test(tls, truncated_records_fail, .init = certs_init, .fini = certs_fini, .timeout = 30)
 {
     run_main(t_truncated, NULL);
+}
+
+/* A hostile server written with OpenSSL directly (TLS 1.2, which has
+ * renegotiation): after the handshake and a line it asks the client to
+ * renegotiate (HelloRequest) and reads what comes back. grove's client
+ * refuses (SSL_OP_NO_RENEGOTIATION): the exchange ends with an error in
+ * words, promptly, and no second handshake ever happens. */
+static int ssl_settle(SSL *ssl, int r, int64_t deadline)
+{
+    int e = SSL_get_error(ssl, r);
+
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        return -1;
+    return gr_wait_fd(SSL_get_fd(ssl), e == SSL_ERROR_WANT_READ ? GR_READ : GR_WRITE, deadline) < 0
+               ? -1
+               : 0;
+}
+
+static int reneg_hellos; /* ClientHellos the hostile server got */
+
+static int count_hello(SSL *ssl, int *al, void *arg)
+{
+    (void)ssl, (void)al, (void)arg;
+    reneg_hellos++;
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void serve_reneg(int fd, const gr_addr *peer, void *arg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL *ssl;
+    int64_t deadline = gr_now() + WAIT_MS;
+    char buf[64];
+    int r;
+
+    (void)peer, (void)arg;
+    cr_assert_eq(SSL_CTX_use_certificate_chain_file(ctx, cpath("a.test.pem")), 1);
+    cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx, cpath("a.test.key"), SSL_FILETYPE_PEM), 1);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_client_hello_cb(ctx, count_hello, NULL);
+    cr_assert_not_null(ssl = SSL_new(ctx));
+    SSL_set_fd(ssl, fd);
+    while ((r = SSL_accept(ssl)) != 1)
+        cr_assert_eq(ssl_settle(ssl, r, deadline), 0, "accept");
+    while ((r = SSL_write(ssl, "hi\n", 3)) <= 0)
+        cr_assert_eq(ssl_settle(ssl, r, deadline), 0, "write");
+    cr_assert_eq(SSL_renegotiate(ssl), 1);
+    SSL_do_handshake(ssl); /* sends the HelloRequest */
+    /* Whatever the client answers, until it closes or fails. */
+    while ((r = SSL_read(ssl, buf, sizeof buf)) != 0) {
+        if (r > 0)
+            continue;
+        if (ssl_settle(ssl, r, deadline) != 0)
+            break;
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+}
+
+static void *t_reneg(void *arg)
+{
+    int l = loopback_listen();
+    gr_server *srv = gr_server_new(dup(l), serve_reneg, NULL, NULL);
+    gr_tls_ctx *cl = client_ctx("a.test");
+    char buf[64];
+    int64_t t0;
+    conn c;
+
+    (void)arg;
+    cr_assert_eq(gr_server_start(srv), 0);
+    cr_assert_eq(dial(&c, cl, gr_local_port(l), "a.test"), 0, "%s", gr_tls_error(c.t));
+    gr_close(l);
+    cr_assert_str_eq(gr_tls_version(c.t), "TLSv1.2");
+    cr_assert_eq(read_until(c.t, buf, sizeof buf, "\n"), 3);
+    t0 = gr_now_update();
+    errno = 0;
+    cr_assert_lt(gr_tls_read(c.t, buf, sizeof buf, gr_now() + WAIT_MS), 1);
+    cr_assert_eq(errno, EPROTO, "%s: %s", strerror(errno), gr_tls_error(c.t));
+    cr_assert_lt(gr_now_update() - t0, 1000);
+    cr_log_info("refused: %s", gr_tls_error(c.t));
+    cr_assert(strstr(gr_tls_error(c.t), "handshake failure") ||
+                  strstr(gr_tls_error(c.t), "renegotiation"),
+              "%s", gr_tls_error(c.t));
+    hangup(&c);
+    gr_server_stop(srv, gr_now() + WAIT_MS);
+    gr_server_free(srv);
+    cr_assert_eq(reneg_hellos, 1, "the client answered the HelloRequest with a ClientHello");
+    gr_tls_ctx_free(cl);
+    return NULL;
+}
+
+Test(tls, renegotiation_refused, .init = certs_init, .fini = certs_fini, .timeout = 30)
+{
+    run_main(t_reneg, NULL);
 }
 
 /* ================================================ deadlines and load */
