@@ -170,6 +170,11 @@ Test(https, options_refused, .init = certs_init, .fini = certs_fini, .timeout = 
     o.tls = bare;
     cr_assert_null(gr_http_server_new(loopback_listen(), h_echo, NULL, &o));
     cr_assert_eq(errno, EINVAL);
+    /* Too small a stack for OpenSSL. */
+    o = (gr_http_opts){.tls = sv, .stack_size = 16 * 1024};
+    cr_assert_null(gr_http_server_new(loopback_listen(), h_echo, NULL, &o));
+    cr_assert_eq(errno, EINVAL);
+    o.stack_size = 0;
     /* The threaded server has no hub to wait on. */
     o.tls = sv;
     cr_assert_null(gr_http_threaded_new(loopback_listen(), h_echo, NULL, &o, 1));

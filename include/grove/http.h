@@ -116,7 +116,8 @@ typedef struct gr_http_opts {
     /* HTTPS: a server context of <grove/tls.h> (GR_TLS_SERVER, with a
      * certificate); the server holds a reference until it is freed. The
      * handshake must end within header_timeout_ms. NULL: plain HTTP. The
-     * green-thread server only (the threaded one refuses it: EINVAL). */
+     * green-thread server only (the threaded one refuses it: EINVAL); a
+     * stack_size under 32 KiB is refused with it (EINVAL). */
     struct gr_tls_ctx *tls;
 } gr_http_opts;
 

@@ -29,6 +29,9 @@
  * most this long, before closing (see gr__http_conn_linger). */
 #define GR__HTTP_LINGER_MS 2000
 #define GR__HTTP_LINGER_BYTES (256 * 1024)
+/* The smallest connection stack an HTTPS server takes: OpenSSL's
+ * handshake runs on it, and small writes are gathered there (8 KiB). */
+#define GR__HTTP_TLS_STACK_MIN ((size_t)32 * 1024)
 /* The response head is built here: status line and headers. */
 #define GR__HTTP_OUT_BYTES 4096
 

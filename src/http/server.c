@@ -136,7 +136,9 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
         err = errno;
         goto fail;
     }
-    if (s->cfg.tls && (s->cfg.tls->role != GR_TLS_SERVER || s->cfg.tls->ncerts == 0)) {
+    /* OpenSSL's handshake and the gathering of small writes need room. */
+    if (s->cfg.tls && (s->cfg.tls->role != GR_TLS_SERVER || s->cfg.tls->ncerts == 0 ||
+                       (opts->stack_size && opts->stack_size < GR__HTTP_TLS_STACK_MIN))) {
         err = EINVAL;
         goto fail;
     }
