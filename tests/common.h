@@ -8,13 +8,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <grove.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Run fn(arg) under gr_main and require that it returned cleanly. */
 static inline void run_main(gr_fn fn, void *arg)
@@ -108,51 +106,6 @@ static inline void close_pair(int sv[2])
         cr_assert_eq(e_, (err), "%s: errno %d (%s), expected %d (%s)", #call, e_,   \
                      strerror(e_), (err), strerror(err));                           \
     } while (0)
-
-/* ------------------------------------------------------------- shells */
-
-typedef struct cmd {
-    char line[2048];
-    char out[65536];
-    int status;
-} cmd;
-
-static inline void *run_cmd(void *arg)
-{
-    cmd *c = arg;
-    FILE *p = popen(c->line, "r");
-    size_t n = 0, k;
-
-    if (!p)
-        return NULL;
-    while (n < sizeof c->out - 1 && (k = fread(c->out + n, 1, sizeof c->out - 1 - n, p)) > 0)
-        n += k;
-    c->out[n] = '\0';
-    c->status = pclose(p);
-    return c;
-}
-
-/* Run a shell command on the thread pool (the hub keeps serving) and
- * return its output, stdout and stderr together. */
-static inline const char *sh(cmd *c, const char *fmt, ...)
-{
-    va_list ap;
-    void *res = NULL;
-
-    va_start(ap, fmt);
-    vsnprintf(c->line, sizeof c->line - 8, fmt, ap);
-    va_end(ap);
-    strcat(c->line, " 2>&1");
-    cr_assert_eq(gr_threadpool_run(run_cmd, c, &res, NULL, gr_now() + 30000), 0);
-    cr_assert_not_null(res, "popen: %s", c->line);
-    return c->out;
-}
-
-static inline void need_curl(void)
-{
-    if (access("/usr/bin/curl", X_OK) != 0)
-        cr_skip_test("curl is not installed (scripts/deps.sh test installs it)");
-}
 
 /* LeakSanitizer checks a test's process as it exits, but Criterion has
  * already counted the test as passed by then: the report is printed and

@@ -9,6 +9,7 @@
  * tests/test_seed_server.sh, the parser by the fuzzer
  * (scripts/fuzz-http.sh). */
 #include "http_common.h"
+#include "shell_common.h"
 
 #include <ctype.h>
 #include <regex.h>

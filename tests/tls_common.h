@@ -5,7 +5,7 @@
 #ifndef GROVE_TEST_TLS_COMMON_H
 #define GROVE_TEST_TLS_COMMON_H
 
-#include "common.h"
+#include "shell_common.h"
 
 #include <grove/tls.h>
 
