@@ -8,7 +8,8 @@
 #
 #   BENCH=experiment  the experiment only (the default)
 #   BENCH=others      the other benchmarks only
-#   BENCH=all         the experiment, then the others
+#   BENCH=all         the experiment, then the others, then TLS (bench/tls:
+#                     grove's HTTPS against nginx's, docs/tls.md)
 #
 # QUICK=1 gives a reduced sweep (and quick HTTP runs); with BENCH_JSON=1
 # the other benchmarks print one JSON object per line instead of text (the
@@ -54,3 +55,7 @@ echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"
 if [ -n "$json" ]; then BUILD=0 bench/http/http-bench.sh --json; else BUILD=0 bench/http/http-bench.sh; fi
 echo "== grove-load against wrk and ab (nginx as the target), 50,000 connections held"
 if [ -n "$json" ]; then BUILD=0 bench/load/load-bench.sh --json; else BUILD=0 bench/load/load-bench.sh; fi
+if [ "$what" = all ]; then
+    echo "== TLS: grove's HTTPS vs nginx (full and resumed handshakes/s, keep-alive req/s, idle memory; openssl speed ceilings)"
+    if [ -n "$json" ]; then BUILD=0 bench/tls/tls-bench.sh --json; else BUILD=0 bench/tls/tls-bench.sh; fi
+fi

@@ -4,13 +4,13 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
-build="cmake gcc make pkg-config libc6-dev libc-ares-dev node-llhttp"
-test="$build libcriterion-dev g++ clang-format gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user curl apache2-utils clang libclang-rt-14-dev python3 gnuplot-nox iproute2 redis-server redis-tools postgresql libpq-dev libhiredis-dev libcurl4-openssl-dev libssl-dev openssl libjemalloc2"
+build="cmake gcc make pkg-config libc6-dev libc-ares-dev libssl-dev node-llhttp"
+test="$build libcriterion-dev g++ clang-format gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user curl apache2-utils clang libclang-rt-14-dev python3 gnuplot-nox iproute2 redis-server redis-tools postgresql libpq-dev libhiredis-dev libcurl4-openssl-dev openssl libjemalloc2"
 # (redis-server ... libjemalloc2: libgrove-patch's tests, tests/patch: real client
 # libraries, their servers, and an allocator that reads files at start-up.)
 # The experiment's peers and tools (bench/experiment): ab, wrk, nginx,
 # gnuplot, and gevent and Paste for Debian's /usr/bin/python3.
-bench="$build libboost-context-dev apache2-utils wrk nginx-light curl iproute2 gnuplot-nox python3 python3-gevent python3-paste"
+bench="$build libboost-context-dev apache2-utils wrk nginx-light curl openssl iproute2 gnuplot-nox python3 python3-gevent python3-paste"
 
 case "${1:-build}" in
     build) want=$build ;;

@@ -24,7 +24,7 @@ readelf -d "$libdir/libgrove.so" | grep -q 'SONAME.*libgrove.so.0' ||
 cc -Wall -Wextra -Werror "$top/examples/hello.c" $(pkg-config --cflags --libs grove) \
     -Wl,-rpath,"$libdir" -o "$prefix/hello-shared"
 cc -Wall -Wextra -Werror "$top/examples/hello.c" $(pkg-config --cflags grove) \
-    "$libdir/libgrove.a" -pthread -lm -lcares -o "$prefix/hello-static"
+    "$libdir/libgrove.a" -pthread -lm -lcares -lssl -lcrypto -o "$prefix/hello-static"
 # The HTTP module's header, <grove/http.h>, installed beside grove.h.
 cc -Wall -Wextra -Werror "$top/examples/http-hello.c" $(pkg-config --cflags --libs grove) \
     -Wl,-rpath,"$libdir" -o "$prefix/http-hello-shared"

@@ -383,8 +383,9 @@ static void stop_server(void)
     }
 }
 
-/* Start seed-server with W workers; returns its port. */
-static int start_seed(int workers)
+/* Start seed-server with W workers (HTTPS with cert and key when not
+ * NULL); returns its port. */
+static int start_seed_tls(int workers, const char *cert, const char *key)
 {
     int fds[2], port = 0;
     char w[8], line[256];
@@ -395,8 +396,13 @@ static int start_seed(int workers)
     cr_assert_geq(server_pid = fork(), 0);
     if (server_pid == 0) {
         dup2(fds[1], 1);
-        execl(SEED_SERVER_BIN, "seed-server", "--mode", "grove", "--concurrency", "5000",
-              "--port", "0", "--workers", w, (char *)NULL);
+        if (cert)
+            execl(SEED_SERVER_BIN, "seed-server", "--mode", "grove", "--concurrency", "5000",
+                  "--port", "0", "--workers", w, "--tls-cert", cert, "--tls-key", key,
+                  (char *)NULL);
+        else
+            execl(SEED_SERVER_BIN, "seed-server", "--mode", "grove", "--concurrency", "5000",
+                  "--port", "0", "--workers", w, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -406,6 +412,11 @@ static int start_seed(int workers)
     port = atoi(strstr(line, "127.0.0.1:") + 10);
     fclose(f);
     return port;
+}
+
+static int start_seed(int workers)
+{
+    return start_seed_tls(workers, NULL, NULL);
 }
 
 static char *url(int port, const char *path)
@@ -893,6 +904,62 @@ Test(faulty, without_r_the_first_socket_error_stops, .timeout = 60, .fini = stop
     free_result(&r);
 }
 
+/* ---------------------------------------------------------------- https */
+
+static char tls_dir[] = "/tmp/test-grove-load-tls.XXXXXX";
+
+static void tls_fini(void)
+{
+    char cmd[128];
+
+    stop_server();
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* https URLs: a full handshake per connection by default (--tls-resume
+ * resumes), keep-alive, and a certificate nobody vouches for refused
+ * without --insecure. */
+Test(seed, https, .timeout = 120, .fini = tls_fini)
+{
+    char cmd[1024], cert[96], key[96], u[64];
+    int port;
+    result r;
+
+    if (access("/usr/bin/openssl", X_OK) != 0)
+        cr_skip_test("openssl is not installed (scripts/deps.sh test installs it)");
+    cr_assert_not_null(mkdtemp(tls_dir));
+    snprintf(cert, sizeof cert, "%s/cert.pem", tls_dir);
+    snprintf(key, sizeof key, "%s/key.pem", tls_dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-keyout %s -out %s -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 "
+             ">/dev/null 2>&1",
+             key, cert);
+    cr_assert_eq(system(cmd), 0);
+    port = start_seed_tls(1, cert, key);
+    snprintf(u, sizeof u, "https://127.0.0.1:%d/", port);
+    r = run_json((const char *[]){"--insecure", "-n", "300", "-c", "10", u, NULL});
+    cr_assert_eq(jnum(r.out, "completed"), 300, "%s", r.out);
+    cr_assert_eq(jnum(r.out, "failed.total"), 0, "%s", r.out);
+    cr_assert_eq(jnum(r.out, "connections_opened"), 300);
+    cr_assert_eq(jnum(r.out, "document_length"), 4568);
+    free_result(&r);
+    r = run_json((const char *[]){"--insecure", "--tls-resume", "-n", "300", "-c", "10", u, NULL});
+    cr_assert_eq(jnum(r.out, "completed"), 300, "%s", r.out);
+    cr_assert_eq(jnum(r.out, "failed.total"), 0, "%s", r.out);
+    free_result(&r);
+    r = run_json((const char *[]){"--insecure", "-k", "-n", "3000", "-c", "10", u, NULL});
+    cr_assert_eq(jnum(r.out, "completed"), 3000, "%s", r.out);
+    cr_assert_eq(jnum(r.out, "failed.total"), 0, "%s", r.out);
+    cr_assert_eq(jnum(r.out, "connections_opened"), 10);
+    free_result(&r);
+    r = run_load((const char *[]){"-q", "-n", "5", u, NULL});
+    cr_assert_neq(r.status, 0, "a self-signed certificate was trusted: %s", r.out);
+    cr_assert_not_null(strstr(r.err, "Key was rejected"), "%s", r.err);
+    free_result(&r);
+}
+
 /* ------------------------------------------------------------ arguments */
 
 static void refused(const char *const *args, const char *says)
@@ -909,7 +976,6 @@ static void refused(const char *const *args, const char *says)
 Test(args, bad_arguments_are_refused_clearly, .timeout = 60)
 {
     refused((const char *[]){NULL}, "no URL");
-    refused((const char *[]){"https://127.0.0.1/", NULL}, "https");
     refused((const char *[]){"ftp://127.0.0.1/", NULL}, "http://");
     refused((const char *[]){"127.0.0.1:80/", NULL}, "http://");
     refused((const char *[]){"http://:80/", NULL}, "no host");

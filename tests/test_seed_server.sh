@@ -43,7 +43,7 @@ start() {
     $pin0 "$bin" --mode "$mode" --port 0 --host 127.0.0.1 "$@" >"$work/out" 2>&1 &
     pid=$!
     for _ in $(seq 1 200); do
-        port=$(sed -n 's/^seed-server: ready: .* listening on 127\.0\.0\.1:\([0-9]*\), .*/\1/p' "$work/out")
+        port=$(sed -n 's/^seed-server: ready: .* listening on 127\.0\.0\.1:\([0-9]*\)[ ,].*/\1/p' "$work/out")
         [ -n "$port" ] && return 0
         kill -0 $pid 2>/dev/null || break
         sleep 0.05
@@ -161,5 +161,38 @@ for mode in grove threaded; do
         ! kill -0 "$k" 2>/dev/null || bad "$mode worker $k outlived the parent"
     done
 done
+
+# HTTPS (--tls-cert, --tls-key) with two workers: the page over TLS,
+# verified by curl; a session saved by openssl s_client is resumed on
+# whichever worker takes each connection (they share the ticket key).
+if command -v openssl >/dev/null; then
+    echo "== grove https --workers 2"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$work/key.pem" -out "$work/cert.pem" -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1 ||
+        bad "openssl req failed"
+    start grove --concurrency 100 --workers 2 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
+    grep -q "(https)" "$work/out" || bad "https: not announced: $(cat "$work/out")"
+    got=$(curl -sS --max-time 10 --cacert "$work/cert.pem" -o "$work/body" -w '%{http_code}' \
+        "https://localhost:$port/")
+    [ "$got" = 200 ] && cmp -s "$work/body" "$page" || bad "https: GET gave '$got'"
+    # An HTTP/1.0 request: the server answers and closes, so s_client
+    # reads to the end, the session ticket included.
+    req='GET / HTTP/1.0\r\n\r\n'
+    printf "$req" | timeout 10 openssl s_client -connect "127.0.0.1:$port" -ign_eof \
+        -sess_out "$work/sess" >"$work/s0" 2>&1
+    reused=0
+    for _ in 1 2 3 4 5 6; do
+        printf "$req" | timeout 10 openssl s_client -connect "127.0.0.1:$port" -ign_eof \
+            -sess_in "$work/sess" 2>&1 | grep -q "^Reused, TLSv1" && reused=$((reused + 1))
+    done
+    [ $reused -eq 6 ] || bad "https: $reused of 6 sessions resumed"
+    echo "  curl verified the page; $reused of 6 s_client sessions resumed"
+    stop
+    # Errors name the file.
+    "$bin" --mode grove --concurrency 1 --port 0 --tls-cert "$work/cert.pem" \
+        --tls-key "$work/nope.pem" >"$work/err" 2>&1 && bad "a missing key was accepted"
+    grep -q "nope.pem: No such file" "$work/err" || bad "https: $(cat "$work/err")"
+fi
 
 exit $fail

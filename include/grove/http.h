@@ -113,6 +113,12 @@ typedef struct gr_http_opts {
     int64_t write_timeout_ms; /* each response call's writes: 30 s */
     FILE *access_log;         /* common log format; NULL: off (the default) */
     size_t stack_size;        /* of connection threads; 0: the default */
+    /* HTTPS: a server context of <grove/tls.h> (GR_TLS_SERVER, with a
+     * certificate); the server holds a reference until it is freed. The
+     * handshake must end within header_timeout_ms. NULL: plain HTTP. The
+     * green-thread server only (the threaded one refuses it: EINVAL); a
+     * stack_size under 32 KiB is refused with it (EINVAL). */
+    struct gr_tls_ctx *tls;
 } gr_http_opts;
 
 typedef struct gr_http_server gr_http_server;
@@ -180,6 +186,18 @@ typedef struct gr_http_client gr_http_client;
  * character, '/', '?', '#' or '@'; port outside 1..65535). */
 GR_API gr_http_client *gr_http_client_new(const char *host, int port);
 GR_API void gr_http_client_free(gr_http_client *c);
+
+/* HTTPS: speak TLS to the server, with ctx (a GR_TLS_CLIENT context of
+ * <grove/tls.h>; the client holds a reference until it is freed), or,
+ * when ctx is NULL, with a context of the client's own with the defaults:
+ * the system CAs, the host name checked. The host of gr_http_client_new
+ * is the name sent (SNI) and checked; Host omits port 443. Sessions are
+ * resumed across reconnections (the context caches them). Call it before
+ * the first request. TLS failures come out of gr_http_client_request as
+ * in <grove/tls.h>: EKEYREJECTED (verification), EPROTO, ECONNRESET.
+ * Returns 0, or -1 with EINVAL (a server context, or the client has
+ * connected already) or ENOMEM. */
+GR_API int gr_http_client_set_tls(gr_http_client *c, struct gr_tls_ctx *ctx);
 
 /* Send a request (method, target such as "/path?q", optional headers and
  * body) and read the whole response into *res. Host (the caller's

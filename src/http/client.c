@@ -18,6 +18,7 @@
  * response, no faulty framing). On any error the connection is closed,
  * since how much of the exchange went through is unknown. */
 #include "http.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -33,6 +34,9 @@ struct gr_http_client {
     int port;
     int fd;   /* -1 when not connected */
     int busy; /* a request is in flight (from another green thread) */
+    int used; /* it has connected once */
+    gr_tls_ctx *tls_ctx; /* HTTPS */
+    gr_tls *tls;         /* over fd, when connected with HTTPS */
 
     char *out; /* the request head */
     size_t out_cap;
@@ -56,7 +60,11 @@ static int read_response(gr_http_client *c, gr_http_response *res, int64_t deadl
         char *at = gr__http_reader_room(r, &room);
         ssize_t n;
 
-        if (!at || (n = gr_read(c->fd, at, room, deadline)) < 0)
+        if (!at)
+            return -1;
+        n = c->tls ? gr__tls_read_framed(c->tls, at, room, deadline)
+                   : gr_read(c->fd, at, room, deadline);
+        if (n < 0)
             return -1;
         if (n == 0) {
             if (gr__http_reader_eof(r) != 0)
@@ -157,13 +165,15 @@ static ssize_t build_head(gr_http_client *c, const char *method, const char *tar
 }
 
 /* Write every byte of iov (a copy: partial writes advance it). */
-static int send_all(int fd, const struct iovec *req, int n, int64_t deadline)
+static int send_all(gr_http_client *c, const struct iovec *req, int n, int64_t deadline)
 {
     struct iovec iov[2] = {req[0], n > 1 ? req[1] : (struct iovec){NULL, 0}};
     struct iovec *v = iov;
 
+    if (c->tls)
+        return gr__tls_writev(c->tls, req, n, deadline);
     while (n > 0) {
-        ssize_t w = gr_writev(fd, v, n, deadline);
+        ssize_t w = gr_writev(c->fd, v, n, deadline);
 
         if (w < 0)
             return -1;
@@ -176,6 +186,11 @@ static int send_all(int fd, const struct iovec *req, int n, int64_t deadline)
 
 static void disconnect(gr_http_client *c)
 {
+    if (c->tls) {
+        gr_tls_shutdown(c->tls, 0); /* close_notify, if the socket takes it now */
+        gr_tls_free(c->tls);
+        c->tls = NULL;
+    }
     if (c->fd >= 0)
         gr_close(c->fd);
     c->fd = -1;
@@ -213,12 +228,30 @@ static int early_response(gr_http_client *c, gr_http_response *res, int64_t dead
  * before we come back) or bytes nobody asked for mean it cannot. Checking
  * costs one system call and spares most requests a send into a closed
  * connection, and the resend that follows. */
-static int idle_usable(int fd)
+static int idle_usable(gr_http_client *c)
 {
     char b;
 
-    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+    /* Over TLS, records the server sent after its response (TLS 1.3
+     * session tickets) are no cause to drop it: only bytes of data or an
+     * end are, so ask TLS, without waiting. */
+    if (c->tls)
+        return gr_tls_read(c->tls, &b, 1, 0) < 0 && errno == ETIMEDOUT;
+    return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
            (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Connect, and over HTTPS shake hands. */
+static int connect_server(gr_http_client *c, int64_t deadline)
+{
+    if ((c->fd = gr_tcp_connect(c->host, c->port, deadline)) < 0)
+        return -1;
+    c->used = 1;
+    if (!c->tls_ctx)
+        return 0;
+    if (!(c->tls = gr_tls_new(c->tls_ctx, c->fd, c->host)))
+        return -1;
+    return gr_tls_handshake(c->tls, deadline);
 }
 
 /* One attempt: connect if needed, send, read. */
@@ -226,9 +259,9 @@ static int attempt(gr_http_client *c, const struct iovec *iov, int n, gr_http_re
                    int64_t deadline)
 {
     c->got_bytes = 0;
-    if (c->fd < 0 && (c->fd = gr_tcp_connect(c->host, c->port, deadline)) < 0)
+    if (c->fd < 0 && connect_server(c, deadline) != 0)
         return -1;
-    if (send_all(c->fd, iov, n, deadline) != 0)
+    if (send_all(c, iov, n, deadline) != 0)
         return early_response(c, res, deadline);
     return read_response(c, res, deadline);
 }
@@ -241,7 +274,7 @@ static int exchange(gr_http_client *c, const struct iovec *iov, int n, gr_http_r
 {
     int reused;
 
-    if (c->fd >= 0 && !idle_usable(c->fd))
+    if (c->fd >= 0 && !idle_usable(c))
         disconnect(c);
     reused = c->fd >= 0;
 
@@ -307,7 +340,7 @@ const char *gr_http_response_header(const gr_http_response *res, const char *nam
 /* host as gr_tcp_connect takes it ("[::1]" loses its brackets) and as the
  * Host header carries it (an IPv6 literal in brackets, the port unless it
  * is 80). */
-static int set_host(gr_http_client *c, const char *host, int port)
+static int set_host(gr_http_client *c, const char *host, int port, int default_port)
 {
     size_t n = strlen(host);
     int bracketed = n > 2 && host[0] == '[' && host[n - 1] == ']';
@@ -322,7 +355,7 @@ static int set_host(gr_http_client *c, const char *host, int port)
         errno = ENOMEM;
         return -1;
     }
-    if (port != 80)
+    if (port != default_port)
         snprintf(portbuf, sizeof portbuf, ":%d", port);
     snprintf(c->host_field, n + 3 + sizeof portbuf, "%s%s%s%s", v6 ? "[" : "", c->host,
              v6 ? "]" : "", portbuf);
@@ -354,7 +387,7 @@ gr_http_client *gr_http_client_new(const char *host, int port)
     }
     c->fd = -1;
     c->port = port;
-    if (set_host(c, host, port) != 0 || alloc_buffers(c) != 0) {
+    if (set_host(c, host, port, 80) != 0 || alloc_buffers(c) != 0) {
         gr_http_client_free(c);
         errno = ENOMEM;
         return NULL;
@@ -367,9 +400,41 @@ void gr_http_client_free(gr_http_client *c)
     if (!c)
         return;
     disconnect(c);
+    gr_tls_ctx_free(c->tls_ctx);
     free(c->host);
     free(c->host_field);
     free(c->out);
     gr__http_reader_fini(&c->rd);
     free(c);
+}
+
+int gr_http_client_set_tls(gr_http_client *c, gr_tls_ctx *ctx)
+{
+    char *host, *field;
+
+    if (!c || c->used || c->tls_ctx || (ctx && ctx->role != GR_TLS_CLIENT)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (ctx)
+        gr__ssl_ctx_ref(ctx);
+    else if (!(ctx = gr_tls_ctx_new(GR_TLS_CLIENT)))
+        return -1;
+    /* Host: host[:port], without the port when it is HTTPS's. */
+    host = c->host;
+    field = c->host_field;
+    c->host = c->host_field = NULL;
+    if (set_host(c, host, c->port, 443) != 0) {
+        free(c->host);
+        free(c->host_field);
+        c->host = host;
+        c->host_field = field;
+        gr_tls_ctx_free(ctx);
+        errno = ENOMEM;
+        return -1;
+    }
+    free(host);
+    free(field);
+    c->tls_ctx = ctx;
+    return 0;
 }

@@ -29,6 +29,9 @@
  * most this long, before closing (see gr__http_conn_linger). */
 #define GR__HTTP_LINGER_MS 2000
 #define GR__HTTP_LINGER_BYTES (256 * 1024)
+/* The smallest connection stack an HTTPS server takes: OpenSSL's
+ * handshake runs on it, and small writes are gathered there (8 KiB). */
+#define GR__HTTP_TLS_STACK_MIN ((size_t)32 * 1024)
 /* The response head is built here: status line and headers. */
 #define GR__HTTP_OUT_BYTES 4096
 
@@ -53,7 +56,8 @@ typedef struct gr__http_cfg {
     uint64_t max_body;
     int64_t header_timeout, idle_timeout, body_timeout, write_timeout;
     FILE *access_log;
-    atomic_int stopping; /* finish the request in hand, then close */
+    struct gr_tls_ctx *tls; /* HTTPS (the server holds a reference) */
+    atomic_int stopping;    /* finish the request in hand, then close */
 } gr__http_cfg;
 
 /* A header's place in the connection buffer while it is parsed. */
@@ -181,6 +185,7 @@ enum gr__http_resp { RESP_NONE, RESP_LENGTH, RESP_CHUNKED, RESP_UNTIL_CLOSE, RES
 
 struct gr__http_conn {
     int fd;
+    struct gr_tls *tls; /* HTTPS: the stream over fd */
     const gr_addr *peer;
     const gr__http_io *io;
     gr__http_cfg *cfg;

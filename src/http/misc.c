@@ -108,6 +108,7 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
     cfg->body_timeout = or_default(o.body_timeout_ms, GR__HTTP_BODY_TIMEOUT);
     cfg->write_timeout = or_default(o.write_timeout_ms, GR__HTTP_WRITE_TIMEOUT);
     cfg->access_log = o.access_log;
+    cfg->tls = o.tls;
     atomic_init(&cfg->stopping, 0);
     return 0;
 }

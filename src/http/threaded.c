@@ -250,7 +250,8 @@ gr_http_threaded *gr_http_threaded_new(int fd, gr_http_handler handler, void *ar
 
     if (fd < 0)
         return NULL; /* errno is the failed listen's */
-    if (nthreads == 0) {
+    /* TLS needs the hub's waits: the green-thread server serves HTTPS. */
+    if (nthreads == 0 || (opts && opts->tls)) {
         err = EINVAL;
         goto fail;
     }

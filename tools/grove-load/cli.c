@@ -36,7 +36,7 @@ static void bad(const char *fmt, ...)
 
 void gl_usage(FILE *f)
 {
-    fputs("Usage: grove-load [options] http://host[:port][/path]\n"
+    fputs("Usage: grove-load [options] http[s]://host[:port][/path]\n"
           "An HTTP/1.1 load generator: ab's options, several processes, shared statistics.\n"
           "\n"
           "ab's options:\n"
@@ -67,6 +67,9 @@ void gl_usage(FILE *f)
           "  --close rst|fin|now  how a connection that is not kept ends (default rst:\n"
           "                  wait for the server's close, then reset; see the docs)\n"
           "  --spin US       poll this long before a worker sleeps (default 3; 0 never)\n"
+          "  --insecure      https: do not verify the server's certificate (self-signed)\n"
+          "  --tls-resume    https: resume TLS sessions on new connections (default: a\n"
+          "                  full handshake each, as ab)\n"
           "  --doctor        check the system's limits for many connections\n"
           "  -h, --help      this text               -V, --version\n",
           f);
@@ -126,7 +129,17 @@ static double parse_duration(const char *opt, const char *s)
 
 /* ------------------------------------------------------------- options */
 
-enum { OPT_RATE = 1000, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_DOCTOR, OPT_CLOSE, OPT_SPIN };
+enum {
+    OPT_RATE = 1000,
+    OPT_JSON,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
+    OPT_DOCTOR,
+    OPT_CLOSE,
+    OPT_SPIN,
+    OPT_INSECURE,
+    OPT_TLS_RESUME
+};
 
 static const struct option long_opts[] = {
     {"rate", required_argument, NULL, OPT_RATE},
@@ -136,6 +149,8 @@ static const struct option long_opts[] = {
     {"doctor", no_argument, NULL, OPT_DOCTOR},
     {"close", required_argument, NULL, OPT_CLOSE},
     {"spin", required_argument, NULL, OPT_SPIN},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"tls-resume", no_argument, NULL, OPT_TLS_RESUME},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -192,6 +207,8 @@ static void take_option(gl_opts *o, int ch, const char *arg, int *head)
     case OPT_DOCTOR: o->doctor = 1; break;
     case OPT_CLOSE: o->close_mode = parse_close_mode(arg); break;
     case OPT_SPIN: o->spin_us = (int)parse_count("--spin", arg, 0, GR_IDLE_SPIN_MAX_US); break;
+    case OPT_INSECURE: o->insecure = 1; break;
+    case OPT_TLS_RESUME: o->tls_resume = 1; break;
     case 'h': gl_usage(stdout); exit(0);
     case 'V': printf("grove-load %s (grove %d.%d.%d)\n", GL_VERSION, GROVE_VERSION_MAJOR,
                      GROVE_VERSION_MINOR, GROVE_VERSION_PATCH); exit(0);
@@ -288,7 +305,7 @@ static void parse_authority(gl_target *t, const char *a, size_t n)
         bad("bad URL: no host");
     memcpy(t->host, host, hn);
     t->host[hn] = '\0';
-    t->port = 80;
+    t->port = t->tls ? 443 : 80;
     if (colon) {
         char port[8];
         size_t pn = (size_t)(a + n - colon - 1);
@@ -307,12 +324,10 @@ static void parse_url(const gl_opts *o, gl_target *t)
     const char *u = o->url, *a, *p;
     size_t an, pn;
 
-    if (!strncasecmp(u, "https://", 8))
-        bad("https is not supported: grove-load speaks plain HTTP (http://...); "
-            "put a TLS terminator in front of the server, or test it over http");
-    if (strncasecmp(u, "http://", 7))
-        bad("'%s' is not an http:// URL", u);
-    a = u + 7;
+    t->tls = !strncasecmp(u, "https://", 8);
+    if (!t->tls && strncasecmp(u, "http://", 7))
+        bad("'%s' is not an http:// or https:// URL", u);
+    a = u + (t->tls ? 8 : 7);
     an = strcspn(a, "/?#");
     parse_authority(t, a, an);
     p = a + an;

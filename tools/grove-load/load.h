@@ -113,6 +113,8 @@ typedef struct gl_opts {
     const char *sources;   /* -b */
     const char *url;
     int doctor;
+    int insecure;          /* --insecure: https without verifying the server */
+    int tls_resume;        /* --tls-resume: resume TLS sessions on new connections */
 } gl_opts;
 
 /* The parsed target and everything a worker needs, built once by the
@@ -128,6 +130,7 @@ typedef struct gl_target {
     char *request;        /* the whole request: head and body */
     size_t request_len;
     int head_only;        /* HEAD: responses have no body */
+    int tls;              /* an https:// URL */
 } gl_target;
 
 /* The run as a worker sees it. */

@@ -17,8 +17,11 @@
 #include "load.h"
 #include "resp.h"
 
+#include <grove/tls.h>
+
 
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +60,13 @@ typedef struct worker {
     double interval_ns;
     uint64_t taken;
     int have_first;     /* a response was recorded: doc_len and server set */
+    gr_tls_ctx *tls;    /* https: this process's client context */
 } worker;
 
 typedef struct conn {
     worker *w;
     int fd;             /* -1: not connected */
+    gr_tls *tls;        /* https: the stream over fd */
     int established;    /* a send succeeded on it */
     int drained;        /* its last read took everything there was */
     size_t index;       /* among all connections, for -b */
@@ -90,11 +95,18 @@ static inline void bump(uint64_t *p, uint64_t d)
 
 /* ------------------------------------------------------------ closing */
 
+static void drop_tls(conn *c)
+{
+    gr_tls_free(c->tls);
+    c->tls = NULL;
+}
+
 /* Reset: the socket goes at once, no TIME_WAIT on either side. */
 static void close_reset(conn *c)
 {
     struct linger l = {1, 0};
 
+    drop_tls(c);
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     gr_close(c->fd);
     c->fd = -1;
@@ -102,8 +114,19 @@ static void close_reset(conn *c)
 
 static void close_plain(conn *c)
 {
+    if (c->tls)
+        gr_tls_shutdown(c->tls, 0); /* close_notify, if the socket takes it now */
+    drop_tls(c);
     gr_close(c->fd);
     c->fd = -1;
+}
+
+/* Read into the worker's buffer, over TLS when it is https. */
+static ssize_t read_into(conn *c, int64_t deadline)
+{
+    if (c->tls)
+        return gr_tls_read(c->tls, c->w->rbuf, RBUF_SIZE, deadline);
+    return gr_read(c->fd, c->w->rbuf, RBUF_SIZE, deadline);
 }
 
 /* A response is complete and the connection is not kept. If the server is
@@ -124,7 +147,7 @@ static void finish_conn(conn *c, int saw_eof, int extra_bytes)
         return;
     }
     while (!saw_eof) {
-        ssize_t n = gr_read(c->fd, c->w->rbuf, RBUF_SIZE, until);
+        ssize_t n = read_into(c, until);
 
         if (n <= 0) {
             if (n < 0) { /* no FIN in time, or an error: no orderly close */
@@ -173,11 +196,33 @@ static int open_conn(conn *c)
     }
     if (c->w->o->keepalive)
         gr_tcp_nodelay(fd, 1);
+    /* https: the handshake runs with the first send. */
+    if (c->w->tls && !(c->tls = gr_tls_new(c->w->tls, fd, c->w->o->insecure ? NULL : t->host))) {
+        int err = errno;
+
+        close(fd);
+        errno = err;
+        return -1;
+    }
     c->fd = fd;
     c->established = 0;
     c->drained = 1; /* nothing was ever read: nothing unseen */
     bump(&c->w->slot->connects, 1);
     return 0;
+}
+
+/* The first TLS failure of the worker, in OpenSSL's words (errno alone
+ * says little: "Key was rejected by service" for a certificate). */
+static void tls_complaint(conn *c)
+{
+    static int said;
+    const char *why = gr_tls_error(c->tls);
+
+    if (!said && *why && errno != ETIMEDOUT && errno != ECANCELED) {
+        said = 1;
+        fprintf(stderr, "grove-load: TLS: %s%s\n", why,
+                errno == EKEYREJECTED ? " (--insecure accepts it)" : "");
+    }
 }
 
 /* Send the whole request. One send() nearly always does it; if not (a
@@ -187,8 +232,20 @@ static int open_conn(conn *c)
 static int send_request(conn *c, int64_t deadline)
 {
     const gl_target *t = c->w->t;
-    ssize_t n = send(c->fd, t->request, t->request_len, MSG_NOSIGNAL);
-    size_t done = n > 0 ? (size_t)n : 0;
+    ssize_t n;
+    size_t done;
+
+    if (c->tls) {
+        c->drained = 0;
+        if (gr_tls_write(c->tls, t->request, t->request_len, &done, deadline) != 0) {
+            tls_complaint(c);
+            return -1;
+        }
+        c->established = 1;
+        return 0;
+    }
+    n = send(c->fd, t->request, t->request_len, MSG_NOSIGNAL);
+    done = n > 0 ? (size_t)n : 0;
 
     if (n < 0 && errno != EAGAIN && errno != EINTR)
         return -1;
@@ -215,6 +272,8 @@ static ssize_t read_some(conn *c, int64_t deadline)
 {
     ssize_t n;
 
+    if (c->tls) /* bytes OpenSSL holds are not the socket's to see */
+        return gr_tls_read(c->tls, c->w->rbuf, RBUF_SIZE, deadline);
     if (c->drained && !gr_fd_take_edges(c->fd, GR_READ) &&
         gr_wait_fd(c->fd, GR_READ | GR_EDGE, deadline) < 0)
         return -1;
@@ -552,6 +611,20 @@ static void set_rate(worker *w)
     gr_sem_init(&w->tokens, 0);
 }
 
+/* https: the system's CAs and the URL's host checked, unless --insecure;
+ * a full handshake per connection unless --tls-resume. */
+static int tls_setup(worker *w)
+{
+    if (!(w->tls = gr_tls_ctx_new(GR_TLS_CLIENT)) ||
+        (w->o->insecure && gr_tls_ctx_set_verify(w->tls, GR_TLS_VERIFY_NONE) != 0) ||
+        gr_tls_ctx_set_session_cache(w->tls, w->o->tls_resume) != 0) {
+        w->slot->setup_errno = errno;
+        gr_tls_ctx_free(w->tls);
+        return -1;
+    }
+    return 0;
+}
+
 int gl_worker_main(const gl_run *r, int index, size_t n, size_t first_conn)
 {
     worker w = {.r = r, .o = r->o, .t = r->t, .slot = &r->shm->slots[index], .index = index};
@@ -566,8 +639,11 @@ int gl_worker_main(const gl_run *r, int index, size_t n, size_t first_conn)
     }
     for (size_t i = 0; i < n; i++)
         a.conns[i] = (conn){.w = &w, .fd = -1, .index = first_conn + i};
+    if (r->t->tls && tls_setup(&w) != 0)
+        return 1;
     set_rate(&w);
     if (gr_main(worker_root, &a, NULL) != 0 && !w.slot->setup_errno)
         w.slot->setup_errno = errno;
+    gr_tls_ctx_free(w.tls);
     return w.slot->setup_errno ? 1 : 0;
 }

@@ -6,6 +6,12 @@
  *
  *   seed-server --mode grove|threaded --concurrency N --port P
  *               [--host H] [--workers W] [--backlog B]
+ *               [--tls-cert FILE --tls-key FILE [--tls-ticket-key FILE]]
+ *
+ * --tls-cert and --tls-key serve HTTPS (grove mode), ALPN http/1.1; the
+ * context is made before the workers fork, so they share its ticket key
+ * and resume each other's sessions. --tls-ticket-key FILE (80-byte keys,
+ * `openssl rand 80`, the first sealing) keeps sessions across restarts.
  *
  * --workers W forks W processes listening on the same port (SO_REUSEPORT),
  * to use every core, and more descriptors than one process may hold. It
@@ -13,6 +19,7 @@
  * taking its workers with it. */
 #define _GNU_SOURCE
 #include <grove/http.h>
+#include <grove/tls.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +41,8 @@ typedef struct options {
     int port;
     int workers;
     int backlog;
+    const char *tls_cert, *tls_key, *tls_ticket_key;
+    gr_tls_ctx *tls; /* made from them */
 } options;
 
 static int seed(gr_http_request *req, void *arg)
@@ -49,7 +58,8 @@ static void usage(const char *why)
     fprintf(stderr,
             "seed-server: %s\n"
             "usage: seed-server --mode grove|threaded --concurrency N --port P\n"
-            "                   [--host H] [--workers W] [--backlog B]\n",
+            "                   [--host H] [--workers W] [--backlog B]\n"
+            "                   [--tls-cert FILE --tls-key FILE [--tls-ticket-key FILE]]\n",
             why);
     exit(2);
 }
@@ -98,13 +108,53 @@ static options parse(int argc, char **argv)
             o.workers = (int)number(v, "--workers", 1, 256);
         } else if (!strcmp(a, "--backlog")) {
             o.backlog = (int)number(v, "--backlog", 1, 1 << 20);
+        } else if (!strcmp(a, "--tls-cert")) {
+            o.tls_cert = v;
+        } else if (!strcmp(a, "--tls-key")) {
+            o.tls_key = v;
+        } else if (!strcmp(a, "--tls-ticket-key")) {
+            o.tls_ticket_key = v;
         } else {
             usage("unknown option");
         }
     }
     if (!mode || !o.concurrency || o.port < 0)
         usage("--mode, --concurrency and --port are required");
+    if (!o.tls_cert != !o.tls_key || (o.tls_ticket_key && !o.tls_cert))
+        usage("--tls-cert and --tls-key go together (and --tls-ticket-key with them)");
+    if (o.tls_cert && o.threaded)
+        usage("HTTPS is served in grove mode only");
     return o;
+}
+
+/* The HTTPS context, or exit with the reason (the file and OpenSSL's). */
+static gr_tls_ctx *tls_context(const options *o)
+{
+    static const char *alpn[] = {"http/1.1"};
+    gr_tls_ctx *ctx = gr_tls_ctx_new(GR_TLS_SERVER);
+    unsigned char keys[16 * GR_TLS_TICKET_KEY_SIZE];
+    FILE *f;
+    size_t n;
+
+    if (!ctx || gr_tls_ctx_add_cert_file(ctx, o->tls_cert, o->tls_key) != 0 ||
+        gr_tls_ctx_set_alpn(ctx, alpn, 1) != 0) {
+        fprintf(stderr, "seed-server: TLS: %s\n", ctx ? gr_tls_ctx_error(ctx) : strerror(errno));
+        exit(1);
+    }
+    if (o->tls_ticket_key) {
+        if (!(f = fopen(o->tls_ticket_key, "rb"))) {
+            fprintf(stderr, "seed-server: %s: %s\n", o->tls_ticket_key, strerror(errno));
+            exit(1);
+        }
+        n = fread(keys, 1, sizeof keys, f);
+        fclose(f);
+        if (gr_tls_ctx_set_ticket_keys(ctx, keys, n) != 0) {
+            fprintf(stderr, "seed-server: %s: %zu bytes, not 80 per key (1 to 16 keys)\n",
+                    o->tls_ticket_key, n);
+            exit(1);
+        }
+    }
+    return ctx;
 }
 
 static int listen_on(const options *o, int port)
@@ -154,7 +204,7 @@ static void *serve_grove(void *arg)
 
 static int run_grove(const options *o, int fd, int sigfd)
 {
-    gr_http_opts ho = {.max_connections = o->concurrency};
+    gr_http_opts ho = {.max_connections = o->concurrency, .tls = o->tls};
     grove_run r = {NULL, sigfd};
 
     if (!(r.srv = gr_http_server_new(fd, seed, NULL, &ho))) {
@@ -227,10 +277,10 @@ static int serve(const options *o, int fd)
 
 static void announce(const options *o, int port)
 {
-    printf("seed-server: ready: mode %s, concurrency %zu, workers %d, listening on %s:%d, "
+    printf("seed-server: ready: mode %s, concurrency %zu, workers %d, listening on %s:%d%s, "
            "pid %d\n",
            o->threaded ? "threaded" : "grove", o->concurrency, o->workers, o->host, port,
-           (int)getpid());
+           o->tls ? " (https)" : "", (int)getpid());
     fflush(stdout);
 }
 
@@ -277,11 +327,18 @@ static int supervise(const options *o, int fd, int port)
 int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
-    int fd = listen_on(&o, o.port);
-    int port = gr_local_port(fd);
+    int fd, port, rc;
 
-    if (o.workers > 1)
-        return supervise(&o, fd, port);
-    announce(&o, port);
-    return serve(&o, fd);
+    if (o.tls_cert)
+        o.tls = tls_context(&o);
+    fd = listen_on(&o, o.port);
+    port = gr_local_port(fd);
+    if (o.workers > 1) {
+        rc = supervise(&o, fd, port);
+    } else {
+        announce(&o, port);
+        rc = serve(&o, fd);
+    }
+    gr_tls_ctx_free(o.tls);
+    return rc;
 }
