@@ -636,6 +636,8 @@ typedef struct gr_server_stats {
     size_t active;     /* handlers running */
     uint64_t accepted; /* connections accepted (datagrams, for a datagram server) */
     uint64_t fd_limit; /* accepts that failed with EMFILE or ENFILE */
+    size_t parked;     /* of the active ones, idle connections held without a
+                          green thread (the HTTP server's keep-alive ones) */
 } gr_server_stats;
 
 GR_API int gr_server_stats_get(const gr_server *s, gr_server_stats *st);

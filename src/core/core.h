@@ -217,6 +217,30 @@ void gr__xwake(gr__xwaiter *w, void *data, int status);
  * the lock is not held and w is in no queue. */
 int gr__xwait(gr__xq *q, int *lock, gr__xwaiter *w, int64_t deadline, const char *what);
 
+/* ------------------------------------------------------------ fd watches
+ * Waiting for readability without a green thread: a server's idle
+ * keep-alive connection need not hold a thread and its stack while it waits
+ * for its next request (src/net/server.c parks it so). The hub calls
+ * w->fn(w, ready) once, in hub context, at fd's next readable edge (bytes,
+ * the peer's shutdown, an error or hang-up; ready holds GR_READ and
+ * whatever else the edge reported), and forgets the watch just before:
+ * fn may watch again, spawn a green thread, close fd; it must not block.
+ * The record is the caller's (embedded in its connection record) and must
+ * stay valid while watched. One watch per fd. */
+typedef struct gr__watch {
+    void (*fn)(struct gr__watch *w, int ready);
+} gr__watch;
+
+/* Watch fd. When an edge has been seen since the caller's last read ended
+ * with EAGAIN (or fd was never waited on), the kernel is asked first: fd
+ * readable now returns 1 and installs nothing (read it). Otherwise 0: w is
+ * installed. -1 with errno: EBADF, EINVAL (fd beyond the hub's table),
+ * EBUSY (fd already watched), ENOMEM, or what registering fd with epoll
+ * reports (ENOSPC). A watch counts as a wait: the hub polls for it and
+ * reports no deadlock while one is installed. gr_close(fd) and
+ * gr_fd_forget(fd) drop it without calling fn. */
+int gr__fd_watch(int fd, gr__watch *w);
+
 /* ------------------------------------------------------------- the hub */
 
 /* Run fn(arg) when h is destroyed (after its green threads are gone, before

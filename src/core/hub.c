@@ -129,7 +129,7 @@ static void report_deadlock(gr_hub *h)
 static int nothing_can_happen(gr_hub *h)
 {
     /* Left-over lazy timers do not count: they wake nobody. */
-    return h->timed_waiters == 0 && h->later == 0 && h->nfd_waiters == 0 &&
+    return h->timed_waiters == 0 && h->later == 0 && h->nfd_waiters == 0 && h->nfd_watches == 0 &&
            atomic_load(&h->refs) == 0 && atomic_load(&h->wake_sources) == 0 &&
            !atomic_load(&h->posted) && !atomic_load(&h->notified);
 }
@@ -227,7 +227,7 @@ static void hub_pass(gr_hub *h)
         if (!h->spin_ns || !spin_for_work(h))
             poll_blocking(h, idle_timeout_ns(h));
         look_around(h);
-    } else if (h->nfd_waiters) {
+    } else if (h->nfd_waiters || h->nfd_watches) {
         gr__backend_poll(&h->backend, 0, on_event, h);
     }
     /* Keep a quarter of the live population's worth of stacks warm. */

@@ -100,6 +100,7 @@ typedef struct gr__post {
  * may point into them. */
 typedef struct gr__fdrec {
     gr__wq readers, writers;
+    gr__watch *watch; /* called at the next readable edge, then dropped */
     uint32_t gen; /* the hub's fd_gen when last used; older: stale (forked) */
     uint8_t registered;
     uint8_t ready; /* GR_READ/GR_WRITE edges seen since the last EAGAIN */
@@ -137,6 +138,7 @@ struct gr_hub {
     gr__backend backend;
     gr__fdrec *fds[GR__FD_CHUNKS];
     size_t nfd_waiters;
+    size_t nfd_watches; /* fds with a gr__fd_watch: they too wait for edges */
     size_t nqwait; /* threads in queue waits (a forked child looks for them) */
     uint32_t fd_gen; /* bumped by a fork: every fd record is stale at once */
 

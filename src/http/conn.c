@@ -24,8 +24,8 @@ int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__
     char *block;
 
     memset(c, 0, sizeof *c);
-    /* One allocation for the connection's whole life: requests on a
-     * kept-alive connection allocate nothing. */
+    /* One allocation, held while requests come (a busy kept-alive
+     * connection allocates nothing more) and given back when it is parked. */
     if (!(block = gr__malloc(spans + headers + GR__HTTP_OUT_BYTES + in))) {
         errno = ENOMEM;
         return -1;
@@ -461,7 +461,8 @@ static void log_access(gr__http_conn *c)
 
 /* Wait for and parse the next request's head. Returns 0 with the head
  * complete, 1 when the connection is done (closed, idle too long,
- * stopping), or the status of an error to answer before closing. */
+ * stopping), 2 when it may be parked (nothing came, c->may_park), or the
+ * status of an error to answer before closing. */
 static int read_head(gr__http_conn *c)
 {
     for (;;) {
@@ -477,9 +478,18 @@ static int read_head(gr__http_conn *c)
             return 431;
         if (c->end == 0 && atomic_load(&c->cfg->stopping))
             return 1;
-        deadline = c->end == 0 ? c->io->now() + c->cfg->idle_timeout
-                               : c->request_start + c->cfg->header_timeout;
+        /* Nothing of a next request yet, on a connection that may be
+         * parked: try once, and give the thread and the buffers up if
+         * nothing came (the server watches the fd meanwhile). */
+        if (c->end == 0 && c->may_park)
+            deadline = 0;
+        else if (c->end == 0)
+            deadline = c->io->now() + c->cfg->idle_timeout;
+        else
+            deadline = c->request_start + c->cfg->header_timeout;
         n = c->io->read(c, c->buf + c->end, c->cap - c->end, deadline);
+        if (n < 0 && errno == ETIMEDOUT && deadline == 0)
+            return 2;
         if (n <= 0) /* closed, reset, idle, or a head that came too slowly */
             return n < 0 && errno == ETIMEDOUT && c->end > 0 ? 408 : 1;
         if (c->end == 0)
@@ -572,7 +582,7 @@ static void answer_error(gr__http_conn *c, int status)
     log_access(c);
 }
 
-void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle))
+int gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle))
 {
     for (;;) {
         int status;
@@ -583,17 +593,19 @@ void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int
         if (idle_hook)
             idle_hook(c, 0);
         if (status == 1)
-            return;
+            return 0;
+        if (status == 2)
+            return 1;
         if (status != 0) {
             answer_error(c, status);
-            return;
+            return 0;
         }
         start_request(c);
         dispatch(c);
         skip_body(c);
         log_access(c);
         if (!c->keep_alive)
-            return;
+            return 0;
         next_request(c);
     }
 }

@@ -211,20 +211,24 @@ struct gr__http_conn {
     char *target_copy; /* the target of a request with a query string */
     size_t target_cap;
     void *owner; /* the server's, for its idle hook */
-    void *hook_node;
+    /* Between requests, with no byte of the next one read, give the
+     * connection up (gr__http_conn_run returns 1) rather than wait. */
+    int may_park;
 };
 
-/* Set c up around an accepted connection; buffers are allocated here, once
- * per connection. Returns 0 or -1/ENOMEM. */
+/* Set c up around an accepted connection; buffers are allocated here, for
+ * the connection's life or until it is parked. Returns 0 or -1/ENOMEM. */
 int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
                        gr__http_cfg *cfg);
 void gr__http_conn_fini(gr__http_conn *c);
 
-/* Serve requests on c until the connection is done. idle_hook, when not
- * NULL, is called with 1 before waiting for a next request and with 0 when
- * one starts (the green-thread server uses it to close idle connections at
- * shutdown). */
-void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle));
+/* Serve requests on c until the connection is done (returns 0: linger,
+ * fini and close), or, with c->may_park, until no byte of a next request
+ * has come (returns 1: nothing is left unread; fini, and watch the fd to
+ * serve it again with a new c). idle_hook, when not NULL, is called with 1
+ * before waiting for a next request and with 0 when one starts (the
+ * threaded server uses it to close idle connections at shutdown). */
+int gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle));
 
 /* After gr__http_conn_run: shut down writing and drop what the client still
  * sends, briefly, when it left input unread, so the close does not reset

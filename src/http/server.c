@@ -1,22 +1,15 @@
 /* The HTTP server on green threads: a gr_server whose connection handler
  * runs the shared connection loop with cooperative I/O. */
 #include "http.h"
+#include "net/net.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A connection waiting for its next request, so that stopping can close
- * it at once instead of waiting out the keep-alive time-out. */
-typedef struct idle_conn {
-    struct idle_conn *prev, *next;
-    gr_t thread;
-} idle_conn;
-
 struct gr_http_server {
     gr_server *srv;
     gr__http_cfg cfg;
-    idle_conn idle; /* list head */
 };
 
 static ssize_t green_read(gr__http_conn *c, void *buf, size_t len, int64_t deadline)
@@ -44,41 +37,27 @@ static int64_t green_now(void)
 
 static const gr__http_io green_io = {green_read, green_write, green_now};
 
-static void idle_hook(gr__http_conn *c, int idle)
-{
-    gr_http_server *s = c->owner;
-    idle_conn *me = c->hook_node;
-
-    if (idle && !me->next) {
-        me->thread = gr_self();
-        me->next = s->idle.next;
-        me->prev = &s->idle;
-        s->idle.next->prev = me;
-        s->idle.next = me;
-    } else if (!idle && me->next) {
-        me->prev->next = me->next;
-        me->next->prev = me->prev;
-        me->next = me->prev = NULL;
-    }
-}
-
-static void serve_conn(int fd, const gr_addr *peer, void *arg)
+/* One turn of a connection: its requests until none is pending. An idle
+ * keep-alive connection is then parked (GR__CONN_PARK): it holds no thread,
+ * no stack and no buffer until its next bytes come (docs/design.md). */
+static int serve_conn(int fd, const gr_addr *peer, void *arg, int resumed)
 {
     gr_http_server *s = arg;
-    idle_conn node = {NULL, NULL, 0};
     gr__http_conn c;
+    int parked;
 
     /* Responses leave in one write each: Nagle would only hold them back
      * (waiting for an ACK the client delays). */
-    gr_tcp_nodelay(fd, 1);
+    if (!resumed)
+        gr_tcp_nodelay(fd, 1);
     if (gr__http_conn_init(&c, fd, peer, &green_io, &s->cfg) != 0)
-        return;
-    c.owner = s;
-    c.hook_node = &node;
-    gr__http_conn_run(&c, idle_hook);
-    idle_hook(&c, 0);
-    gr__http_conn_linger(&c);
+        return GR__CONN_CLOSE;
+    c.may_park = 1;
+    parked = gr__http_conn_run(&c, NULL);
+    if (!parked)
+        gr__http_conn_linger(&c);
     gr__http_conn_fini(&c);
+    return parked ? GR__CONN_PARK : GR__CONN_CLOSE;
 }
 
 gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
@@ -98,12 +77,11 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
         err = errno;
         goto fail;
     }
-    s->idle.next = s->idle.prev = &s->idle;
     so.pool = opts ? opts->max_connections : 0;
     so.stack_size = opts ? opts->stack_size : 0;
     so.name = "http";
     /* From here gr_server_new owns fd, and closes it if it fails. */
-    if (!(s->srv = gr_server_new(fd, serve_conn, s, &so))) {
+    if (!(s->srv = gr__server_new_parking(fd, serve_conn, s, &so, s->cfg.idle_timeout))) {
         free(s);
         return NULL;
     }
@@ -127,11 +105,9 @@ int gr_http_server_serve(gr_http_server *s)
 
 int gr_http_server_stop(gr_http_server *s, int64_t deadline)
 {
+    /* Requests in flight finish, and their connections close after them;
+     * the server closes idle (parked) ones at once. */
     atomic_store(&s->cfg.stopping, 1);
-    /* Idle keep-alive connections have no request in flight: end them now.
-     * Killing one unlinks it (its hook runs as it unwinds). */
-    for (idle_conn *i = s->idle.next; i != &s->idle; i = i->next)
-        gr_kill(i->thread);
     return gr_server_stop(s->srv, deadline);
 }
 
