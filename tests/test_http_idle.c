@@ -132,6 +132,16 @@ static void *t_many(void *arg)
     for (int i = MANY - 2; i >= 0; i -= 2)
         get_once(fds[i], "/again");
     await_stats(s.s, MANY, MANY);
+#if !defined(__SANITIZE_ADDRESS__)
+    {
+        gr_server_stats st;
+
+        /* The sampled depth of a request's stack: some pages, not all. */
+        cr_assert_eq(gr_http_server_stats_get(s.s, &st), 0);
+        cr_assert(st.stack_hwm > 1024 && st.stack_hwm < GR_STACK_DEFAULT, "stack_hwm %zu",
+                  st.stack_hwm);
+    }
+#endif
     for (int i = 0; i < MANY; i++)
         gr_close(fds[i]);
     /* A peer's close wakes its parked connection, which ends. */

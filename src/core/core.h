@@ -241,6 +241,16 @@ typedef struct gr__watch {
  * gr_fd_forget(fd) drop it without calling fn. */
 int gr__fd_watch(int fd, gr__watch *w);
 
+/* ---------------------------------------------------------- stack depth
+ * How deep the calling green thread's stack goes over a stretch of work (a
+ * server samples a request's): gr__stack_mark gives the stack's pages below
+ * the caller's current depth back to the kernel; gr__stack_deepest then
+ * returns how many bytes below the stack's top have been written since
+ * (words written as zero count only to their page's top). Both cost a
+ * system call: sample. 0 outside a green thread and under ASan. */
+void gr__stack_mark(void);
+size_t gr__stack_deepest(void);
+
 /* ------------------------------------------------------------- the hub */
 
 /* Run fn(arg) when h is destroyed (after its green threads are gone, before

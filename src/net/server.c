@@ -23,6 +23,9 @@
 #define BACKOFF_MAX_MS 1000
 #define DGRAM_MAX_DEFAULT 65535
 #define ACCEPT_BURST 64
+/* One handler call in this many has its stack depth measured (a system
+ * call or two): the first, then a sample. */
+#define STACK_SAMPLE 64
 
 enum { KIND_STREAM, KIND_DGRAM };
 enum { WAIT_FD, WAIT_ROOM, WAIT_BACKOFF };
@@ -57,6 +60,8 @@ struct gr_server {
     size_t parked;
     gr_t reaper;
     uint8_t reaping; /* the reaper thread runs */
+    uint64_t turns;  /* handler calls */
+    size_t stack_hwm;
     void *arg;
     char *dbuf; /* datagram receive buffer, max_size bytes */
     size_t max_size;
@@ -212,6 +217,28 @@ static void close_conn(conn *c)
 
 static int park(gr_server *s, conn *c);
 
+/* One call of the handler; a sample of them have their stack depth taken. */
+static int call_handler(gr_server *s, conn *c)
+{
+    int sample = s->turns++ % STACK_SAMPLE == 0, rc = 0;
+
+    if (sample)
+        gr__stack_mark();
+    if (s->on_park)
+        rc = s->on_park(c->fd, &c->peer, s->arg, c->resumed);
+    else if (s->kind == KIND_STREAM)
+        s->on_conn(c->fd, &c->peer, s->arg);
+    else
+        s->on_dgram(s->fd, c->data, c->len, &c->peer, s->arg);
+    if (sample) {
+        size_t depth = gr__stack_deepest();
+
+        if (depth > s->stack_hwm)
+            s->stack_hwm = depth;
+    }
+    return rc;
+}
+
 /* A parking handler's turn: returns 1 when it parked the connection (the
  * thread leaves it), 0 when the connection is to be closed. */
 static int serve_parking(gr_server *s, conn *c)
@@ -219,7 +246,7 @@ static int serve_parking(gr_server *s, conn *c)
     for (;;) {
         int r;
 
-        if (s->on_park(c->fd, &c->peer, s->arg, c->resumed) != GR__CONN_PARK || s->stopping)
+        if (call_handler(s, c) != GR__CONN_PARK || s->stopping)
             return 0;
         c->resumed = 1;
         if ((r = gr__fd_watch(c->fd, &c->watch)) == 0)
@@ -241,14 +268,10 @@ static void *handler_main(void *arg)
 
     if (!c->cancelled) {
         c->started = 1;
-        if (s->on_park) {
-            if (serve_parking(s, c))
-                return NULL; /* c is the watch's now */
-        } else if (s->kind == KIND_STREAM) {
-            s->on_conn(c->fd, &c->peer, s->arg);
-        } else {
-            s->on_dgram(s->fd, c->data, c->len, &c->peer, s->arg);
-        }
+        if (!s->on_park)
+            call_handler(s, c);
+        else if (serve_parking(s, c))
+            return NULL; /* c is the watch's now */
     }
     if (s->kind == KIND_STREAM)
         gr_close(c->fd);
@@ -680,7 +703,7 @@ int gr_server_stats_get(const gr_server *s, gr_server_stats *st)
         errno = EINVAL;
         return -1;
     }
-    *st = (gr_server_stats){s->active, s->accepted, s->fd_limit, s->parked};
+    *st = (gr_server_stats){s->active, s->accepted, s->fd_limit, s->parked, s->stack_hwm};
     return 0;
 }
 
