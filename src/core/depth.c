@@ -13,25 +13,28 @@
 /* The part of the running green thread's stack below the page it runs in,
  * leaving the canary's page alone: [*lo, *hi). 0 when there is none (the
  * root or a hub callback, or under ASan, whose fake frames live elsewhere). */
+#if defined(GR__ASAN)
+static int below_current(char **lo, char **hi, char **top)
+{
+    (void)lo, (void)hi, (void)top;
+    return 0;
+}
+#else
 static int below_current(char **lo, char **hi, char **top)
 {
     gr_hub *h = gr__tls_hub;
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     char here;
     gr__g *g;
 
-#if defined(GR__ASAN)
-    (void)h, (void)page, (void)here, (void)g;
-    return 0;
-#else
     if (!h || (g = h->current)->kind != GR__KIND_GREEN)
         return 0;
     *lo = g->stack.lo + page; /* page-aligned, above the canary's page */
-    *hi = (char *)((uintptr_t)&here & ~(uintptr_t)(page - 1)) - page; /* one page of slack */
+    *hi = (char *)(((uintptr_t)&here & ~(page - 1)) - page); /* a page of slack */
     *top = g->start_top;
     return *hi > *lo;
-#endif
 }
+#endif
 
 void gr__stack_mark(void)
 {
