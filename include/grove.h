@@ -639,7 +639,7 @@ typedef struct gr_server_stats {
     size_t parked;     /* of the active ones, idle connections held without a
                           green thread (the HTTP server's keep-alive ones) */
     size_t stack_hwm;  /* the deepest a handler call's stack went, in bytes
-                          (the first call and one in 64 are measured; 0 under
+                          (the first call and one in 1,024 are measured; 0 under
                           ASan) */
 } gr_server_stats;
 

@@ -251,6 +251,10 @@ int gr__fd_watch(int fd, gr__watch *w);
 void gr__stack_mark(void);
 size_t gr__stack_deepest(void);
 
+/* The stack size of a spawn that names none (gr_configure's, or
+ * GR_STACK_DEFAULT), for a caller that needs that much and more. */
+size_t gr__stack_size_default(void);
+
 /* ------------------------------------------------------------- the hub */
 
 /* Run fn(arg) when h is destroyed (after its green threads are gone, before

@@ -134,6 +134,7 @@ struct gr_hub {
 
     gr__stack_pool stacks;
     gr__stack hub_stack;
+    int64_t trimmed_at; /* when surplus pooled stacks were last given back */
 
     gr__backend backend;
     gr__fdrec *fds[GR__FD_CHUNKS];

@@ -29,6 +29,11 @@
  * most this long, before closing (see gr__http_conn_linger). */
 #define GR__HTTP_LINGER_MS 2000
 #define GR__HTTP_LINGER_BYTES (256 * 1024)
+/* A kept-alive connection waits this long for its next request in its
+ * green thread before it is parked (docs/http.md, "Idle connections"):
+ * longer than the gap between requests of a client that sends them back to
+ * back, even a busy one, and short against an idle connection's life. */
+#define GR__HTTP_PARK_AFTER_MS 50
 /* The response head is built here: status line and headers. */
 #define GR__HTTP_OUT_BYTES 4096
 
@@ -211,15 +216,24 @@ struct gr__http_conn {
     char *target_copy; /* the target of a request with a query string */
     size_t target_cap;
     void *owner; /* the server's, for its idle hook */
-    /* Between requests, with no byte of the next one read, give the
+    /* Between requests, with no byte of the next one come (at once in a
+     * new turn, within GR__HTTP_PARK_AFTER_MS after an answer), give the
      * connection up (gr__http_conn_run returns 1) rather than wait. */
     int may_park;
+    int block_owned; /* fini frees the buffers' block */
 };
 
-/* Set c up around an accepted connection; buffers are allocated here, for
- * the connection's life or until it is parked. Returns 0 or -1/ENOMEM. */
+/* Set c up around an accepted connection; its buffers are allocated here
+ * (one block, freed by fini). Returns 0 or -1/ENOMEM. */
 int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
                        gr__http_cfg *cfg);
+/* The size of that block for cfg (23 KiB with the defaults). */
+size_t gr__http_conn_block_size(const gr__http_cfg *cfg);
+/* gr__http_conn_init with the caller's block (8-byte aligned, of
+ * gr__http_conn_block_size bytes, valid until fini, which leaves it): the
+ * green server puts it on the connection thread's stack. */
+void gr__http_conn_init_in(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
+                           gr__http_cfg *cfg, void *block);
 void gr__http_conn_fini(gr__http_conn *c);
 
 /* Serve requests on c until the connection is done (returns 0: linger,

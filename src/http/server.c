@@ -7,9 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A connection's buffers up to this size live on its thread's stack,
+ * which grows by as much (docs/http.md, "Memory"). */
+#define BLOCK_ON_STACK_MAX ((size_t)64 * 1024)
+
 struct gr_http_server {
     gr_server *srv;
     gr__http_cfg cfg;
+    size_t block_words; /* of the buffers' block on the stack; 0: malloc'd */
 };
 
 static ssize_t green_read(gr__http_conn *c, void *buf, size_t len, int64_t deadline)
@@ -37,6 +42,32 @@ static int64_t green_now(void)
 
 static const gr__http_io green_io = {green_read, green_write, green_now};
 
+/* Serve c until none of its requests is pending; returns GR__CONN_PARK
+ * when it is idle, GR__CONN_CLOSE when it is done. */
+static int run(gr__http_conn *c)
+{
+    int parked;
+
+    c->may_park = 1;
+    parked = gr__http_conn_run(c, NULL);
+    if (!parked)
+        gr__http_conn_linger(c);
+    gr__http_conn_fini(c);
+    return parked ? GR__CONN_PARK : GR__CONN_CLOSE;
+}
+
+/* The buffers on this thread's stack: a turn allocates nothing, and their
+ * pages come and go with the stack's (warm while threads come and go, given
+ * back by the hub when they stay pooled). */
+static int run_on_stack(gr_http_server *s, int fd, const gr_addr *peer)
+{
+    uint64_t block[s->block_words];
+    gr__http_conn c;
+
+    gr__http_conn_init_in(&c, fd, peer, &green_io, &s->cfg, block);
+    return run(&c);
+}
+
 /* One turn of a connection: its requests until none is pending. An idle
  * keep-alive connection is then parked (GR__CONN_PARK): it holds no thread,
  * no stack and no buffer until its next bytes come (docs/design.md). */
@@ -44,20 +75,16 @@ static int serve_conn(int fd, const gr_addr *peer, void *arg, int resumed)
 {
     gr_http_server *s = arg;
     gr__http_conn c;
-    int parked;
 
     /* Responses leave in one write each: Nagle would only hold them back
      * (waiting for an ACK the client delays). */
     if (!resumed)
         gr_tcp_nodelay(fd, 1);
+    if (s->block_words)
+        return run_on_stack(s, fd, peer);
     if (gr__http_conn_init(&c, fd, peer, &green_io, &s->cfg) != 0)
         return GR__CONN_CLOSE;
-    c.may_park = 1;
-    parked = gr__http_conn_run(&c, NULL);
-    if (!parked)
-        gr__http_conn_linger(&c);
-    gr__http_conn_fini(&c);
-    return parked ? GR__CONN_PARK : GR__CONN_CLOSE;
+    return run(&c);
 }
 
 gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
@@ -79,6 +106,12 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
     }
     so.pool = opts ? opts->max_connections : 0;
     so.stack_size = opts ? opts->stack_size : 0;
+    if (!so.stack_size && gr__http_conn_block_size(&s->cfg) <= BLOCK_ON_STACK_MAX) {
+        size_t block = gr__http_conn_block_size(&s->cfg);
+
+        s->block_words = (block + 7) / 8;
+        so.stack_size = gr__stack_size_default() + ((block + 4095) & ~(size_t)4095);
+    }
     so.name = "http";
     /* From here gr_server_new owns fd, and closes it if it fails. */
     if (!(s->srv = gr__server_new_parking(fd, serve_conn, s, &so, s->cfg.idle_timeout))) {

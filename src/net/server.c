@@ -23,9 +23,10 @@
 #define BACKOFF_MAX_MS 1000
 #define DGRAM_MAX_DEFAULT 65535
 #define ACCEPT_BURST 64
-/* One handler call in this many has its stack depth measured (a system
- * call or two): the first, then a sample. */
-#define STACK_SAMPLE 64
+/* One handler call in this many has its stack depth measured (two system
+ * calls, and the pages below the call faulted in again): the first, then a
+ * sample. */
+#define STACK_SAMPLE 1024
 
 enum { KIND_STREAM, KIND_DGRAM };
 enum { WAIT_FD, WAIT_ROOM, WAIT_BACKOFF };
