@@ -159,7 +159,7 @@ one() {  # $1 server; prints bytes per connection, and the before/held totals
         done
         grep -q '^held' "$tmp/client.$s.$i" || die "$s: client $i took too long"
     done
-    sleep 1  # let the server settle (deferred frees, stacks trimmed)
+    sleep 3  # let the server settle: parked after 1 s idle, stacks trimmed after 1 s
     held=$(mem_bytes "$s")
     for w in $fds; do exec {w}>&-; done
     for c in $cl; do wait "$c" 2>/dev/null || true; done

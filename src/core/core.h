@@ -251,9 +251,17 @@ int gr__fd_watch(int fd, gr__watch *w);
 void gr__stack_mark(void);
 size_t gr__stack_deepest(void);
 
-/* The stack size of a spawn that names none (gr_configure's, or
- * GR_STACK_DEFAULT), for a caller that needs that much and more. */
-size_t gr__stack_size_default(void);
+/* ------------------------------------------------------- pooled blocks
+ * Big buffers that come and go with green threads (an HTTP connection's,
+ * freed when it idles), taken from the hub's stack pool rather than the
+ * heap: reused last-freed-first while warm, their memory given back by the
+ * hub's trim once they stay pooled (docs/design.md, "Stacks"), and never
+ * fragmenting the heap, where freed buffers between long-lived records
+ * would keep their pages. gr__block_get returns size usable bytes (8-byte
+ * aligned; pages untouched until used) and fills *entry, which
+ * gr__block_put takes back; NULL/ENOMEM. Put on the hub that gave it. */
+void *gr__block_get(size_t size, uintptr_t *entry);
+void gr__block_put(uintptr_t entry, size_t size);
 
 /* ------------------------------------------------------------- the hub */
 

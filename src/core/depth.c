@@ -76,8 +76,3 @@ size_t gr__stack_deepest(void)
     }
     return (size_t)(top - hi);
 }
-
-size_t gr__stack_size_default(void)
-{
-    return gr__config()->stack_size;
-}

@@ -598,8 +598,8 @@ static void answer_error(gr__http_conn *c, int status)
 
 /* When a connection that may be parked gives its thread up: at once when
  * the thread was started for it (a new connection, or bytes came), and
- * after a short wait for the next request once it has answered one, so
- * that a client sending requests back to back keeps its thread. */
+ * after a wait for the next request once it has answered one, so that a
+ * client sending requests back to back keeps its thread. */
 static int64_t park_at(gr__http_conn *c, int answered)
 {
     int64_t wait = GR__HTTP_PARK_AFTER_MS;

@@ -31,9 +31,10 @@
 #define GR__HTTP_LINGER_BYTES (256 * 1024)
 /* A kept-alive connection waits this long for its next request in its
  * green thread before it is parked (docs/http.md, "Idle connections"):
- * longer than the gap between requests of a client that sends them back to
- * back, even a busy one, and short against an idle connection's life. */
-#define GR__HTTP_PARK_AFTER_MS 50
+ * longer than the gap between requests of clients that send them back to
+ * back, even 10,000 of them at once (a park and a new thread per request
+ * cost more than the wait), and short against an idle connection's life. */
+#define GR__HTTP_PARK_AFTER_MS 1000
 /* The response head is built here: status line and headers. */
 #define GR__HTTP_OUT_BYTES 4096
 
@@ -216,6 +217,7 @@ struct gr__http_conn {
     char *target_copy; /* the target of a request with a query string */
     size_t target_cap;
     void *owner; /* the server's, for its idle hook */
+    void *hook_node;
     /* Between requests, with no byte of the next one come (at once in a
      * new turn, within GR__HTTP_PARK_AFTER_MS after an answer), give the
      * connection up (gr__http_conn_run returns 1) rather than wait. */
@@ -240,8 +242,8 @@ void gr__http_conn_fini(gr__http_conn *c);
  * fini and close), or, with c->may_park, until no byte of a next request
  * has come (returns 1: nothing is left unread; fini, and watch the fd to
  * serve it again with a new c). idle_hook, when not NULL, is called with 1
- * before waiting for a next request and with 0 when one starts (the
- * threaded server uses it to close idle connections at shutdown). */
+ * before waiting for a next request and with 0 when one starts (both
+ * servers use it to close idle connections at shutdown). */
 int gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle));
 
 /* After gr__http_conn_run: shut down writing and drop what the client still

@@ -7,14 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A connection's buffers up to this size live on its thread's stack,
- * which grows by as much (docs/http.md, "Memory"). */
-#define BLOCK_ON_STACK_MAX ((size_t)64 * 1024)
+/* A connection waiting for its next request in its thread (before it is
+ * parked), so that stopping can end that wait at once. */
+typedef struct waiting {
+    struct waiting *prev, *next;
+    gr_t thread;
+} waiting;
 
 struct gr_http_server {
     gr_server *srv;
     gr__http_cfg cfg;
-    size_t block_words; /* of the buffers' block on the stack; 0: malloc'd */
+    size_t block;    /* the size of a connection's buffers */
+    waiting waiting; /* list head */
 };
 
 static ssize_t green_read(gr__http_conn *c, void *buf, size_t len, int64_t deadline)
@@ -42,30 +46,40 @@ static int64_t green_now(void)
 
 static const gr__http_io green_io = {green_read, green_write, green_now};
 
+static void idle_hook(gr__http_conn *c, int idle)
+{
+    gr_http_server *s = c->owner;
+    waiting *me = c->hook_node;
+
+    if (idle && !me->next) {
+        me->thread = gr_self();
+        me->next = s->waiting.next;
+        me->prev = &s->waiting;
+        s->waiting.next->prev = me;
+        s->waiting.next = me;
+    } else if (!idle && me->next) {
+        me->prev->next = me->next;
+        me->next->prev = me->prev;
+        me->next = me->prev = NULL;
+    }
+}
+
 /* Serve c until none of its requests is pending; returns GR__CONN_PARK
  * when it is idle, GR__CONN_CLOSE when it is done. */
-static int run(gr__http_conn *c)
+static int run(gr_http_server *s, gr__http_conn *c)
 {
+    waiting node = {NULL, NULL, 0};
     int parked;
 
     c->may_park = 1;
-    parked = gr__http_conn_run(c, NULL);
+    c->owner = s;
+    c->hook_node = &node;
+    parked = gr__http_conn_run(c, idle_hook);
+    idle_hook(c, 0);
     if (!parked)
         gr__http_conn_linger(c);
     gr__http_conn_fini(c);
     return parked ? GR__CONN_PARK : GR__CONN_CLOSE;
-}
-
-/* The buffers on this thread's stack: a turn allocates nothing, and their
- * pages come and go with the stack's (warm while threads come and go, given
- * back by the hub when they stay pooled). */
-static int run_on_stack(gr_http_server *s, int fd, const gr_addr *peer)
-{
-    uint64_t block[s->block_words];
-    gr__http_conn c;
-
-    gr__http_conn_init_in(&c, fd, peer, &green_io, &s->cfg, block);
-    return run(&c);
 }
 
 /* One turn of a connection: its requests until none is pending. An idle
@@ -75,16 +89,23 @@ static int serve_conn(int fd, const gr_addr *peer, void *arg, int resumed)
 {
     gr_http_server *s = arg;
     gr__http_conn c;
+    uintptr_t entry;
+    void *block;
+    int rc;
 
     /* Responses leave in one write each: Nagle would only hold them back
      * (waiting for an ACK the client delays). */
     if (!resumed)
         gr_tcp_nodelay(fd, 1);
-    if (s->block_words)
-        return run_on_stack(s, fd, peer);
-    if (gr__http_conn_init(&c, fd, peer, &green_io, &s->cfg) != 0)
+    /* The buffers come from the hub's pool, not the heap: a turn's are
+     * freed when the connection idles, and freed buffers between the
+     * connections' long-lived records would keep the heap's pages. */
+    if (!(block = gr__block_get(s->block, &entry)))
         return GR__CONN_CLOSE;
-    return run(&c);
+    gr__http_conn_init_in(&c, fd, peer, &green_io, &s->cfg, block);
+    rc = run(s, &c);
+    gr__block_put(entry, s->block);
+    return rc;
 }
 
 gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
@@ -104,14 +125,10 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
         err = errno;
         goto fail;
     }
+    s->waiting.next = s->waiting.prev = &s->waiting;
     so.pool = opts ? opts->max_connections : 0;
     so.stack_size = opts ? opts->stack_size : 0;
-    if (!so.stack_size && gr__http_conn_block_size(&s->cfg) <= BLOCK_ON_STACK_MAX) {
-        size_t block = gr__http_conn_block_size(&s->cfg);
-
-        s->block_words = (block + 7) / 8;
-        so.stack_size = gr__stack_size_default() + ((block + 4095) & ~(size_t)4095);
-    }
+    s->block = gr__http_conn_block_size(&s->cfg);
     so.name = "http";
     /* From here gr_server_new owns fd, and closes it if it fails. */
     if (!(s->srv = gr__server_new_parking(fd, serve_conn, s, &so, s->cfg.idle_timeout))) {
@@ -139,8 +156,12 @@ int gr_http_server_serve(gr_http_server *s)
 int gr_http_server_stop(gr_http_server *s, int64_t deadline)
 {
     /* Requests in flight finish, and their connections close after them;
-     * the server closes idle (parked) ones at once. */
+     * the server closes idle (parked) ones at once, and those waiting for a
+     * request in their thread end that wait (killing one unlinks it: its
+     * hook runs as it unwinds). */
     atomic_store(&s->cfg.stopping, 1);
+    for (waiting *w = s->waiting.next; w != &s->waiting; w = w->next)
+        gr_kill(w->thread);
     return gr_server_stop(s->srv, deadline);
 }
 
