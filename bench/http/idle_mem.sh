@@ -139,7 +139,7 @@ one() {  # $1 server; prints bytes per connection, and the before/held totals
         n=$((left < per_client ? left : per_client))
         left=$((left - n))
         i=$((i + 1))
-        fifo=$tmp/hold.$s.$i
+        fifo=$tmp/hold.$s.$p.$i
         mkfifo "$fifo"
         # stdin from the fifo: the client holds its connections until the
         # fifo's writer (opened below, kept in fds) closes.
