@@ -711,6 +711,11 @@ typedef struct gr_server_stats {
     size_t active;     /* handlers running */
     uint64_t accepted; /* connections accepted (datagrams, for a datagram server) */
     uint64_t fd_limit; /* accepts that failed with EMFILE or ENFILE */
+    size_t parked;     /* of the active ones, idle connections held without a
+                          green thread (the HTTP server's keep-alive ones) */
+    size_t stack_hwm;  /* the deepest a handler call's stack went, in bytes
+                          (the first call and one in 1,024 are measured; 0 under
+                          ASan) */
 } gr_server_stats;
 
 GR_API int gr_server_stats_get(const gr_server *s, gr_server_stats *st);

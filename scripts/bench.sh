@@ -53,6 +53,8 @@ build/bin/grove-request-path $json
 build/bin/grove-head-parse $json
 echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"
 if [ -n "$json" ]; then BUILD=0 bench/http/http-bench.sh --json; else BUILD=0 bench/http/http-bench.sh; fi
+echo "== HTTP: bytes per idle keep-alive connection, grove vs nginx (10,000 held)"
+bench/http/idle_mem.sh $json
 echo "== grove-load against wrk and ab (nginx as the target), 50,000 connections held"
 if [ -n "$json" ]; then BUILD=0 bench/load/load-bench.sh --json; else BUILD=0 bench/load/load-bench.sh; fi
 if [ "$what" = all ]; then

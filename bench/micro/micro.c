@@ -6,6 +6,9 @@
  * the baseline measured in the same run: swapcontext between two contexts;
  * boost_jump_ns, when Boost.Context is installed, the peer switch with no
  * scheduler around it.
+ * http_request_stack_bytes: the deepest a connection thread's stack went
+ * serving one GET from a loopback client, as the HTTP server's stats
+ * report it (gr_server_stats.stack_hwm).
  * --million also spawns 1,000,000 idle green threads and reports their
  * memory (needs about 5 GB of RAM and, on kernels before 6.13, a raised
  * vm.max_map_count; see docs/design.md). */
@@ -15,6 +18,7 @@
 #include "core/timer.h" /* the heap, measured alone */
 
 #include <grove.h>
+#include <grove/http.h>
 #include <ucontext.h>
 
 /* ------------------------------------------------------------ switching */
@@ -221,6 +225,41 @@ static double bench_boost(void)
 }
 #endif
 
+/* ------------------------------------------------------- request stack */
+
+static int hello(gr_http_request *req, void *arg)
+{
+    static const gr_http_header h[] = {{"Content-Type", "text/plain"}};
+
+    (void)arg;
+    return gr_http_respond(req, 200, h, 1, "hello\n", 6, -1);
+}
+
+/* One GET over loopback, then the server's figure for its stack depth. */
+static void *bench_request_stack(void *out)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: micro\r\nConnection: close\r\n\r\n";
+    int l = gr_tcp_listen("127.0.0.1", 0, 0);
+    gr_http_server *s = gr_http_server_new(l, hello, NULL, NULL);
+    gr_server_stats st;
+    char buf[512];
+    int c;
+
+    if (!s || gr_http_server_start(s) != 0)
+        bench_die("gr_http_server_new");
+    if ((c = gr_tcp_connect("127.0.0.1", gr_local_port(l), gr_now() + 5000)) < 0 ||
+        gr_write_all(c, req, sizeof req - 1, NULL, gr_now() + 5000) != 0)
+        bench_die("connect");
+    while (gr_read(c, buf, sizeof buf, gr_now() + 5000) > 0) {
+    }
+    gr_close(c);
+    gr_http_server_stats_get(s, &st);
+    *(double *)out = (double)st.stack_hwm;
+    gr_http_server_stop(s, gr_now() + 1000);
+    gr_http_server_free(s);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static double run_in_main(gr_fn fn)
@@ -268,6 +307,7 @@ int main(int argc, char **argv)
         bc[r] = bench_boost();
     }
     one = run_idle(100000);
+    double rs = run_in_main(bench_request_stack);
     if (million)
         mil = run_idle(1000000);
 
@@ -288,6 +328,7 @@ int main(int argc, char **argv)
             bench_json("boost_jump_ns", "%.2f", b);
             bench_json("switch_vs_boost_jump", "%.3f", s / b);
         }
+        bench_json("http_request_stack_bytes", "%.0f", rs);
         bench_json("runs", "%d", runs);
         if (million) {
             bench_json("million_ok", "%s", mil.ok ? "true" : "false");
@@ -309,6 +350,7 @@ int main(int argc, char **argv)
     printf("  timer arm + fire         %8.2f ns (heap of %d)\n", t, TIMERS);
     printf("  idle green thread        %8.0f bytes RSS + %.0f bytes page tables (100,000 asleep)\n",
            one.rss_bytes, one.pte_bytes);
+    printf("  HTTP request stack depth %8.0f bytes (one GET, server stats)\n", rs);
     if (million)
         printf("  1,000,000 idle           %s: %.0f bytes RSS + %.0f bytes page tables each\n",
                mil.ok ? "ok" : "FAILED", mil.rss_bytes, mil.pte_bytes);

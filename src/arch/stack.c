@@ -318,6 +318,14 @@ size_t gr__stack_pooled(const gr__stack_pool *p)
     return n;
 }
 
+int gr__stack_surplus(const gr__stack_pool *p, size_t keep)
+{
+    for (size_t i = 0; i < p->nclasses; i++)
+        if (p->classes[i].nfree - p->classes[i].ncold > keep)
+            return 1;
+    return 0;
+}
+
 void gr__stack_trim(gr__stack_pool *p, size_t keep)
 {
     for (size_t i = 0; i < p->nclasses; i++) {

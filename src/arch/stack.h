@@ -116,6 +116,10 @@ void gr__stack_put_cold(gr__stack_pool *p, const gr__stack *s);
 /* How many stacks are pooled, ready for reuse. */
 size_t gr__stack_pooled(const gr__stack_pool *p);
 
+/* 1 when some size has more than keep warm stacks pooled (a trim would
+ * give memory back). */
+int gr__stack_surplus(const gr__stack_pool *p, size_t keep);
+
 /* Give the memory of pooled stacks beyond keep per size back to the kernel
  * (madvise); they stay mapped and reusable. Must not be called on a stack
  * in the pool. */

@@ -289,6 +289,52 @@ void gr__unwatch(gr__watch *wts, size_t n);
 /* 1 if some green thread is still parked in q (a channel's sender). */
 int gr__wq_has_parked(const gr__wq *q);
 
+/* ---------------------------------------------------- readable callbacks
+ * Waiting for readability without a green thread: a server's idle
+ * keep-alive connection need not hold a thread and its stack while it waits
+ * for its next request (src/net/server.c parks it so). The hub calls
+ * w->fn(w, ready) once, in hub context, at fd's next readable edge (bytes,
+ * the peer's shutdown, an error or hang-up; ready holds GR_READ and
+ * whatever else the edge reported), and forgets the watch just before:
+ * fn may watch again, spawn a green thread, close fd; it must not block.
+ * The record is the caller's (embedded in its connection record) and must
+ * stay valid while watched. One watch per fd. */
+typedef struct gr__fd_cb {
+    void (*fn)(struct gr__fd_cb *w, int ready);
+} gr__fd_cb;
+
+/* Watch fd. When an edge has been seen since the caller's last read ended
+ * with EAGAIN (or fd was never waited on), the kernel is asked first: fd
+ * readable now returns 1 and installs nothing (read it). Otherwise 0: w is
+ * installed. -1 with errno: EBADF, EINVAL (fd beyond the hub's table),
+ * EBUSY (fd already watched), ENOMEM, or what registering fd with epoll
+ * reports (ENOSPC). A watch counts as a wait: the hub polls for it and
+ * reports no deadlock while one is installed. gr_close(fd) and
+ * gr_fd_forget(fd) drop it without calling fn. */
+int gr__fd_on_readable(int fd, gr__fd_cb *w);
+
+/* ---------------------------------------------------------- stack depth
+ * How deep the calling green thread's stack goes over a stretch of work (a
+ * server samples a request's): gr__stack_mark gives the stack's pages below
+ * the caller's current depth back to the kernel; gr__stack_deepest then
+ * returns how many bytes below the stack's top have been written since
+ * (words written as zero count only to their page's top). Both cost a
+ * system call: sample. 0 outside a green thread and under ASan. */
+void gr__stack_mark(void);
+size_t gr__stack_deepest(void);
+
+/* ------------------------------------------------------- pooled blocks
+ * Big buffers that come and go with green threads (an HTTP connection's,
+ * freed when it idles), taken from the hub's stack pool rather than the
+ * heap: reused last-freed-first while warm, their memory given back by the
+ * hub's trim once they stay pooled (docs/design.md, "Stacks"), and never
+ * fragmenting the heap, where freed buffers between long-lived records
+ * would keep their pages. gr__block_get returns size usable bytes (8-byte
+ * aligned; pages untouched until used) and fills *entry, which
+ * gr__block_put takes back; NULL/ENOMEM. Put on the hub that gave it. */
+void *gr__block_get(size_t size, uintptr_t *entry);
+void gr__block_put(uintptr_t entry, size_t size);
+
 /* ------------------------------------------------------------- the hub */
 
 /* Run fn(arg) when h is destroyed (after its green threads are gone, before

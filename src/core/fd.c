@@ -220,6 +220,45 @@ void gr__fd_event(gr_hub *h, int fd, int ready)
         wake_fd_waiters(&rec->readers, ready);
     if (ready & GR_WRITE)
         wake_fd_waiters(&rec->writers, ready);
+    if ((ready & GR_READ) && rec->on_readable) {
+        gr__fd_cb *w = rec->on_readable;
+
+        rec->on_readable = NULL;
+        h->nfd_cbs--;
+        w->fn(w, ready);
+    }
+}
+
+int gr__fd_on_readable(int fd, gr__fd_cb *w)
+{
+    gr_hub *h = gr__hub_get();
+    gr__fdrec *rec;
+    int r;
+
+    if (!h)
+        return -1;
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    if (!(rec = fd_rec(h, fd, 1))) {
+        errno = fd >= GR__FD_CHUNK * GR__FD_CHUNKS ? EINVAL : ENOMEM;
+        return -1;
+    }
+    if (rec->on_readable) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (ensure_registered(h, rec, fd) != 0)
+        return -1;
+    if (rec->ready & GR_READ) {
+        if ((r = ready_now(fd, GR_READ)) != 0)
+            return r < 0 ? -1 : 1;
+        rec->ready &= (uint8_t)~GR_READ;
+    }
+    rec->on_readable = w;
+    h->nfd_cbs++;
+    return 0;
 }
 
 int gr_fd_forget(int fd)
@@ -231,6 +270,10 @@ int gr_fd_forget(int fd)
         return 0;
     gr__wake_all(&rec->readers, NULL, EBADF);
     gr__wake_all(&rec->writers, NULL, EBADF);
+    if (rec->on_readable) {
+        rec->on_readable = NULL;
+        h->nfd_cbs--;
+    }
     if (rec->registered)
         gr__backend_del(&h->backend, fd);
     rec->registered = 0;

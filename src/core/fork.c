@@ -154,6 +154,7 @@ static void undo_waits(gr_hub *h, const kept *k)
         gr__unpark(root, 0);
     }
     h->nfd_waiters = root->nfdw != 0 || gr__watches_fds(root);
+    h->nfd_cbs = 0; /* their records are stale too: the parent's to serve */
     h->timed_waiters = root->state == GR__PARKED && root->park_deadline >= 0;
     h->later = 0;
 }

@@ -27,6 +27,11 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/* How often the hub gives the memory of surplus pooled stacks back, and
+ * how many it keeps warm at least. */
+#define GR__TRIM_EVERY_MS 1000
+#define GR__WARM_MIN 16
+
 __thread gr_hub *gr__tls_hub __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t hub_key;
@@ -123,7 +128,7 @@ static void report_deadlock(gr_hub *h)
 static int nothing_can_happen(gr_hub *h)
 {
     /* Left-over lazy timers do not count: they wake nobody. */
-    return h->timed_waiters == 0 && h->later == 0 && h->nfd_waiters == 0 &&
+    return h->timed_waiters == 0 && h->later == 0 && h->nfd_waiters == 0 && h->nfd_cbs == 0 &&
            atomic_load(&h->refs) == 0 && atomic_load(&h->wake_sources) == 0 &&
            !atomic_load(&h->posted) && !atomic_load(&h->notified);
 }
@@ -174,15 +179,30 @@ static void poll_blocking(gr_hub *h, int64_t timeout_ns)
     pthread_mutex_unlock(&h->lock);
 }
 
+/* Pooled stacks kept warm: a quarter of the live population's worth, and
+ * a few more. */
+static size_t warm_keep(const gr_hub *h)
+{
+    return h->nlive / 4 > GR__WARM_MIN ? h->nlive / 4 : GR__WARM_MIN;
+}
+
 static int64_t idle_timeout_ns(gr_hub *h)
 {
     gr__timer *t = gr__timer_min(&h->timers);
-    int64_t ns;
+    int64_t ns = -1, trim;
 
-    if (!t)
-        return -1;
-    ns = t->when * 1000000 - h->now_ns;
-    return ns > 0 ? ns : 1;
+    if (t) {
+        ns = t->when * 1000000 - h->now_ns;
+        ns = ns > 0 ? ns : 1;
+    }
+    /* Wake for the next trim while there is one to do, so that a hub gone
+     * idle after a burst gives its stacks' memory back too. */
+    if (gr__stack_surplus(&h->stacks, warm_keep(h))) {
+        trim = (h->trimmed_at + GR__TRIM_EVERY_MS) * 1000000 - h->now_ns;
+        trim = trim > 0 ? trim : 1;
+        ns = ns < 0 || trim < ns ? trim : ns;
+    }
+    return ns;
 }
 
 static void look_around(gr_hub *h)
@@ -221,11 +241,17 @@ static void hub_pass(gr_hub *h)
         if (!h->spin_ns || !spin_for_work(h))
             poll_blocking(h, idle_timeout_ns(h));
         look_around(h);
-    } else if (h->nfd_waiters) {
+    } else if (h->nfd_waiters || h->nfd_cbs) {
         gr__backend_poll(&h->backend, 0, on_event, h);
     }
-    /* Keep a quarter of the live population's worth of stacks warm. */
-    gr__stack_trim(&h->stacks, h->nlive / 4 > 64 ? h->nlive / 4 : 64);
+    /* Give surplus pooled stacks' memory back, looking once a second: a
+     * server whose threads come and go with each request (its idle
+     * connections hold none) would otherwise give pages back and fault them
+     * in again all the time. */
+    if (h->now - h->trimmed_at >= GR__TRIM_EVERY_MS) {
+        gr__stack_trim(&h->stacks, warm_keep(h));
+        h->trimmed_at = h->now;
+    }
 }
 
 static gr__ctx *hub_loop(void *arg)

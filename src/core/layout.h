@@ -121,6 +121,7 @@ typedef struct gr__post {
  * may point into them. */
 typedef struct gr__fdrec {
     gr__wq readers, writers;
+    gr__fd_cb *on_readable; /* called at the next readable edge, then dropped */
     uint32_t gen; /* the hub's fd_gen when last used; older: stale (forked) */
     uint8_t registered;
     uint8_t ready; /* GR_READ/GR_WRITE edges seen since the last EAGAIN */
@@ -154,10 +155,12 @@ struct gr_hub {
 
     gr__stack_pool stacks;
     gr__stack hub_stack;
+    int64_t trimmed_at; /* when surplus pooled stacks were last given back */
 
     gr__backend backend;
     gr__fdrec *fds[GR__FD_CHUNKS];
     size_t nfd_waiters;
+    size_t nfd_cbs; /* fds with a gr__fd_on_readable: they too wait for edges */
     size_t nqwait; /* threads in queue waits (a forked child looks for them) */
     uint32_t fd_gen; /* bumped by a fork: every fd record is stale at once */
 

@@ -17,27 +17,25 @@
  * beyond it, closing is cheaper. */
 #define DRAIN_MAX (64 * 1024)
 
-int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
-                       gr__http_cfg *cfg)
+size_t gr__http_conn_block_size(const gr__http_cfg *cfg)
 {
-    size_t in = cfg->max_header_bytes + GR__HTTP_BODY_ROOM;
+    return cfg->max_headers * (sizeof(gr__http_span) + sizeof(gr_http_header)) +
+           GR__HTTP_OUT_BYTES + cfg->max_header_bytes + GR__HTTP_BODY_ROOM;
+}
+
+void gr__http_conn_init_in(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
+                           gr__http_cfg *cfg, void *block)
+{
     size_t spans = cfg->max_headers * sizeof(gr__http_span);
     size_t headers = cfg->max_headers * sizeof(gr_http_header);
-    char *block;
+    char *b = block;
 
     memset(c, 0, sizeof *c);
-    /* One allocation for the connection's whole life: requests on a
-     * kept-alive connection allocate nothing. */
-    if (!(block = gr__malloc(spans + headers + GR__HTTP_OUT_BYTES + in))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    gr__http_head_init(&c->head, HTTP_REQUEST, 0, (gr__http_span *)(void *)block,
-                       (gr_http_header *)(void *)(block + spans), cfg->max_headers,
-                       cfg->max_headers);
-    c->out = block + spans + headers;
+    gr__http_head_init(&c->head, HTTP_REQUEST, 0, (gr__http_span *)(void *)b,
+                       (gr_http_header *)(void *)(b + spans), cfg->max_headers, cfg->max_headers);
+    c->out = b + spans + headers;
     c->buf = c->out + GR__HTTP_OUT_BYTES;
-    c->cap = in;
+    c->cap = cfg->max_header_bytes + GR__HTTP_BODY_ROOM;
     c->fd = fd;
     c->peer = peer;
     c->io = io;
@@ -45,12 +43,28 @@ int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__
     c->req.conn_ = c;
     c->req.peer = peer;
     gr__http_head_begin(&c->head);
+}
+
+int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
+                       gr__http_cfg *cfg)
+{
+    /* One allocation, held while requests come: a busy kept-alive
+     * connection allocates nothing more. */
+    void *block = gr__malloc(gr__http_conn_block_size(cfg));
+
+    if (!block) {
+        errno = ENOMEM;
+        return -1;
+    }
+    gr__http_conn_init_in(c, fd, peer, io, cfg, block);
+    c->block_owned = 1;
     return 0;
 }
 
 void gr__http_conn_fini(gr__http_conn *c)
 {
-    free(c->head.spans); /* the block */
+    if (c->block_owned)
+        free(c->head.spans); /* the block */
     free(c->target_copy);
     c->head.spans = NULL;
     c->target_copy = NULL;
@@ -463,8 +477,9 @@ static void log_access(gr__http_conn *c)
 
 /* Wait for and parse the next request's head. Returns 0 with the head
  * complete, 1 when the connection is done (closed, idle too long,
- * stopping), or the status of an error to answer before closing. */
-static int read_head(gr__http_conn *c)
+ * stopping), 2 when nothing came by park_at (-1: never park; 0: try once),
+ * or the status of an error to answer before closing. */
+static int read_head(gr__http_conn *c, int64_t park_at)
 {
     for (;;) {
         int64_t deadline;
@@ -479,9 +494,18 @@ static int read_head(gr__http_conn *c)
             return 431;
         if (c->end == 0 && atomic_load(&c->cfg->stopping))
             return 1;
-        deadline = c->end == 0 ? c->io->now() + c->cfg->idle_timeout
-                               : c->request_start + c->cfg->header_timeout;
+        /* Nothing of a next request yet, on a connection that may be
+         * parked: wait until park_at at most, then give the thread and the
+         * buffers up (the server watches the fd meanwhile). */
+        if (c->end == 0 && park_at >= 0)
+            deadline = park_at;
+        else if (c->end == 0)
+            deadline = c->io->now() + c->cfg->idle_timeout;
+        else
+            deadline = c->request_start + c->cfg->header_timeout;
         n = c->io->read(c, c->buf + c->end, c->cap - c->end, deadline);
+        if (n < 0 && errno == ETIMEDOUT && c->end == 0 && park_at >= 0)
+            return 2;
         if (n <= 0) /* closed, reset, idle, or a head that came too slowly */
             return n < 0 && errno == ETIMEDOUT && c->end > 0 ? 408 : 1;
         if (c->end == 0)
@@ -593,28 +617,45 @@ static void answer_error(gr__http_conn *c, int status)
     log_access(c);
 }
 
-void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle))
+/* When a connection that may be parked gives its thread up: at once when
+ * the thread was started for it (a new connection, or bytes came), and
+ * after a wait for the next request once it has answered one, so that a
+ * client sending requests back to back keeps its thread. */
+static int64_t park_at(gr__http_conn *c, int answered)
 {
-    for (;;) {
+    int64_t wait = GR__HTTP_PARK_AFTER_MS;
+
+    if (!c->may_park)
+        return -1;
+    if (!answered)
+        return 0;
+    return c->io->now() + (wait < c->cfg->idle_timeout ? wait : c->cfg->idle_timeout);
+}
+
+int gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle))
+{
+    for (int answered = 0;; answered = 1) {
         int status;
 
         if (idle_hook && c->end == 0)
             idle_hook(c, 1);
-        status = read_head(c);
+        status = read_head(c, park_at(c, answered));
         if (idle_hook)
             idle_hook(c, 0);
         if (status == 1)
-            return;
+            return 0;
+        if (status == 2)
+            return 1;
         if (status != 0) {
             answer_error(c, status);
-            return;
+            return 0;
         }
         start_request(c);
         dispatch(c);
         skip_body(c);
         log_access(c);
         if (!c->keep_alive)
-            return;
+            return 0;
         next_request(c);
     }
 }

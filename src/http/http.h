@@ -32,6 +32,12 @@
 /* The smallest connection stack an HTTPS server takes: OpenSSL's
  * handshake runs on it, and small writes are gathered there (8 KiB). */
 #define GR__HTTP_TLS_STACK_MIN ((size_t)32 * 1024)
+/* A kept-alive connection waits this long for its next request in its
+ * green thread before it is parked (docs/http.md, "Idle connections"):
+ * longer than the gap between requests of clients that send them back to
+ * back, even 10,000 of them at once (a park and a new thread per request
+ * cost more than the wait), and short against an idle connection's life. */
+#define GR__HTTP_PARK_AFTER_MS 1000
 /* The response head is built here: status line and headers. */
 #define GR__HTTP_OUT_BYTES 4096
 
@@ -217,19 +223,33 @@ struct gr__http_conn {
     size_t target_cap;
     void *owner; /* the server's, for its idle hook */
     void *hook_node;
+    /* Between requests, with no byte of the next one come (at once in a
+     * new turn, within GR__HTTP_PARK_AFTER_MS after an answer), give the
+     * connection up (gr__http_conn_run returns 1) rather than wait. */
+    int may_park;
+    int block_owned; /* fini frees the buffers' block */
 };
 
-/* Set c up around an accepted connection; buffers are allocated here, once
- * per connection. Returns 0 or -1/ENOMEM. */
+/* Set c up around an accepted connection; its buffers are allocated here
+ * (one block, freed by fini). Returns 0 or -1/ENOMEM. */
 int gr__http_conn_init(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
                        gr__http_cfg *cfg);
+/* The size of that block for cfg (23 KiB with the defaults). */
+size_t gr__http_conn_block_size(const gr__http_cfg *cfg);
+/* gr__http_conn_init with the caller's block (8-byte aligned, of
+ * gr__http_conn_block_size bytes, valid until fini, which leaves it): the
+ * green server puts it on the connection thread's stack. */
+void gr__http_conn_init_in(gr__http_conn *c, int fd, const gr_addr *peer, const gr__http_io *io,
+                           gr__http_cfg *cfg, void *block);
 void gr__http_conn_fini(gr__http_conn *c);
 
-/* Serve requests on c until the connection is done. idle_hook, when not
- * NULL, is called with 1 before waiting for a next request and with 0 when
- * one starts (the green-thread server uses it to close idle connections at
- * shutdown). */
-void gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle));
+/* Serve requests on c until the connection is done (returns 0: linger,
+ * fini and close), or, with c->may_park, until no byte of a next request
+ * has come (returns 1: nothing is left unread; fini, and watch the fd to
+ * serve it again with a new c). idle_hook, when not NULL, is called with 1
+ * before waiting for a next request and with 0 when one starts (both
+ * servers use it to close idle connections at shutdown). */
+int gr__http_conn_run(gr__http_conn *c, void (*idle_hook)(gr__http_conn *c, int idle));
 
 /* After gr__http_conn_run: shut down writing and drop what the client still
  * sends, briefly, when it left input unread, so the close does not reset

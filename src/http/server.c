@@ -1,23 +1,25 @@
 /* The HTTP server on green threads: a gr_server whose connection handler
  * runs the shared connection loop with cooperative I/O. */
 #include "http.h"
+#include "net/net.h"
 #include "net/tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A connection waiting for its next request, so that stopping can close
- * it at once instead of waiting out the keep-alive time-out. */
-typedef struct idle_conn {
-    struct idle_conn *prev, *next;
+/* A connection waiting for its next request in its thread (before it is
+ * parked), so that stopping can end that wait at once. */
+typedef struct waiting {
+    struct waiting *prev, *next;
     gr_t thread;
-} idle_conn;
+} waiting;
 
 struct gr_http_server {
     gr_server *srv;
     gr__http_cfg cfg;
-    idle_conn idle; /* list head */
+    size_t block;    /* the size of a connection's buffers */
+    waiting waiting; /* list head */
 };
 
 static ssize_t green_read(gr__http_conn *c, void *buf, size_t len, int64_t deadline)
@@ -61,19 +63,44 @@ static const gr__http_io tls_io = {tls_read, tls_write, green_now};
 static void idle_hook(gr__http_conn *c, int idle)
 {
     gr_http_server *s = c->owner;
-    idle_conn *me = c->hook_node;
+    waiting *me = c->hook_node;
 
     if (idle && !me->next) {
         me->thread = gr_self();
-        me->next = s->idle.next;
-        me->prev = &s->idle;
-        s->idle.next->prev = me;
-        s->idle.next = me;
+        me->next = s->waiting.next;
+        me->prev = &s->waiting;
+        s->waiting.next->prev = me;
+        s->waiting.next = me;
     } else if (!idle && me->next) {
         me->prev->next = me->next;
         me->next->prev = me->prev;
         me->next = me->prev = NULL;
     }
+}
+
+/* Serve c until none of its requests is pending; returns GR__CONN_PARK
+ * when it is idle, GR__CONN_CLOSE when it is done. */
+static int run(gr_http_server *s, gr__http_conn *c)
+{
+    waiting node = {NULL, NULL, 0};
+    int parked;
+
+    /* A TLS connection is not parked: OpenSSL's state for it would have to
+     * outlive the thread (docs/tls.md, "Memory"). */
+    c->may_park = !c->tls;
+    c->owner = s;
+    c->hook_node = &node;
+    parked = gr__http_conn_run(c, idle_hook);
+    idle_hook(c, 0);
+    if (!parked) {
+        /* close_notify before the TCP close: the client's TLS sees a clean
+         * end. */
+        if (c->tls)
+            gr_tls_shutdown(c->tls, gr_now() + GR__HTTP_LINGER_MS);
+        gr__http_conn_linger(c);
+    }
+    gr__http_conn_fini(c);
+    return parked ? GR__CONN_PARK : GR__CONN_CLOSE;
 }
 
 /* HTTPS: the handshake, bounded as a request head is. NULL when it
@@ -89,34 +116,39 @@ static gr_tls *tls_accept(gr_http_server *s, int fd)
     return t;
 }
 
-static void serve_conn(int fd, const gr_addr *peer, void *arg)
+/* One turn of a connection: its requests until none is pending. An idle
+ * keep-alive connection is then parked (GR__CONN_PARK): it holds no thread,
+ * no stack and no buffer until its next bytes come (docs/design.md). */
+static int serve_conn(int fd, const gr_addr *peer, void *arg, int resumed)
 {
     gr_http_server *s = arg;
-    idle_conn node = {NULL, NULL, 0};
-    gr_tls *tls = NULL;
     gr__http_conn c;
+    gr_tls *tls = NULL;
+    uintptr_t entry;
+    void *block;
+    int rc;
 
     /* Responses leave in one write each: Nagle would only hold them back
      * (waiting for an ACK the client delays). gr_tls_new sets it itself. */
-    if (!s->cfg.tls)
-        gr_tcp_nodelay(fd, 1);
-    else if (!(tls = tls_accept(s, fd)))
-        return;
-    if (gr__http_conn_init(&c, fd, peer, tls ? &tls_io : &green_io, &s->cfg) != 0) {
-        gr_tls_free(tls);
-        return;
+    if (!s->cfg.tls) {
+        if (!resumed)
+            gr_tcp_nodelay(fd, 1);
+    } else if (!(tls = tls_accept(s, fd))) {
+        return GR__CONN_CLOSE;
     }
+    /* The buffers come from the hub's pool, not the heap: a turn's are
+     * freed when the connection idles, and freed buffers between the
+     * connections' long-lived records would keep the heap's pages. */
+    if (!(block = gr__block_get(s->block, &entry))) {
+        gr_tls_free(tls);
+        return GR__CONN_CLOSE;
+    }
+    gr__http_conn_init_in(&c, fd, peer, tls ? &tls_io : &green_io, &s->cfg, block);
     c.tls = tls;
-    c.owner = s;
-    c.hook_node = &node;
-    gr__http_conn_run(&c, idle_hook);
-    idle_hook(&c, 0);
-    /* close_notify before the TCP close: the client's TLS sees a clean end. */
-    if (tls)
-        gr_tls_shutdown(tls, gr_now() + GR__HTTP_LINGER_MS);
-    gr__http_conn_linger(&c);
-    gr__http_conn_fini(&c);
+    rc = run(s, &c);
+    gr__block_put(entry, s->block);
     gr_tls_free(tls);
+    return rc;
 }
 
 gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
@@ -144,12 +176,13 @@ gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
     }
     if (s->cfg.tls)
         gr__ssl_ctx_ref(s->cfg.tls);
-    s->idle.next = s->idle.prev = &s->idle;
+    s->waiting.next = s->waiting.prev = &s->waiting;
     so.pool = opts ? opts->max_connections : 0;
     so.stack_size = opts ? opts->stack_size : 0;
+    s->block = gr__http_conn_block_size(&s->cfg);
     so.name = "http";
     /* From here gr_server_new owns fd, and closes it if it fails. */
-    if (!(s->srv = gr_server_new(fd, serve_conn, s, &so))) {
+    if (!(s->srv = gr__server_new_parking(fd, serve_conn, s, &so, s->cfg.idle_timeout))) {
         err = errno;
         gr_tls_ctx_free(s->cfg.tls);
         free(s);
@@ -176,11 +209,13 @@ int gr_http_server_serve(gr_http_server *s)
 
 int gr_http_server_stop(gr_http_server *s, int64_t deadline)
 {
+    /* Requests in flight finish, and their connections close after them;
+     * the server closes idle (parked) ones at once, and those waiting for a
+     * request in their thread end that wait (killing one unlinks it: its
+     * hook runs as it unwinds). */
     atomic_store(&s->cfg.stopping, 1);
-    /* Idle keep-alive connections have no request in flight: end them now.
-     * Killing one unlinks it (its hook runs as it unwinds). */
-    for (idle_conn *i = s->idle.next; i != &s->idle; i = i->next)
-        gr_kill(i->thread);
+    for (waiting *w = s->waiting.next; w != &s->waiting; w = w->next)
+        gr_kill(w->thread);
     return gr_server_stop(s->srv, deadline);
 }
 

@@ -6,7 +6,13 @@
  * The pool limit, stop and the EMFILE back-off are built on the loop's
  * latch: it waits on it when the pool is full or while it backs off, a
  * finishing handler fires it (ROOM), and a stop fires it (STOP) to end
- * whatever wait the loop is in, the wait for a connection included. */
+ * whatever wait the loop is in, the wait for a connection included.
+ *
+ * A parking server's connection (gr__server_new_parking) lives on between
+ * its handler threads: parked, it is a record in the idle list (oldest
+ * first, since every one waits the same idle time) and an fd watch, and a
+ * readable edge starts a new thread for it. One reaper thread per server
+ * closes those that idle too long. */
 #define _GNU_SOURCE
 #include "net/net.h"
 
@@ -17,6 +23,10 @@
 #define BACKOFF_MAX_MS 1000
 #define DGRAM_MAX_DEFAULT 65535
 #define ACCEPT_BURST 64
+/* One handler call in this many has its stack depth measured (two system
+ * calls, and the pages below the call faulted in again): the first, then a
+ * sample. */
+#define STACK_SAMPLE 1024
 
 enum { KIND_STREAM, KIND_DGRAM };
 enum { WAIT_FD, WAIT_ROOM, WAIT_BACKOFF };
@@ -26,10 +36,14 @@ enum { WAIT_FD, WAIT_ROOM, WAIT_BACKOFF };
 typedef struct conn {
     struct conn *prev, *next;
     gr_server *s;
-    gr_t g;
+    gr_t g; /* 0 while parked */
     int fd;
-    uint8_t started;   /* the handler function was entered */
-    uint8_t cancelled; /* stopped before it started: never call it */
+    uint8_t started;            /* the handler function was entered */
+    uint8_t cancelled;          /* stopped before it started: never call it */
+    uint8_t resumed;            /* the handler served it before it was parked */
+    gr__fd_cb watch;            /* parked: the fd's */
+    struct conn *iprev, *inext; /* parked: in the idle list */
+    int64_t idle_until;
     gr_addr peer;
     const void *data;
     size_t len;
@@ -41,6 +55,14 @@ struct gr_server {
     int kind;
     gr_handler_fn on_conn;
     gr_datagram_fn on_dgram;
+    gr__parking_fn on_park;
+    int64_t idle_ms; /* parked connections are closed after this; -1 never */
+    conn *idle_head, *idle_tail;
+    size_t parked;
+    gr_t reaper;
+    uint8_t reaping; /* the reaper thread runs */
+    uint64_t turns;  /* handler calls */
+    size_t stack_hwm;
     void *arg;
     char *dbuf; /* datagram receive buffer, max_size bytes */
     size_t max_size;
@@ -56,7 +78,7 @@ struct gr_server {
     gr__latch wake;  /* the loop's: ROOM from exiting handlers, STOP */
     uint8_t looping; /* a loop runs, or is about to */
     uint8_t stopping, fd_closed;
-    uint8_t logged_fd_limit, logged_spawn, logged_wait;
+    uint8_t logged_fd_limit, logged_spawn, logged_wait, logged_park;
     size_t stoppers; /* gr_server_stop calls in progress */
     gr__wq stop_q;
 };
@@ -111,6 +133,18 @@ gr_server *gr_server_new(int fd, gr_handler_fn handler, void *arg, const gr_serv
     return s;
 }
 
+gr_server *gr__server_new_parking(int fd, gr__parking_fn handler, void *arg,
+                                  const gr_server_opts *opts, int64_t idle_ms)
+{
+    gr_server *s = server_alloc(fd, KIND_STREAM, handler != NULL, arg, opts);
+
+    if (s) {
+        s->on_park = handler;
+        s->idle_ms = idle_ms;
+    }
+    return s;
+}
+
 gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, size_t max_size,
                                   const gr_server_opts *opts)
 {
@@ -133,6 +167,15 @@ gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, siz
 }
 
 /* ------------------------------------------------------------ handlers */
+
+static void warn_once(uint8_t *logged, const char *what, int err, const char *then)
+{
+    if (*logged)
+        return;
+    *logged = 1;
+    gr__report(GR_REPORT_SERVER, err, "server: %s: %s%s (logged once per server)", what,
+               strerror(err), then);
+}
 
 static void close_fd(gr_server *s)
 {
@@ -168,6 +211,58 @@ static void conn_done(conn *c)
     free(c);
 }
 
+static void close_conn(conn *c)
+{
+    gr_close(c->fd);
+    conn_done(c);
+}
+
+static int park(gr_server *s, conn *c);
+
+/* One call of the handler; a sample of them have their stack depth taken. */
+static int call_handler(gr_server *s, conn *c)
+{
+    int sample = s->turns++ % STACK_SAMPLE == 0, rc = 0;
+
+    if (sample)
+        gr__stack_mark();
+    if (s->on_park)
+        rc = s->on_park(c->fd, &c->peer, s->arg, c->resumed);
+    else if (s->kind == KIND_STREAM)
+        s->on_conn(c->fd, &c->peer, s->arg);
+    else
+        s->on_dgram(s->fd, c->data, c->len, &c->peer, s->arg);
+    if (sample) {
+        size_t depth = gr__stack_deepest();
+
+        if (depth > s->stack_hwm)
+            s->stack_hwm = depth;
+    }
+    return rc;
+}
+
+/* A parking handler's turn: returns 1 when it parked the connection (the
+ * thread leaves it), 0 when the connection is to be closed. */
+static int serve_parking(gr_server *s, conn *c)
+{
+    for (;;) {
+        int r;
+
+        if (call_handler(s, c) != GR__CONN_PARK || s->stopping)
+            return 0;
+        c->resumed = 1;
+        if ((r = gr__fd_on_readable(c->fd, &c->watch)) == 0)
+            return park(s, c);
+        if (r < 0) {
+            /* Closing an idle keep-alive connection is allowed (clients
+             * retry); holding a thread for it is what parking avoids. */
+            warn_once(&s->logged_park, "watching an idle connection", errno, ": closed it");
+            return 0;
+        }
+        /* Readable already: serve it in this thread. */
+    }
+}
+
 static void *handler_main(void *arg)
 {
     conn *c = arg;
@@ -175,10 +270,10 @@ static void *handler_main(void *arg)
 
     if (!c->cancelled) {
         c->started = 1;
-        if (s->kind == KIND_STREAM)
-            s->on_conn(c->fd, &c->peer, s->arg);
-        else
-            s->on_dgram(s->fd, c->data, c->len, &c->peer, s->arg);
+        if (!s->on_park)
+            call_handler(s, c);
+        else if (serve_parking(s, c))
+            return NULL; /* c is the watch's now */
     }
     if (s->kind == KIND_STREAM)
         gr_close(c->fd);
@@ -186,13 +281,19 @@ static void *handler_main(void *arg)
     return NULL;
 }
 
-static int spawn_handler(gr_server *s, conn *c)
+static int start_thread(gr_server *s, conn *c)
 {
     gr_opts o = {.name = s->name, .stack_size = s->stack_size, .flags = GR_DETACHED};
 
-    c->s = s;
     c->started = c->cancelled = 0;
-    if ((c->g = gr_spawn_opts(handler_main, c, &o)) < 0)
+    return (c->g = gr_spawn_opts(handler_main, c, &o)) < 0 ? -1 : 0;
+}
+
+static int spawn_handler(gr_server *s, conn *c)
+{
+    c->s = s;
+    c->resumed = 0;
+    if (start_thread(s, c) != 0)
         return -1;
     c->prev = NULL;
     c->next = s->conns;
@@ -201,6 +302,96 @@ static int spawn_handler(gr_server *s, conn *c)
     s->conns = c;
     s->active++;
     return 0;
+}
+
+/* ------------------------------------------------------------- parking */
+
+static void idle_unlink(gr_server *s, conn *c)
+{
+    if (c->iprev)
+        c->iprev->inext = c->inext;
+    else
+        s->idle_head = c->inext;
+    if (c->inext)
+        c->inext->iprev = c->iprev;
+    else
+        s->idle_tail = c->iprev;
+    s->parked--;
+}
+
+/* The hub's callback (nothing may block here): the parked connection is
+ * readable, so its handler goes on in a new thread. */
+static void on_readable(gr__fd_cb *w, int ready)
+{
+    conn *c = (conn *)(void *)((char *)w - offsetof(conn, watch));
+    gr_server *s = c->s;
+
+    (void)ready;
+    idle_unlink(s, c);
+    if (!s->stopping) {
+        if (start_thread(s, c) == 0)
+            return;
+        warn_once(&s->logged_park, "resuming an idle connection", errno, ": closed it");
+    }
+    close_conn(c);
+}
+
+/* Close the parked connections whose idle time is over (all of them when
+ * stopping); the list is oldest first. */
+static void close_idle(gr_server *s, int all)
+{
+    while (s->idle_head && (all || s->idle_head->idle_until <= gr_now())) {
+        conn *c = s->idle_head;
+
+        idle_unlink(s, c);
+        close_conn(c);
+    }
+}
+
+/* Sleeps until the oldest parked connection's time is up. With none
+ * parked it sleeps one idle time (any connection parked meanwhile has
+ * longer to go), and ends if none came: a server that idles holds no
+ * reaper. A stop kills it. */
+static void *reaper_main(void *arg)
+{
+    gr_server *s = arg;
+
+    while (!s->stopping) {
+        int was_empty = !s->idle_head;
+        int64_t until = was_empty ? gr_now() + s->idle_ms : s->idle_head->idle_until;
+
+        if (gr_sleep(until) != 0 && errno != ETIMEDOUT)
+            break;
+        if (was_empty && !s->idle_head)
+            break;
+        close_idle(s, 0);
+    }
+    s->reaping = 0;
+    maybe_finish(s);
+    return NULL;
+}
+
+static int park(gr_server *s, conn *c)
+{
+    c->g = 0;
+    c->idle_until = s->idle_ms >= 0 ? gr_now() + s->idle_ms : INT64_MAX;
+    c->inext = NULL;
+    c->iprev = s->idle_tail;
+    if (s->idle_tail)
+        s->idle_tail->inext = c;
+    else
+        s->idle_head = c;
+    s->idle_tail = c;
+    s->parked++;
+    c->watch.fn = on_readable;
+    if (!s->reaping && s->idle_ms >= 0) {
+        gr_opts o = {.name = "idle reaper", .flags = GR_DETACHED};
+
+        /* Without one, idle connections wait until the next park tries. */
+        if ((s->reaper = gr_spawn_opts(reaper_main, s, &o)) >= 0)
+            s->reaping = 1;
+    }
+    return 1;
 }
 
 /* ---------------------------------------------------------- the loop */
@@ -244,13 +435,9 @@ static int back_off(gr_server *s, int64_t *delay)
 
 static void log_once(uint8_t *logged, const char *what, int err)
 {
-    if (*logged)
-        return;
-    *logged = 1;
-    gr__report(GR_REPORT_SERVER, err,
-               "server: %s: %s; backing off (10 ms doubling to 1 s) and serving the existing "
-               "connections until it recovers (logged once per server)",
-               what, strerror(err));
+    warn_once(logged, what, err,
+              "; backing off (10 ms doubling to 1 s) and serving the existing connections "
+              "until it recovers");
 }
 
 static int is_resource_error(int err)
@@ -434,7 +621,7 @@ int gr_server_serve(gr_server *s)
  * own, when a handler stops its server) are left. */
 static int wait_quiet(gr_server *s, int64_t deadline, size_t self)
 {
-    while (s->looping || s->active > self) {
+    while (s->looping || s->active > self || s->reaping) {
         gr__waiter w;
 
         if (gr__wait_queue(&s->stop_q, &w, deadline, "server stop") != 0)
@@ -479,6 +666,10 @@ static int stop_steps(gr_server *s, int64_t deadline)
 
     s->stopping = 1;
     gr__latch_fire(&s->wake, GR__WAKE_STOP);
+    /* Parked connections have no request in flight: close them now. */
+    close_idle(s, 1);
+    if (s->reaping)
+        gr_kill(s->reaper);
     if (!s->looping && s->kind == KIND_STREAM)
         close_fd(s);
     maybe_finish(s);
@@ -515,7 +706,7 @@ int gr_server_stats_get(const gr_server *s, gr_server_stats *st)
         errno = EINVAL;
         return -1;
     }
-    *st = (gr_server_stats){s->active, s->accepted, s->fd_limit};
+    *st = (gr_server_stats){s->active, s->accepted, s->fd_limit, s->parked, s->stack_hwm};
     return 0;
 }
 
@@ -523,7 +714,7 @@ int gr_server_free(gr_server *s)
 {
     if (!s)
         return 0;
-    if (s->looping || s->active || s->stoppers) {
+    if (s->looping || s->active || s->stoppers || s->reaping) {
         errno = EBUSY;
         return -1;
     }
