@@ -459,6 +459,20 @@ static void log_access(gr__http_conn *c)
 
 /* -------------------------------------------------------- the request */
 
+/* How long to wait for the next request. A stopping server still takes
+ * one that comes before its idle_until: closing a connection the client
+ * may be sending on right now (a new one, or a kept one) would reset its
+ * request, where one more response with Connection: close ends it
+ * cleanly. */
+static int64_t idle_deadline(const gr__http_conn *c)
+{
+    int64_t deadline = c->io->now() + c->cfg->idle_timeout, until;
+
+    if (atomic_load(&c->cfg->stopping) && (until = atomic_load(&c->cfg->idle_until)) < deadline)
+        deadline = until;
+    return deadline;
+}
+
 /* Wait for and parse the next request's head. Returns 0 with the head
  * complete, 1 when the connection is done (closed, idle too long,
  * stopping), or the status of an error to answer before closing. */
@@ -475,10 +489,7 @@ static int read_head(gr__http_conn *c)
             return status;
         if (c->end >= c->cfg->max_header_bytes)
             return 431;
-        if (c->end == 0 && atomic_load(&c->cfg->stopping))
-            return 1;
-        deadline = c->end == 0 ? c->io->now() + c->cfg->idle_timeout
-                               : c->request_start + c->cfg->header_timeout;
+        deadline = c->end == 0 ? idle_deadline(c) : c->request_start + c->cfg->header_timeout;
         n = c->io->read(c, c->buf + c->end, c->cap - c->end, deadline);
         if (n <= 0) /* closed, reset, idle, or a head that came too slowly */
             return n < 0 && errno == ETIMEDOUT && c->end > 0 ? 408 : 1;

@@ -109,6 +109,7 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
     cfg->write_timeout = or_default(o.write_timeout_ms, GR__HTTP_WRITE_TIMEOUT);
     cfg->access_log = o.access_log;
     atomic_init(&cfg->stopping, 0);
+    atomic_init(&cfg->idle_until, 0);
     return 0;
 }
 

@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* A connection waiting for its next request, so that stopping can close
  * it at once instead of waiting out the keep-alive time-out. */
 typedef struct idle_conn {
     struct idle_conn *prev, *next;
     gr_t thread;
+    int fd;
 } idle_conn;
 
 struct gr_http_server {
@@ -51,6 +53,7 @@ static void idle_hook(gr__http_conn *c, int idle)
 
     if (idle && !me->next) {
         me->thread = gr_self();
+        me->fd = c->fd;
         me->next = s->idle.next;
         me->prev = &s->idle;
         s->idle.next->prev = me;
@@ -65,7 +68,7 @@ static void idle_hook(gr__http_conn *c, int idle)
 static void serve_conn(int fd, const gr_addr *peer, void *arg)
 {
     gr_http_server *s = arg;
-    idle_conn node = {NULL, NULL, 0};
+    idle_conn node = {NULL, NULL, 0, -1};
     gr__http_conn c;
 
     /* Responses leave in one write each: Nagle would only hold them back
@@ -125,14 +128,66 @@ int gr_http_server_serve(gr_http_server *s)
     return gr_server_serve(s->srv);
 }
 
+/* End the connections waiting for a request, but not one whose request
+ * is arriving (bytes already there): it is answered, with Connection:
+ * close. Killing a thread unlinks it (its hook runs as it unwinds). */
+static void close_idle(gr_http_server *s)
+{
+    idle_conn *i = s->idle.next;
+
+    while (i != &s->idle) {
+        idle_conn *next = i->next;
+        char b;
+
+        if (recv(i->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+            gr_kill(i->thread);
+        i = next;
+    }
+}
+
+static void *close_idle_at(void *arg)
+{
+    gr_http_server *s = arg;
+
+    if (gr_sleep(atomic_load(&s->cfg.idle_until)) == 0)
+        close_idle(s);
+    return NULL;
+}
+
+int gr_http_server_drain(gr_http_server *s, int64_t idle_deadline, int64_t deadline)
+{
+    gr_t closer;
+    int rc, err;
+
+    if (!s) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gr_self() < 0) { /* a hub callback cannot wait */
+        if (errno == EPERM)
+            errno = EDEADLK;
+        return -1;
+    }
+    /* idle_until first: a connection that sees stopping reads it. */
+    atomic_store(&s->cfg.idle_until, idle_deadline);
+    atomic_store(&s->cfg.stopping, 1);
+    /* Connections already waiting for a request wait with their old
+     * deadline: they are ended at idle_deadline, by this thread. */
+    if ((closer = gr_spawn(close_idle_at, s)) < 0)
+        close_idle(s);
+    rc = gr_server_stop(s->srv, deadline);
+    err = errno;
+    if (closer > 0) {
+        gr_kill(closer);
+        gr_join(closer, NULL, -1);
+    }
+    errno = err;
+    return rc;
+}
+
 int gr_http_server_stop(gr_http_server *s, int64_t deadline)
 {
-    atomic_store(&s->cfg.stopping, 1);
-    /* Idle keep-alive connections have no request in flight: end them now.
-     * Killing one unlinks it (its hook runs as it unwinds). */
-    for (idle_conn *i = s->idle.next; i != &s->idle; i = i->next)
-        gr_kill(i->thread);
-    return gr_server_stop(s->srv, deadline);
+    return gr_http_server_drain(s, 0, deadline);
 }
 
 int gr_http_server_stats_get(const gr_http_server *s, gr_server_stats *st)
