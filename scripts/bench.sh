@@ -52,3 +52,5 @@ echo "== HTTP: grove vs the thread-pool server vs nginx (wrk, ab)"
 if [ -n "$json" ]; then BUILD=0 bench/http/http-bench.sh --json; else BUILD=0 bench/http/http-bench.sh; fi
 echo "== grove-load against wrk and ab (nginx as the target), 50,000 connections held"
 if [ -n "$json" ]; then BUILD=0 bench/load/load-bench.sh --json; else BUILD=0 bench/load/load-bench.sh; fi
+echo "== supervisor: reloads, resizes and kill -9 under grove-load, scaling with W, the SO_REUSEPORT trap"
+if [ -n "$json" ]; then BUILD=0 bench/supervisor/reload.sh --json; else BUILD=0 bench/supervisor/reload.sh; fi

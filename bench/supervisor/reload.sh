@@ -12,6 +12,9 @@
 #             worker's "ready" (the master's log)
 #   scale     requests/s with W = 1 .. SCALE_MAX workers (keep-alive,
 #             -c 100, SCALE_SECS s each), as a ratio to W = 1
+#   trap      the SO_REUSEPORT trap (reuseport_trap.py): 200 queued
+#             connections, one of two listeners closed: reset with two
+#             SO_REUSEPORT sockets, served with one shared socket
 #
 # and the master's CPU time over the reload part (utime + stime from
 # /proc), as a share of one core.
@@ -20,7 +23,7 @@
 #
 # Environment: WORKERS (4), CONNS (1000), CLOSE_CONNS (50), DURATION (60),
 # HUPS (10), HUP_GAP (3), KILL_SECS (30), SCALE_MAX (nproc), SCALE_SECS
-# (10), PARTS ("baseline reload resize kill scale"), SEED_SERVER,
+# (10), PARTS ("trap baseline reload resize kill scale"), SEED_SERVER,
 # GROVE_LOAD, BUILD=0 (no make). QUICK=1 or --quick: DURATION 12, HUPS 3,
 # KILL_SECS 8, SCALE_SECS 4. Text to stdout; with --json one JSON object.
 set -euo pipefail
@@ -52,7 +55,7 @@ conns=${CONNS:-1000}
 close_conns=${CLOSE_CONNS:-50}
 gap=${HUP_GAP:-3}
 scale_max=${SCALE_MAX:-$(nproc)}
-parts=${PARTS:-baseline reload resize kill scale}
+parts=${PARTS:-trap baseline reload resize kill scale}
 seed=${SEED_SERVER:-build/bin/seed-server}
 gl=${GROVE_LOAD:-build/bin/grove-load}
 port=${PORT_BASE:-18900}
@@ -205,6 +208,9 @@ EOF
         done
         add scale "$sc"
         ;;
+    trap)
+        add trap "$(/usr/bin/python3 "$here/reuseport_trap.py" 200 3)"
+        ;;
     *) echo "reload.sh: unknown part $part" >&2; exit 2 ;;
     esac
 done
@@ -240,6 +246,10 @@ for part in ("baseline", "reload", "resize", "kill"):
         rs = p.get("respawn_ms", {})
         print("  kill: %d SIGKILLs, respawn (kill to the new worker's ready) median %s ms, max %s ms" % (
             p["kills"], rs.get("median"), rs.get("max")))
+if "trap" in r:
+    t = r["trap"]
+    print("  trap: %d queued connections, one of two listeners closed: SO_REUSEPORT reset %s, one shared socket reset %s" % (
+        t["connections"], t["reuseport"]["reset"], t["shared"]["reset"]))
 if "scale" in r:
     one = r["scale"].get("1")
     print("  scale (keep-alive, -c 100): " + ", ".join(
