@@ -40,8 +40,8 @@ static int work(gr_sup_worker *w, void *arg)
     (void)arg;
     if (!s || gr_http_server_start(s) != 0)
         return 1;
-    gr_sup_worker_ready(w);           /* a reload drains the old worker now */
-    gr_sup_worker_wait(w, &end, -1);  /* until the master says drain */
+    gr_sup_worker_ready(w);          /* a reload drains the old worker now */
+    gr_sup_worker_wait(w, &end, -1); /* until the master says drain */
     now = gr_now_update();
     gr_http_server_drain(s, now + 1000 < end ? now + 1000 : end, end);
     gr_http_server_free(s);

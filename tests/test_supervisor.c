@@ -22,8 +22,8 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-#ifndef GROVE_LOAD_BIN
-#error "GROVE_LOAD_BIN is set by tests/CMakeLists.txt"
+#if !defined(GROVE_LOAD_BIN) || !defined(SEED_SERVER_BIN)
+#error "GROVE_LOAD_BIN and SEED_SERVER_BIN are set by tests/CMakeLists.txt"
 #endif
 
 #ifdef GROVE_TEST_SANITIZED
@@ -55,8 +55,8 @@ static struct {
 static void report(gr_sup_worker *w, const char *what)
 {
     char line[128];
-    int n = snprintf(line, sizeof line, "%s %d %d %lld\n", what, gr_sup_worker_id(w),
-                     (int)getpid(), (long long)mono_ms());
+    int n = snprintf(line, sizeof line, "%s %d %d %lld\n", what, gr_sup_worker_id(w), (int)getpid(),
+                     (long long)mono_ms());
 
     /* One write under PIPE_BUF: lines of several workers never mix. (No
      * cr_assert here: this is a worker process, not the test's.) */
@@ -155,6 +155,9 @@ static void start(harness *h, size_t workers, int mode)
         close(p[0]);
         if (!(sup_opts.log = fopen(h->log, "w")))
             _exit(1);
+        /* What a new binary of an upgrade prints goes there too. */
+        fflush(stdout);
+        dup2(fileno(sup_opts.log), 1);
         int ok = gr_main(master_main, &fd, &res) == 0 && !res;
 
 #ifdef GROVE_TEST_SANITIZED
@@ -310,6 +313,18 @@ static void read_response(int fd, char *out, size_t cap)
     cr_assert(!strncmp(out, "HTTP/1.1 200 ", 13), "%s", out);
 }
 
+/* One GET on a new connection, answered with 200 "hello". */
+static void get_ok(int port)
+{
+    char head[1024];
+    int fd = connect_to(port);
+
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
+    send_get(fd, "/");
+    read_response(fd, head, sizeof head);
+    close(fd);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 TestSuite(supervisor, .timeout = 60);
@@ -355,8 +370,6 @@ Test(supervisor, respawn_after_sigkill)
     harness h;
     event a, b, e;
     int64_t t0;
-    char head[1024];
-    int fd;
 
     sup_opts = (gr_sup_opts){.boot_ms = 50};
     start(&h, 2, W_SERVE);
@@ -374,11 +387,7 @@ Test(supervisor, respawn_after_sigkill)
     fprintf(stderr, "respawn_after_sigkill: the new worker accepted %lld ms after the kill\n",
             (long long)(e.at - t0));
     cr_assert_lt(e.at - t0, 1000 * SLOW);
-    /* And the service answers. */
-    cr_assert_geq(fd = connect_to(h.port), 0);
-    send_get(fd, "/");
-    read_response(fd, head, sizeof head);
-    close(fd);
+    get_ok(h.port); /* and the service answers */
     stop(&h, 5000);
 }
 
@@ -402,8 +411,7 @@ Test(supervisor, backoff_at_boot)
                 (long long)gap, (long long)want[i]);
         cr_assert_geq(gap, want[i], "restart %zu after %lld ms, before its back-off", i + 1,
                       (long long)gap);
-        cr_assert_lt(gap, want[i] + 250 * SLOW, "restart %zu after %lld ms", i + 1,
-                     (long long)gap);
+        cr_assert_lt(gap, want[i] + 250 * SLOW, "restart %zu after %lld ms", i + 1, (long long)gap);
         prev = e;
     }
     stop(&h, 5000);
@@ -466,8 +474,8 @@ Test(supervisor, master_killed_workers_exit)
 
         cr_assert_eq(poll(&p, 1, 3000), 1, "a worker outlived its master by 3 s");
         took = mono_ms() - t0;
-        fprintf(stderr, "master_killed_workers_exit: worker %d gone %lld ms after the master\n",
-                i, (long long)took);
+        fprintf(stderr, "master_killed_workers_exit: worker %d gone %lld ms after the master\n", i,
+                (long long)took);
         cr_assert_lt(took, 1000 + 100 * (SLOW - 1), "worker %d took %lld ms", i, (long long)took);
         close(pfd[i]);
     }
@@ -520,9 +528,20 @@ static pid_t load(int port, int keepalive, int rate, int secs, const char *out)
     snprintf(r, sizeof r, "%d", rate);
     snprintf(d, sizeof d, "%d", secs);
     if ((pid = fork()) == 0) {
-        const char *argv[] = {GROVE_LOAD_BIN, "-c", "20", "-w", "1", "--rate", r, "-d", d,
-                              "--json", "--no-progress", keepalive ? "-k" : url,
-                              keepalive ? url : NULL, NULL};
+        const char *argv[] = {GROVE_LOAD_BIN,
+                              "-c",
+                              "20",
+                              "-w",
+                              "1",
+                              "--rate",
+                              r,
+                              "-d",
+                              d,
+                              "--json",
+                              "--no-progress",
+                              keepalive ? "-k" : url,
+                              keepalive ? url : NULL,
+                              NULL};
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
         dup2(fd, 1);
@@ -556,8 +575,8 @@ static void check_load(pid_t pid, const char *out, const char *what)
     unlink(out);
     cr_assert_gt(n, 0);
     json[n] = 0;
-    fprintf(stderr, "reload_under_load: %s: %lld requests, %lld failed\n", what,
-            json_number(json, "\"completed\": "), json_number(json, "\"failed\": {\"total\": "));
+    fprintf(stderr, "%s: %lld requests, %lld failed\n", what, json_number(json, "\"completed\": "),
+            json_number(json, "\"failed\": {\"total\": "));
     cr_assert_eq(json_number(json, "\"failed\": {\"total\": "), 0, "%s: %s", what, json);
     cr_assert_gt(json_number(json, "\"completed\": "), 100, "%s: %s", what, json);
 }
@@ -607,8 +626,101 @@ Test(supervisor, reload_under_load, .timeout = 120)
             }
         }
     }
-    check_load(ka, out_ka, "keep-alive");
-    check_load(nka, out_nka, "no keep-alive");
+    check_load(ka, out_ka, "reload_under_load: keep-alive");
+    check_load(nka, out_nka, "reload_under_load: no keep-alive");
     cr_assert_eq(drains, 6);
     stop(&h, 10000);
+}
+
+/* ------------------------------------------------------ binary upgrade */
+
+/* The pid in the new master's "seed-server: ready: ... pid N" line. */
+static pid_t new_master_pid(harness *h)
+{
+    char all[65536], *line;
+    int fd = open(h->log, O_RDONLY);
+    ssize_t n = read(fd, all, sizeof all - 1);
+
+    close(fd);
+    all[n > 0 ? n : 0] = 0;
+    line = strstr(all, "seed-server: ready:");
+    cr_assert_not_null(line, "the new binary never said it was ready:\n%s", all);
+    line = strstr(line, ", pid ");
+    cr_assert_not_null(line);
+    return (pid_t)atoi(line + 6);
+}
+
+/* SIGUSR2 under a steady load, keep-alive and not: a new binary (here
+ * seed-server, a different program serving the same port) takes the
+ * listening socket over, the old master drains its workers and exits 0,
+ * and no request fails. */
+Test(supervisor, upgrade_to_a_new_binary, .timeout = 120)
+{
+    static const char *const argv[] = {
+        SEED_SERVER_BIN, "--mode", "grove", "--concurrency", "100", "--port", "0",
+        "--workers",     "2",      NULL};
+    harness h;
+    pid_t ka, nka, old, nu;
+    char out_ka[64], out_nka[64], head[8192];
+    int status, fd;
+    int64_t t0;
+
+    sup_opts = (gr_sup_opts){.drain_ms = 5000, .upgrade_argv = argv};
+    cfg.ready_delay_ms = 0;
+    start(&h, 2, W_SERVE);
+    expect(&h, "ready", 5000);
+    expect(&h, "ready", 5000);
+    snprintf(out_ka, sizeof out_ka, "/tmp/grove-sup-uka-%d.json", (int)getpid());
+    snprintf(out_nka, sizeof out_nka, "/tmp/grove-sup-unka-%d.json", (int)getpid());
+    ka = load(h.port, 1, 200, 4, out_ka);
+    nka = load(h.port, 0, 100, 4, out_nka);
+    usleep(1000 * 1000);
+    old = h.master;
+    t0 = mono_ms();
+    cr_assert_eq(kill(old, SIGUSR2), 0);
+    /* The old master goes once the new one's workers are ready. */
+    cr_assert_eq(waitpid(old, &status, 0), old);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "old master: %#x", status);
+    fprintf(stderr, "upgrade_to_a_new_binary: the old master handed over in %lld ms\n",
+            (long long)(mono_ms() - t0));
+    nu = new_master_pid(&h);
+    cr_assert_neq(nu, old);
+    cr_assert_eq(kill(nu, 0), 0, "the new master is not running");
+    /* The same port, now served by seed-server's page. */
+    cr_assert_geq(fd = connect_to(h.port), 0);
+    send_get(fd, "/");
+    cr_assert_gt(read(fd, head, sizeof head - 1), 12);
+    cr_assert(!strncmp(head, "HTTP/1.1 200 ", 13));
+    close(fd);
+    check_load(ka, out_ka, "upgrade_to_a_new_binary: keep-alive");
+    check_load(nka, out_nka, "upgrade_to_a_new_binary: no keep-alive");
+    /* The new master is the test's now (its subreaper). */
+    h.master = nu;
+    stop(&h, 10000);
+}
+
+/* SIGUSR2 to a master whose upgrade goes to argv: the failure is logged
+ * (log_says), and the master goes on serving. */
+static void failed_upgrade(const char *const *argv, const char *log_says)
+{
+    harness h;
+
+    sup_opts = (gr_sup_opts){.upgrade_argv = argv};
+    start(&h, 1, W_SERVE);
+    expect(&h, "ready", 5000);
+    cr_assert_eq(kill(h.master, SIGUSR2), 0);
+    expect_log(&h, log_says, 5000);
+    get_ok(h.port);
+    stop(&h, 5000);
+}
+
+/* An upgrade that cannot start, or whose binary dies before its workers
+ * are ready, leaves the old master serving. */
+Test(supervisor, failed_upgrades_keep_the_master)
+{
+    static const char *const missing[] = {"/nonexistent/grove-sup-new", NULL};
+    static const char *const dies[] = {"/bin/false", NULL};
+
+    failed_upgrade(missing, "upgrade failed: cannot start /nonexistent/grove-sup-new");
+    failed_upgrade(dies, "ended before its workers were ready; this one goes on");
 }

@@ -5,7 +5,9 @@
  * worker that dies is started again at once (with back-off when it keeps
  * dying at boot); SIGHUP starts a new generation and drains the old one
  * once the new accepts; SIGTERM (or SIGINT, SIGQUIT) drains every worker
- * and returns; SIGTTIN and SIGTTOU add and remove a worker. The master
+ * and returns; SIGTTIN and SIGTTOU add and remove a worker; SIGUSR2 hands
+ * the sockets to a new binary, which takes over once its workers accept
+ * (gr_sup_inherited_fds). The master
  * sleeps in its hub between events (signals, pidfds, its workers'
  * messages): no polling.
  *
@@ -61,15 +63,20 @@ typedef struct gr_sup_opts {
     /* Called in the master on SIGHUP before the new workers start (to
      * re-read configuration, say); -1 cancels that reload. NULL: none. */
     int (*on_reload)(void *arg);
+    /* SIGUSR2 starts this program (argv[0] searched in PATH) as the new
+     * master, handing it the listeners; NULL: this process's own command
+     * line again (the binary at its path now: a new build). */
+    const char *const *upgrade_argv;
 } gr_sup_opts;
 
 /* Be the master: start opts->workers workers running fn(w, arg) and keep
  * them running until SIGTERM, SIGINT or SIGQUIT, acting on SIGHUP,
- * SIGTTIN and SIGTTOU (docs/supervisor.md), then drain every worker and
- * return 0 once all have ended. Call it from a green thread or a thread's
- * root context (a hub of its own for the master is best: gr_main). While it runs it subscribes its
- * hub to those seven signals. fds and the log stay the caller's (the
- * master never closes them); arg is shared by every worker (each has its
+ * SIGTTIN, SIGTTOU and SIGUSR2 (docs/supervisor.md), then drain every
+ * worker and return 0 once all have ended (or once a SIGUSR2 upgrade's
+ * new master has taken over). Call it from a green thread or a thread's
+ * root context (a hub of its own for the master is best: gr_main). While
+ * it runs it subscribes its hub to those seven signals. fds and the log
+ * stay the caller's (the master never closes them); arg is shared by every worker (each has its
  * own copy of the master's memory at its start). In a worker, the call
  * never returns: the process exits with fn's result (after fflush(NULL),
  * with _exit: the master's atexit handlers are not the worker's). Errors
@@ -78,6 +85,16 @@ typedef struct gr_sup_opts {
  * ENOMEM, or the errors of gr_signal_open. A failed fork is
  * logged and retried with back-off, as a failure at boot. */
 GR_API int gr_sup_run(gr_sup_fn fn, void *arg, const gr_sup_opts *opts);
+
+/* In a program started by a master's SIGUSR2 upgrade: the listening
+ * sockets it handed over, to pass to gr_sup_run as opts->fds instead of
+ * opening new ones (the old master still holds the ports). Stores them in
+ * fds (at most max) and returns how many: 0 when the program was not
+ * started so (no GROVE_LISTEN_FDS in the environment). Each becomes
+ * close-on-exec and the variable is removed, so call it once, early,
+ * before other threads run. -1 with EINVAL: a malformed variable, a
+ * descriptor not open, or more than max. */
+GR_API int gr_sup_inherited_fds(int *fds, size_t max);
 
 /* The worker's copy of the master's opts->fds[i], or -1 with EINVAL (i
  * out of range). The worker owns its copy: it may hand it to a server,

@@ -19,16 +19,12 @@
  * the master has died, whatever killed it. A plain thread in the worker
  * watches it, so neither message depends on the worker's hubs. */
 #define _GNU_SOURCE
-#include "os/os.h"
-
-#include <grove/supervisor.h>
+#include "os/supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,83 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEF_MAX_WORKERS 1024
-#define MAX_FDS 64
-#define DEF_BOOT_MS 1000
-#define DEF_BACKOFF_MS 100
-#define DEF_BACKOFF_MAX_MS 30000
-#define DEF_DRAIN_MS 10000
-/* A worker whose master has died drains for this long, and exits by
- * itself at the second limit whatever its state. */
-#define ORPHAN_DRAIN_MS 600
-#define ORPHAN_EXIT_MS 800
-
-#define STOP_SIGS (GR_SIG(SIGTERM) | GR_SIG(SIGINT) | GR_SIG(SIGQUIT))
-#define MASTER_SIGS (STOP_SIGS | GR_SIG(SIGHUP) | GR_SIG(SIGTTIN) | GR_SIG(SIGTTOU))
-
-/* A message on a control socket, one datagram. */
-enum { MSG_READY = 'R', MSG_DRAIN = 'D' };
-typedef struct ctl_msg {
-    int32_t type;
-    int32_t pad;
-    int64_t ms; /* MSG_DRAIN: time left to finish */
-} ctl_msg;
-
-/* --------------------------------------------------------------- state */
-
-typedef struct sup sup;
-
-/* A worker process as the master sees it. */
-typedef struct proc {
-    struct proc *next;
-    sup *S;
-    pid_t pid;
-    int ctl, pidfd;
-    size_t slot;
-    int64_t started, ended, kill_at;
-    uint8_t ready, draining, killed, exited;
-    int status;
-    gr_t reader, reaper;
-} proc;
-
-/* A place for one worker: W slots, each with its current worker (booting
- * or serving) or none (waiting to start one, after a back-off). */
-typedef struct slot {
-    proc *cur;
-    unsigned failures; /* failures at boot in a row */
-    int64_t next_start;
-} slot;
-
-struct sup {
-    gr_sup_fn fn;
-    void *arg;
-    gr_sup_opts o;
-    int fds[MAX_FDS];
-    FILE *log;
-    slot *slots;
-    size_t nslots;
-    proc *procs;
-    gr_event change;
-    gr_signals *sigs;
-    gr_t sig_thread;
-    unsigned reloads, ttin, ttou, generation;
-    uint8_t stopping, fast, stop_logged;
-};
-
-/* The worker's side. */
-struct gr_sup_worker {
-    int id;
-    int ctl;
-    const int *fds;
-    size_t nfds;
-    gr_event drain;
-    _Atomic int64_t deadline; /* -1 until told to drain */
-    atomic_int ready_sent;
-};
-
-static void say(sup *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void say(sup *S, const char *fmt, ...)
+void gr__sup_say(sup *S, const char *fmt, ...)
 {
     struct timespec ts;
     struct tm tm;
@@ -140,146 +60,6 @@ static void describe(char *buf, size_t len, int status)
         snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-/* ========================================================== the worker */
-
-/* The earliest deadline wins: an orphan's is never later than its drain. */
-static void begin_drain(gr_sup_worker *w, int64_t deadline)
-{
-    int64_t cur = atomic_load(&w->deadline);
-
-    while ((cur < 0 || deadline < cur) &&
-           !atomic_compare_exchange_weak(&w->deadline, &cur, deadline)) {
-    }
-    gr_event_set(&w->drain);
-}
-
-static void *watch_master(void *arg)
-{
-    gr_sup_worker *w = arg;
-    struct timespec end;
-    ctl_msg m;
-
-    for (;;) {
-        ssize_t n = recv(w->ctl, &m, sizeof m, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* the master is gone */
-        if (n == sizeof m && m.type == MSG_DRAIN)
-            begin_drain(w, gr_now() + (m.ms > 0 ? m.ms : 0));
-    }
-    begin_drain(w, gr_now() + ORPHAN_DRAIN_MS);
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += ORPHAN_EXIT_MS / 1000;
-    end.tv_nsec += (long)(ORPHAN_EXIT_MS % 1000) * 1000000;
-    if (end.tv_nsec >= 1000000000) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000;
-    }
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, NULL) == EINTR) {
-    }
-    fflush(NULL);
-    _exit(1);
-}
-
-/* In the forked child: drop what is the master's, then run the worker. */
-static void become_worker(sup *S, size_t id, int ctl) __attribute__((noreturn));
-
-static void become_worker(sup *S, size_t id, int ctl)
-{
-    static const int ignored[] = {SIGHUP, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU};
-    gr_sup_worker *w;
-    pthread_attr_t a;
-    pthread_t t;
-    int status;
-
-    /* The master's subscription, and its ends of every control socket and
-     * pidfd: a worker holding another's master end would keep that one
-     * from seeing the master die. */
-    gr_signal_close(S->sigs);
-    for (proc *p = S->procs; p; p = p->next) {
-        gr_close(p->ctl);
-        if (p->pidfd >= 0)
-            gr_close(p->pidfd);
-    }
-    /* The master acts on these; a terminal's ^C reaches the whole process
-     * group, and the master then drains the workers itself. */
-    for (size_t i = 0; i < sizeof ignored / sizeof *ignored; i++)
-        signal(ignored[i], SIG_IGN);
-    signal(SIGTERM, SIG_DFL);
-    if (!(w = gr__calloc(1, sizeof *w))) {
-        fprintf(stderr, "grove-sup worker: out of memory\n");
-        _exit(1);
-    }
-    w->id = (int)id;
-    w->ctl = ctl;
-    w->fds = S->fds;
-    w->nfds = S->o.nfds;
-    gr_event_init(&w->drain);
-    atomic_init(&w->deadline, -1);
-    atomic_init(&w->ready_sent, 0);
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 64 * 1024);
-    errno = gr__pthread_create(&t, &a, watch_master, w);
-    pthread_attr_destroy(&a);
-    if (errno) {
-        fprintf(stderr, "grove-sup worker: cannot watch the master: %s\n", strerror(errno));
-        _exit(1);
-    }
-    status = S->fn(w, S->arg);
-    fflush(NULL);
-    _exit(status & 0xff);
-}
-
-int gr_sup_worker_fd(const gr_sup_worker *w, size_t i)
-{
-    if (!w || i >= w->nfds) {
-        errno = EINVAL;
-        return -1;
-    }
-    return w->fds[i];
-}
-
-int gr_sup_worker_id(const gr_sup_worker *w)
-{
-    if (!w) {
-        errno = EINVAL;
-        return -1;
-    }
-    return w->id;
-}
-
-int gr_sup_worker_ready(gr_sup_worker *w)
-{
-    ctl_msg m = {MSG_READY, 0, 0};
-
-    if (!w) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (atomic_exchange(&w->ready_sent, 1))
-        return 0;
-    while (send(w->ctl, &m, sizeof m, MSG_NOSIGNAL) < 0)
-        if (errno != EINTR)
-            return -1;
-    return 0;
-}
-
-int gr_sup_worker_wait(gr_sup_worker *w, int64_t *drain_deadline, int64_t deadline)
-{
-    if (!w) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (gr_event_wait(&w->drain, deadline) != 0)
-        return -1;
-    if (drain_deadline)
-        *drain_deadline = atomic_load(&w->deadline);
-    return 0;
-}
-
 /* ===================================================== a worker's life */
 
 typedef struct fork_args {
@@ -298,7 +78,7 @@ static void *fork_main(void *arg)
     fflush(NULL); /* nothing buffered written twice */
     if ((pid = fork()) == 0) {
         close(fa->sv[0]);
-        become_worker(fa->S, fa->slot, fa->sv[1]);
+        gr__sup_become_worker(fa->S, fa->slot, fa->sv[1]);
     }
     return (void *)(intptr_t)(pid < 0 ? -errno : pid);
 }
@@ -312,8 +92,8 @@ static void *read_ctl(void *arg)
     while ((n = gr_read(p->ctl, &m, sizeof m, -1)) > 0) {
         if (n == sizeof m && m.type == MSG_READY && !p->ready) {
             p->ready = 1;
-            say(p->S, "worker %zu (pid %d) ready after %lld ms", p->slot, (int)p->pid,
-                (long long)(gr_now_update() - p->started));
+            gr__sup_say(p->S, "worker %zu (pid %d) ready after %lld ms", p->slot, (int)p->pid,
+                        (long long)(gr_now_update() - p->started));
             gr_event_set(&p->S->change);
         }
     }
@@ -377,8 +157,8 @@ static void start_failed(sup *S, size_t i, proc *p, int err, const char *what)
         free(p);
     }
     schedule(S, s, 1, now);
-    say(S, "worker %zu: %s: %s; retrying in %lld ms", i, what, strerror(err),
-        (long long)(s->next_start - now));
+    gr__sup_say(S, "worker %zu: %s: %s; retrying in %lld ms", i, what, strerror(err),
+                (long long)(s->next_start - now));
 }
 
 static void start_worker(sup *S, size_t i)
@@ -413,8 +193,8 @@ static void start_worker(sup *S, size_t i)
     S->slots[i].cur = p;
     if ((p->reader = gr_spawn(read_ctl, p)) < 0 || (p->reaper = gr_spawn(reap, p)) < 0) {
         /* Cannot watch it: end it; the reaper (if any) or the loop reaps. */
-        say(S, "worker %zu (pid %d): cannot watch it: %s; killing it", i, (int)p->pid,
-            strerror(errno));
+        gr__sup_say(S, "worker %zu (pid %d): cannot watch it: %s; killing it", i, (int)p->pid,
+                    strerror(errno));
         kill(p->pid, SIGKILL);
         if (p->reaper <= 0) {
             waitpid(p->pid, &p->status, 0);
@@ -423,7 +203,7 @@ static void start_worker(sup *S, size_t i)
         }
         return;
     }
-    say(S, "worker %zu started: pid %d (generation %u)", i, (int)p->pid, S->generation);
+    gr__sup_say(S, "worker %zu started: pid %d (generation %u)", i, (int)p->pid, S->generation);
 }
 
 /* ========================================================== the master */
@@ -433,8 +213,7 @@ static int is_current(const sup *S, const proc *p)
     return p->slot < S->nslots && S->slots[p->slot].cur == p;
 }
 
-/* Accepting, for a reload's purposes: it said so, or has lived boot_ms. */
-static int is_ready(const sup *S, const proc *p, int64_t now)
+int gr__sup_is_ready(const sup *S, const proc *p, int64_t now)
 {
     return p->ready || now - p->started >= S->o.boot_ms;
 }
@@ -447,8 +226,8 @@ static void send_drain(sup *S, proc *p, int64_t now, const char *why)
     p->kill_at = now + S->o.drain_ms;
     /* A worker that has just died cannot read it: its reaper will tell. */
     (void)gr_send(p->ctl, &m, sizeof m, MSG_NOSIGNAL, 0);
-    say(S, "worker %zu (pid %d): draining (%s), %lld ms to finish", p->slot, (int)p->pid, why,
-        (long long)S->o.drain_ms);
+    gr__sup_say(S, "worker %zu (pid %d): draining (%s), %lld ms to finish", p->slot, (int)p->pid,
+                why, (long long)S->o.drain_ms);
 }
 
 static void forget(sup *S, proc *p)
@@ -482,17 +261,17 @@ static void on_exit_of(sup *S, proc *p, int64_t now)
 
         s->cur = NULL;
         if (S->stopping) {
-            say(S, "worker %zu (pid %d) %s after %lld ms", p->slot, (int)p->pid, how,
-                (long long)lived);
+            gr__sup_say(S, "worker %zu (pid %d) %s after %lld ms", p->slot, (int)p->pid, how,
+                        (long long)lived);
         } else {
             schedule(S, s, at_boot, now);
-            say(S, "worker %zu (pid %d) %s after %lld ms%s; restarting %s%lld ms", p->slot,
-                (int)p->pid, how, (long long)lived, at_boot ? " (at boot)" : "",
-                at_boot ? "in " : "after ", (long long)(s->next_start - now));
+            gr__sup_say(S, "worker %zu (pid %d) %s after %lld ms%s; restarting %s%lld ms", p->slot,
+                        (int)p->pid, how, (long long)lived, at_boot ? " (at boot)" : "",
+                        at_boot ? "in " : "after ", (long long)(s->next_start - now));
         }
     } else {
-        say(S, "worker %zu (pid %d) %s after %lld ms (%s)", p->slot, (int)p->pid, how,
-            (long long)lived, p->draining ? "drained" : "replaced");
+        gr__sup_say(S, "worker %zu (pid %d) %s after %lld ms (%s)", p->slot, (int)p->pid, how,
+                    (long long)lived, p->draining ? "drained" : "replaced");
     }
     forget(S, p);
 }
@@ -501,21 +280,21 @@ static void resize(sup *S, int64_t now)
 {
     for (; S->ttin; S->ttin--) {
         if (S->nslots >= S->o.max_workers) {
-            say(S, "SIGTTIN: already %zu workers, the maximum", S->nslots);
+            gr__sup_say(S, "SIGTTIN: already %zu workers, the maximum", S->nslots);
             continue;
         }
         S->slots[S->nslots] = (slot){NULL, 0, now};
         S->nslots++;
-        say(S, "SIGTTIN: %zu workers", S->nslots);
+        gr__sup_say(S, "SIGTTIN: %zu workers", S->nslots);
     }
     for (; S->ttou; S->ttou--) {
         if (S->nslots <= 1) {
-            say(S, "SIGTTOU: already 1 worker, the minimum");
+            gr__sup_say(S, "SIGTTOU: already 1 worker, the minimum");
             continue;
         }
         /* Its worker, no longer current, is drained below. */
         S->slots[--S->nslots].cur = NULL;
-        say(S, "SIGTTOU: %zu workers", S->nslots);
+        gr__sup_say(S, "SIGTTOU: %zu workers", S->nslots);
     }
 }
 
@@ -523,11 +302,11 @@ static void reload(sup *S, int64_t now)
 {
     S->reloads = 0;
     if (S->o.on_reload && S->o.on_reload(S->arg) != 0) {
-        say(S, "SIGHUP: the reload hook failed: reload cancelled");
+        gr__sup_say(S, "SIGHUP: the reload hook failed: reload cancelled");
         return;
     }
     S->generation++;
-    say(S, "SIGHUP: reload: starting generation %u", S->generation);
+    gr__sup_say(S, "SIGHUP: reload: starting generation %u", S->generation);
     /* The old workers serve on until their slot's new one is ready. */
     for (size_t i = 0; i < S->nslots; i++)
         S->slots[i] = (slot){NULL, 0, now};
@@ -547,12 +326,15 @@ static int64_t step(sup *S)
     }
     if (S->stopping && !S->stop_logged) {
         S->stop_logged = 1;
-        say(S, "stopping: draining %s", S->procs ? "every worker" : "nothing");
+        gr__sup_say(S, "stopping: draining %s", S->procs ? "every worker" : "nothing");
     }
+    gr__sup_upgrade_finished(S);
     if (!S->stopping) {
         resize(S, now);
         if (S->reloads)
             reload(S, now);
+        if (S->upgrades)
+            gr__sup_upgrade(S);
         for (size_t i = 0; i < S->nslots; i++) {
             slot *s = &S->slots[i];
 
@@ -575,20 +357,24 @@ static int64_t step(sup *S)
                 send_drain(S, p, now, "stop");
             else if (!s)
                 send_drain(S, p, now, "SIGTTOU");
-            else if (s->cur && is_ready(S, s->cur, now))
+            else if (s->cur && gr__sup_is_ready(S, s->cur, now))
                 send_drain(S, p, now, "replaced");
             else if (s->cur)
                 WAKE_AT(s->cur->started + S->o.boot_ms);
         }
         if (p->draining && !p->killed && (S->fast || now >= p->kill_at)) {
-            say(S, "worker %zu (pid %d): %s: SIGKILL", p->slot, (int)p->pid,
-                S->fast ? "fast stop" : "not done by the drain deadline");
+            gr__sup_say(S, "worker %zu (pid %d): %s: SIGKILL", p->slot, (int)p->pid,
+                        S->fast ? "fast stop" : "not done by the drain deadline");
             kill(p->pid, SIGKILL); /* not reaped yet: the pid is still its */
             p->killed = 1;
         }
         if (p->draining && !p->killed)
             WAKE_AT(p->kill_at);
     }
+    gr__sup_maybe_say_ready(S, now);
+    for (size_t i = 0; S->ready_fd >= 0 && i < S->nslots; i++)
+        if (S->slots[i].cur && !gr__sup_is_ready(S, S->slots[i].cur, now))
+            WAKE_AT(S->slots[i].cur->started + S->o.boot_ms);
 #undef WAKE_AT
     return next;
 }
@@ -609,6 +395,8 @@ static void *watch_signals(void *arg)
             S->ttin++;
         } else if (sig == SIGTTOU) {
             S->ttou++;
+        } else if (sig == SIGUSR2) {
+            S->upgrades++;
         }
         gr_event_set(&S->change);
     }
@@ -649,8 +437,8 @@ static int resolve(sup *S, const gr_sup_opts *opts)
     o->drain_ms = o->drain_ms ? o->drain_ms : DEF_DRAIN_MS;
     if (o->workers > o->max_workers || o->nfds > MAX_FDS || (o->nfds && !o->fds) ||
         o->boot_ms < 0 || o->backoff_ms < 0 || o->backoff_max_ms < o->backoff_ms ||
-        o->drain_ms < 0 || (o->stack_size && (o->stack_size < GR_STACK_MIN ||
-                                              o->stack_size > GR_STACK_MAX)))
+        o->drain_ms < 0 ||
+        (o->stack_size && (o->stack_size < GR_STACK_MIN || o->stack_size > GR_STACK_MAX)))
         return -1;
     for (size_t i = 0; i < o->nfds; i++)
         if (o->fds[i] < 0 || fcntl(o->fds[i], F_GETFD) < 0)
@@ -668,7 +456,7 @@ static int run(sup *S)
     S->nslots = S->o.workers;
     for (size_t i = 0; i < S->nslots; i++)
         S->slots[i].next_start = gr_now_update();
-    say(S, "master: %zu workers, %zu listeners", S->nslots, S->o.nfds);
+    gr__sup_say(S, "master: %zu workers, %zu listeners", S->nslots, S->o.nfds);
     for (;;) {
         int64_t next;
 
@@ -682,7 +470,7 @@ static int run(sup *S)
         }
     }
     if (rc == 0)
-        say(S, "master: stopped");
+        gr__sup_say(S, "master: stopped");
     return rc;
 }
 
@@ -707,11 +495,15 @@ int gr_sup_run(gr_sup_fn fn, void *arg, const gr_sup_opts *opts)
         return -1;
     }
     gr_event_init(&S->change);
+    S->upgrade_rd = -1;
+    S->ready_fd = gr__sup_take_ready_fd();
     if (!(S->slots = gr__calloc(S->o.max_workers, sizeof *S->slots)) ||
         !(S->sigs = gr_signal_open(MASTER_SIGS)) ||
         (S->sig_thread = gr_spawn(watch_signals, S)) < 0) {
         err = errno;
         gr_signal_close(S->sigs);
+        if (S->ready_fd >= 0)
+            close(S->ready_fd);
         free(S->slots);
         free(S);
         errno = err;
@@ -726,6 +518,12 @@ int gr_sup_run(gr_sup_fn fn, void *arg, const gr_sup_opts *opts)
         abandon(S);
     gr_kill(S->sig_thread);
     gr_join(S->sig_thread, NULL, -1);
+    if (S->upgrade > 0) {
+        gr_kill(S->upgrade);
+        gr_join(S->upgrade, NULL, -1);
+    }
+    if (S->ready_fd >= 0)
+        close(S->ready_fd);
     gr_signal_close(S->sigs);
     gr_shield_end();
     free(S->slots);

@@ -11,7 +11,9 @@
  * --workers W runs grove's supervisor (docs/supervisor.md): a master that
  * holds the listening socket and keeps W worker processes serving on it,
  * restarting one that dies; SIGHUP reloads them without a failed request,
- * SIGTTIN/SIGTTOU add or remove one. --threads T serves with T hubs (OS
+ * SIGTTIN/SIGTTOU add or remove one, SIGUSR2 hands the socket to a new
+ * build of seed-server (started with the same arguments), which takes
+ * over. --threads T serves with T hubs (OS
  * threads) in each process (grove mode). It prints one line when ready
  * and exits 0 on SIGINT or SIGTERM once every connection is done (or D ms
  * have passed), taking its workers with it. */
@@ -357,9 +359,17 @@ static void announce(const options *o, int port)
 int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
-    int fd = listen_on(&o, o.port);
-    int port = gr_local_port(fd);
+    int fd, port, n = gr_sup_inherited_fds(&fd, 1);
 
+    /* Started by a master's SIGUSR2 (a new binary taking over): its
+     * listening socket, not a new one. */
+    if (n < 0 || (n == 1 && !o.workers)) {
+        fprintf(stderr, "seed-server: bad GROVE_LISTEN_FDS\n");
+        return 1;
+    }
+    if (n == 0)
+        fd = listen_on(&o, o.port);
+    port = gr_local_port(fd);
     announce(&o, port);
     return o.workers ? supervise(&o, fd) : serve(&o, fd);
 }
