@@ -1,6 +1,6 @@
 /* The supervisor's binary upgrade (docs/supervisor.md#upgrading-the-binary):
  * SIGUSR2 starts a new binary with the listening sockets inherited and
- * named in the environment; it says on a pipe when its workers are ready,
+ * named in the environment; it says on a socket when its workers are ready,
  * and the old master then stops. */
 #define _GNU_SOURCE
 #include "os/supervisor.h"
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,7 +65,9 @@ void gr__sup_maybe_say_ready(sup *S, int64_t now)
     for (size_t i = 0; i < S->nslots; i++)
         if (!S->slots[i].cur || !gr__sup_is_ready(S, S->slots[i].cur, now))
             return;
-    if (write(S->ready_fd, &r, 1) != 1)
+    /* A socket, not a pipe: a predecessor gone by now must not make this
+     * master die of SIGPIPE. */
+    if (send(S->ready_fd, &r, 1, MSG_NOSIGNAL) != 1)
         gr__sup_say(S, "upgrade: cannot tell the previous master: %s", strerror(errno));
     else
         gr__sup_say(S, "upgrade: ready: the previous master may stop");
@@ -219,7 +222,7 @@ void gr__sup_upgrade(sup *S)
         gr__sup_say(S, "SIGUSR2: upgrade failed: cannot read this process's command line");
         return;
     }
-    if (pipe2(p, O_CLOEXEC) != 0 ||
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0 ||
         (S->upgrade_pid = spawn_new_master(S, given ? (char *const *)given : argv, p[1])) < 0) {
         gr__sup_say(S, "SIGUSR2: upgrade failed: cannot start %s: %s", given ? given[0] : argv[0],
                     strerror(errno));
