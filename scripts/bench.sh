@@ -61,3 +61,5 @@ if [ "$what" = all ]; then
     echo "== TLS: grove's HTTPS vs nginx (full and resumed handshakes/s, keep-alive req/s, idle memory; openssl speed ceilings)"
     if [ -n "$json" ]; then BUILD=0 bench/tls/tls-bench.sh --json; else BUILD=0 bench/tls/tls-bench.sh; fi
 fi
+echo "== supervisor: reloads, resizes and kill -9 under grove-load, scaling with W, the SO_REUSEPORT trap"
+if [ -n "$json" ]; then BUILD=0 bench/supervisor/reload.sh --json; else BUILD=0 bench/supervisor/reload.sh; fi

@@ -419,14 +419,15 @@ static size_t fd_waiters(void)
 }
 
 /* One connection, in order: the server's loop waits for it, accepts it,
- * its handler waits for the request (or has already given up), the
- * request comes, the handler finishes. stats reads the server's
- * counters. */
+ * its handler waits for the request (or has already given up, or the
+ * connection is parked without a thread until bytes come), the request
+ * comes, the handler finishes. stats reads the server's counters. */
 static void one_connection(client *c, void *srv, gr_server_stats (*stats)(void *srv))
 {
     WAIT_FOR(fd_waiters() >= 1);
     atomic_store(&c->connect_go, 1);
-    WAIT_FOR(stats(srv).accepted == 1 && (stats(srv).active == 0 || fd_waiters() >= 2));
+    WAIT_FOR(stats(srv).accepted == 1 &&
+             (stats(srv).active == 0 || fd_waiters() >= 2 || stats(srv).parked == 1));
     atomic_store(&c->send_go, 1);
     client_finish(c);
     WAIT_FOR(stats(srv).active == 0);

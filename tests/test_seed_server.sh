@@ -117,9 +117,10 @@ for mode in grove threaded; do
     stop
 done
 
-# Two workers: both accept (connections spread over their sockets), and
-# SIGTERM to the parent stops them all.
-workers_check() { # port, worker pids: both hold accepted connections
+# Two workers under the supervisor: both hold the one listening socket the
+# master opened, the connections are served (by either: one shared queue,
+# the kernel does not balance it), and SIGTERM to the master stops them all.
+workers_check() { # port, worker pids: both hold the listener; the connections are held
     python3 - "$1" "$2" <<'EOF'
 import os, socket, sys
 port, kids = int(sys.argv[1]), sys.argv[2].split()
@@ -136,17 +137,27 @@ for s in conns:
             sys.exit("connection closed early")
         data += chunk
     assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:40]
-def sockets(pid):
+def tcp_inodes(states):
+    found = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(f).readlines()[1:]:
+            col = line.split()
+            if int(col[1].split(":")[1], 16) == port and col[3] in states:
+                found.add(col[9])
+    return found
+listeners, established = tcp_inodes({"0A"}), tcp_inodes({"01"})
+def held(pid, inodes):
     n = 0
     for fd in os.listdir("/proc/%s/fd" % pid):
         try:
-            n += os.readlink("/proc/%s/fd/%s" % (pid, fd)).startswith("socket:")
+            n += os.readlink("/proc/%s/fd/%s" % (pid, fd))[8:-1] in inodes
         except OSError:
             pass
     return n
-counts = {k: sockets(k) for k in kids}
-print("  sockets per worker (listener + connections):", counts)
-sys.exit(0 if all(c >= 2 for c in counts.values()) else 1)
+counts = {k: (held(k, listeners), held(k, established)) for k in kids}
+print("  per worker (listeners, connections):", counts)
+ok = all(l == 1 for l, c in counts.values()) and sum(c for l, c in counts.values()) >= 32
+sys.exit(0 if ok else 1)
 EOF
 }
 

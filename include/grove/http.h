@@ -131,11 +131,26 @@ typedef struct gr_http_server gr_http_server;
 GR_API gr_http_server *gr_http_server_new(int fd, gr_http_handler handler, void *arg,
                                           const gr_http_opts *opts);
 /* As gr_server_start, gr_server_serve, gr_server_stop (in-flight requests
- * finish until deadline; idle keep-alive connections are closed at once),
+ * finish until deadline; idle keep-alive connections are closed at once,
+ * unless a request is already arriving on one),
  * gr_server_stats_get and gr_server_free. */
 GR_API int gr_http_server_start(gr_http_server *s);
 GR_API int gr_http_server_serve(gr_http_server *s);
 GR_API int gr_http_server_stop(gr_http_server *s, int64_t deadline);
+/* Graceful stop for a reload or a supervisor's drain (docs/supervisor.md):
+ * stop accepting (the listening socket is closed: the process's copy, so
+ * another process sharing it goes on accepting), and end every connection
+ * after the request in hand, with Connection: close on its response. An
+ * idle keep-alive connection, and a new one that has sent nothing yet,
+ * may still send one request until idle_deadline (answered, with close);
+ * it is closed then, unless a request is arriving. A FIN on an idle
+ * connection can cross a request the client is sending, which then
+ * fails; one more response with Connection: close cannot. Requests in
+ * flight run until deadline, then are killed as gr_http_server_stop
+ * does, which is gr_http_server_drain(s, 0, deadline). Returns as
+ * gr_http_server_stop (EINVAL for s NULL, EDEADLK outside a green
+ * thread). */
+GR_API int gr_http_server_drain(gr_http_server *s, int64_t idle_deadline, int64_t deadline);
 GR_API int gr_http_server_stats_get(const gr_http_server *s, gr_server_stats *st);
 GR_API int gr_http_server_free(gr_http_server *s);
 

@@ -23,6 +23,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#if defined(GR__ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 int gr__hub_on_fork(gr_hub *h, void (*fn)(void *arg), void *arg)
 {
     gr__hub_hook *k = gr__malloc(sizeof *k);
@@ -214,8 +218,14 @@ static void release_gone(gr_hub *h, const kept *k)
             continue;
         }
         gr__slot_free(h, i);
-        if (gr__stack_find(&h->stacks, g, &st, &in_guard))
+        if (gr__stack_find(&h->stacks, g, &st, &in_guard)) {
+#if defined(GR__ASAN)
+            /* Its frames never return, so ASan's poison of their redzones
+             * stays: the stack's next thread would trip on it. */
+            __asan_unpoison_memory_region(st.lo, st.size);
+#endif
             gr__stack_put_cold(&h->stacks, &st);
+        }
     }
     h->nlive = live;
     h->nfinished = 0;

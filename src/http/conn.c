@@ -475,6 +475,20 @@ static void log_access(gr__http_conn *c)
 
 /* -------------------------------------------------------- the request */
 
+/* How long to wait for the next request. A stopping server still takes
+ * one that comes before its idle_until: closing a connection the client
+ * may be sending on right now (a new one, or a kept one) would reset its
+ * request, where one more response with Connection: close ends it
+ * cleanly. */
+static int64_t idle_deadline(const gr__http_conn *c)
+{
+    int64_t deadline = c->io->now() + c->cfg->idle_timeout, until;
+
+    if (atomic_load(&c->cfg->stopping) && (until = atomic_load(&c->cfg->idle_until)) < deadline)
+        deadline = until;
+    return deadline;
+}
+
 /* Wait for and parse the next request's head. Returns 0 with the head
  * complete, 1 when the connection is done (closed, idle too long,
  * stopping), 2 when nothing came by park_at (-1: never park; 0: try once),
@@ -483,6 +497,7 @@ static int read_head(gr__http_conn *c, int64_t park_at)
 {
     for (;;) {
         int64_t deadline;
+        int parking;
         ssize_t n;
         int status = gr__http_request_head(c);
 
@@ -492,20 +507,21 @@ static int read_head(gr__http_conn *c, int64_t park_at)
             return status;
         if (c->end >= c->cfg->max_header_bytes)
             return 431;
-        if (c->end == 0 && atomic_load(&c->cfg->stopping))
-            return 1;
         /* Nothing of a next request yet, on a connection that may be
          * parked: wait until park_at at most, then give the thread and the
-         * buffers up (the server watches the fd meanwhile). */
-        if (c->end == 0 && park_at >= 0)
-            deadline = park_at;
-        else if (c->end == 0)
-            deadline = c->io->now() + c->cfg->idle_timeout;
-        else
+         * buffers up (the server watches the fd meanwhile). A stopping
+         * server parks nothing: it waits until idle_deadline. */
+        parking = c->end == 0 && park_at >= 0 && !atomic_load(&c->cfg->stopping);
+        if (c->end > 0)
             deadline = c->request_start + c->cfg->header_timeout;
+        else
+            deadline = parking ? park_at : idle_deadline(c);
         n = c->io->read(c, c->buf + c->end, c->cap - c->end, deadline);
-        if (n < 0 && errno == ETIMEDOUT && c->end == 0 && park_at >= 0)
-            return 2;
+        if (n < 0 && errno == ETIMEDOUT && parking) {
+            if (!atomic_load(&c->cfg->stopping))
+                return 2;
+            continue; /* a stop came meanwhile: wait as it says */
+        }
         if (n <= 0) /* closed, reset, idle, or a head that came too slowly */
             return n < 0 && errno == ETIMEDOUT && c->end > 0 ? 408 : 1;
         if (c->end == 0)

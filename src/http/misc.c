@@ -110,6 +110,7 @@ int gr__http_cfg_init(gr__http_cfg *cfg, gr_http_handler handler, void *arg,
     cfg->access_log = o.access_log;
     cfg->tls = o.tls;
     atomic_init(&cfg->stopping, 0);
+    atomic_init(&cfg->idle_until, 0);
     return 0;
 }
 

@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* A connection waiting for its next request in its thread (before it is
  * parked), so that stopping can end that wait at once. */
 typedef struct waiting {
     struct waiting *prev, *next;
     gr_t thread;
+    int fd;
 } waiting;
 
 struct gr_http_server {
@@ -67,6 +69,7 @@ static void idle_hook(gr__http_conn *c, int idle)
 
     if (idle && !me->next) {
         me->thread = gr_self();
+        me->fd = c->fd;
         me->next = s->waiting.next;
         me->prev = &s->waiting;
         s->waiting.next->prev = me;
@@ -82,7 +85,7 @@ static void idle_hook(gr__http_conn *c, int idle)
  * when it is idle, GR__CONN_CLOSE when it is done. */
 static int run(gr_http_server *s, gr__http_conn *c)
 {
-    waiting node = {NULL, NULL, 0};
+    waiting node = {NULL, NULL, 0, -1};
     int parked;
 
     /* A TLS connection is not parked: OpenSSL's state for it would have to
@@ -207,16 +210,70 @@ int gr_http_server_serve(gr_http_server *s)
     return gr_server_serve(s->srv);
 }
 
+/* End the connections waiting for a request in their thread, but not one
+ * whose request is arriving (bytes already there): it is answered, with
+ * Connection: close. Killing a thread unlinks it (its hook runs as it
+ * unwinds). */
+static void close_waiting(gr_http_server *s)
+{
+    waiting *w = s->waiting.next;
+
+    while (w != &s->waiting) {
+        waiting *next = w->next;
+        char b;
+
+        if (recv(w->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+            gr_kill(w->thread);
+        w = next;
+    }
+}
+
+static void *close_waiting_at(void *arg)
+{
+    gr_http_server *s = arg;
+
+    if (gr_sleep(atomic_load(&s->cfg.idle_until)) == 0)
+        close_waiting(s);
+    return NULL;
+}
+
+int gr_http_server_drain(gr_http_server *s, int64_t idle_deadline, int64_t deadline)
+{
+    gr_t closer;
+    int rc, err;
+
+    if (!s) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (gr_self() < 0) { /* a hub callback cannot wait */
+        if (errno == EPERM)
+            errno = EDEADLK;
+        return -1;
+    }
+    /* idle_until first: a connection that sees stopping reads it. */
+    atomic_store(&s->cfg.idle_until, idle_deadline);
+    atomic_store(&s->cfg.stopping, 1);
+    /* Parked connections (no thread) may send one more request until
+     * idle_deadline too; the server closes the rest then. */
+    gr__server_set_park_grace(s->srv, idle_deadline);
+    /* Connections waiting for a request in their thread wait with their
+     * old deadline: they are ended at idle_deadline, by this thread. */
+    if ((closer = gr_spawn(close_waiting_at, s)) < 0)
+        close_waiting(s);
+    rc = gr_server_stop(s->srv, deadline);
+    err = errno;
+    if (closer > 0) {
+        gr_kill(closer);
+        gr_join(closer, NULL, -1);
+    }
+    errno = err;
+    return rc;
+}
+
 int gr_http_server_stop(gr_http_server *s, int64_t deadline)
 {
-    /* Requests in flight finish, and their connections close after them;
-     * the server closes idle (parked) ones at once, and those waiting for a
-     * request in their thread end that wait (killing one unlinks it: its
-     * hook runs as it unwinds). */
-    atomic_store(&s->cfg.stopping, 1);
-    for (waiting *w = s->waiting.next; w != &s->waiting; w = w->next)
-        gr_kill(w->thread);
-    return gr_server_stop(s->srv, deadline);
+    return gr_http_server_drain(s, 0, deadline);
 }
 
 int gr_http_server_stats_get(const gr_http_server *s, gr_server_stats *st)

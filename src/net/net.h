@@ -18,11 +18,17 @@ int gr__accept_now(int fd, gr_addr *peer);
  * resumed = 1, in a new green thread when fd becomes readable. A parked
  * connection still counts against the pool (opts->pool bounds connections,
  * idle ones included); it is closed after idle_ms (-1: never) without its
- * handler, and at once when the server stops. Any other return closes fd as
- * gr_server_new's handlers do. */
+ * handler, and when the server stops: at once, or at the grace below. Any
+ * other return closes fd as gr_server_new's handlers do. */
 enum { GR__CONN_CLOSE, GR__CONN_PARK };
 typedef int (*gr__parking_fn)(int fd, const gr_addr *peer, void *arg, int resumed);
 gr_server *gr__server_new_parking(int fd, gr__parking_fn handler, void *arg,
                                   const gr_server_opts *opts, int64_t idle_ms);
+
+/* A stop lets parked connections send one more request until `until`
+ * (absolute ms; 0, the default: none): those that become readable by then
+ * are served (the handler sees the server stopping), the rest are closed
+ * then. Set before gr_server_stop. */
+void gr__server_set_park_grace(gr_server *s, int64_t until);
 
 #endif

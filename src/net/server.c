@@ -57,6 +57,7 @@ struct gr_server {
     gr_datagram_fn on_dgram;
     gr__parking_fn on_park;
     int64_t idle_ms; /* parked connections are closed after this; -1 never */
+    int64_t park_grace; /* a stop keeps parked connections until then */
     conn *idle_head, *idle_tail;
     size_t parked;
     gr_t reaper;
@@ -328,7 +329,7 @@ static void on_readable(gr__fd_cb *w, int ready)
 
     (void)ready;
     idle_unlink(s, c);
-    if (!s->stopping) {
+    if (!s->stopping || gr_now_update() < s->park_grace) {
         if (start_thread(s, c) == 0)
             return;
         warn_once(&s->logged_park, "resuming an idle connection", errno, ": closed it");
@@ -658,6 +659,22 @@ static size_t kill_handlers(gr_server *s, const conn *self)
     return n;
 }
 
+void gr__server_set_park_grace(gr_server *s, int64_t until)
+{
+    s->park_grace = until;
+}
+
+/* Until the park grace (or the stop's deadline), parked connections that
+ * become readable are served; wait while some are left to. */
+static void wait_park_grace(gr_server *s, int64_t deadline)
+{
+    int64_t until = deadline >= 0 && deadline < s->park_grace ? deadline : s->park_grace;
+
+    while (s->idle_head && gr_now_update() < until)
+        if (gr_sleep(until < gr_now() + 10 ? until : gr_now() + 10) != 0 && errno != ETIMEDOUT)
+            return; /* the stopper was killed: close them */
+}
+
 static int stop_steps(gr_server *s, int64_t deadline)
 {
     conn *self = caller_conn(s);
@@ -666,10 +683,11 @@ static int stop_steps(gr_server *s, int64_t deadline)
 
     s->stopping = 1;
     gr__latch_fire(&s->wake, GR__WAKE_STOP);
-    /* Parked connections have no request in flight: close them now. */
-    close_idle(s, 1);
     if (s->reaping)
         gr_kill(s->reaper);
+    wait_park_grace(s, deadline);
+    /* Parked connections have no request in flight: close them now. */
+    close_idle(s, 1);
     if (!s->looping && s->kind == KIND_STREAM)
         close_fd(s);
     maybe_finish(s);
