@@ -294,6 +294,64 @@ Test(http_idle, stop_closes_parked_connections_at_once, .timeout = 30)
     run_main(t_stop, NULL);
 }
 
+/* A drain (a reload's stop) lets parked connections send one more request
+ * until its idle deadline: answered with Connection: close, where a FIN
+ * could have crossed it; the ones that send nothing are closed then. */
+static void *drainer(void *arg)
+{
+    int64_t now = gr_now_update();
+
+    return (void *)(intptr_t)gr_http_server_drain(arg, now + 1500, now + 10000);
+}
+
+/* The drain has begun once the listener is gone. */
+static int refuses_connections(int port)
+{
+    int fd = gr_tcp_connect("127.0.0.1", port, gr_now() + WAIT_MS);
+
+    if (fd < 0)
+        return 1;
+    gr_close(fd);
+    return 0;
+}
+
+static void *t_drain(void *arg)
+{
+    srv s = srv_start(h_ok, NULL, NULL);
+    int quiet = loopback_connect(s.port), late = loopback_connect(s.port);
+    char buf[1024], x;
+    size_t used = 0;
+    ssize_t n;
+    void *rc;
+    gr_t d;
+
+    (void)arg;
+    get_once(quiet, "/q");
+    get_once(late, "/l");
+    await_stats(s.s, 2, 2);
+    cr_assert_gt(d = gr_spawn(drainer, s.s), 0);
+    WAIT_FOR(refuses_connections(s.port));
+    cr_assert_eq(gr_write_all(late, get_req, sizeof get_req - 1, NULL, gr_now() + WAIT_MS), 0);
+    while ((n = gr_read(late, buf + used, sizeof buf - 1 - used, gr_now() + WAIT_MS)) > 0)
+        used += (size_t)n;
+    cr_assert_eq(n, 0, "the answer ends with a close: %s", strerror(errno));
+    buf[used] = '\0';
+    cr_assert(!strncmp(buf, "HTTP/1.1 200 ", 13), "%.40s", buf);
+    cr_assert_not_null(strcasestr(buf, "Connection: close"), "%s", buf);
+    cr_assert_eq(gr_read(quiet, &x, 1, gr_now() + WAIT_MS), 0, "closed at the deadline");
+    cr_assert_eq(gr_join(d, &rc, gr_now() + WAIT_MS), 0);
+    cr_assert_eq((intptr_t)rc, 0, "drain: %s", strerror(errno));
+    gr_close(late);
+    gr_close(quiet);
+    cr_assert_eq(gr_http_server_free(s.s), 0);
+    return NULL;
+}
+
+Test(http_idle, a_drain_serves_one_more_request_on_parked_connections, .timeout = 30)
+{
+    run_main(t_drain, NULL);
+}
+
 /* Parked connections are connections: max_connections counts them, so a
  * third waits until one of two idle ones goes. */
 static void *t_pool(void *arg)
