@@ -222,7 +222,7 @@ static void *fork_under_load(void *arg)
 #define FORKS 1000
 #endif
 
-Test(fork, children_work_and_the_parent_is_untouched, .timeout = 120)
+Test(fork, children_work_and_the_parent_is_untouched, .timeout = 280)
 {
     run_main(fork_under_load, (void *)(intptr_t)FORKS);
 }
