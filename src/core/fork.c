@@ -200,6 +200,26 @@ static void rebuild_ready(gr_hub *h, const kept *k)
     h->ready_tail = n;
 }
 
+#if defined(GR__ASAN)
+/* A discarded thread's frames never return, so ASan's poison of their
+ * redzones stays on its stack, and the stack's next thread would trip on
+ * it. Only the used part, from its saved stack pointer up, is unpoisoned:
+ * writing the shadow of whole stacks would cost their pages. (Reading
+ * the saved pointer costs no fault: the record's page is mapped.) */
+static void unpoison_frames(const gr__g *g, const gr__stack *st)
+{
+    char *top = st->lo + st->size, *from = st->lo;
+
+    if (!gr__ctx_started(&g->ctx))
+        return; /* it never ran: no frames */
+#if !defined(GR_CTX_UCONTEXT)
+    if ((char *)g->ctx.sp - 256 > from && (char *)g->ctx.sp < top)
+        from = (char *)g->ctx.sp - 256; /* below sp: the switch's own spills */
+#endif
+    __asan_unpoison_memory_region(from, (size_t)(top - from));
+}
+#endif
+
 /* Slots and stacks back to the hub. A discarded thread's stack is found by
  * its address in the slab table, not read; its pages stay shared with the
  * parent until a new thread writes them, so it goes back cold. What the
@@ -220,9 +240,7 @@ static void release_gone(gr_hub *h, const kept *k)
         gr__slot_free(h, i);
         if (gr__stack_find(&h->stacks, g, &st, &in_guard)) {
 #if defined(GR__ASAN)
-            /* Its frames never return, so ASan's poison of their redzones
-             * stays: the stack's next thread would trip on it. */
-            __asan_unpoison_memory_region(st.lo, st.size);
+            unpoison_frames(g, &st);
 #endif
             gr__stack_put_cold(&h->stacks, &st);
         }
