@@ -50,8 +50,10 @@ endef
 build: deps-build
 	$(call configure,build,-DCMAKE_BUILD_TYPE=Release)
 
+# The ucontext build also checks that the sources are clang-formatted
+# (clang-format is in the test packages; plain `make` needs none of it).
 build-ucontext: deps-test
-	$(call configure,build-ucontext,-DCMAKE_BUILD_TYPE=Release -DGROVE_CONTEXT=ucontext)
+	$(call configure,build-ucontext,-DCMAKE_BUILD_TYPE=Release -DGROVE_CONTEXT=ucontext -DGROVE_FORMAT_CHECK=ON)
 
 build-asan: deps-test
 	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DGROVE_SANITIZE=ON)

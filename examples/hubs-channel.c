@@ -56,7 +56,7 @@ int main(void)
     long long sum = 0;
     void *v;
 
-    jobs = gr_xchan_new(64);      /* at most 64 jobs queued: the sender waits */
+    jobs = gr_xchan_new(64); /* at most 64 jobs queued: the sender waits */
     results = gr_xchan_new(GR_XCHAN_UNBOUNDED);
     if (!jobs || !results || pthread_create(&hubs, NULL, run_hubs, NULL) != 0)
         return 1;

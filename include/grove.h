@@ -205,15 +205,15 @@ GR_API int gr_on_exit(gr_t g, gr_exit_fn cb, void *arg);
 
 /* What gr_thread_info_get tells about a green thread. */
 typedef struct gr_thread_info {
-    int state;             /* GR_THREAD_* */
-    int killed;            /* gr_kill was called on it */
-    int started;           /* its function was called (0: killed before it ran) */
+    int state;   /* GR_THREAD_* */
+    int killed;  /* gr_kill was called on it */
+    int started; /* its function was called (0: killed before it ran) */
     int detached;
-    void *result;          /* FINISHED: its result (GR_CANCELED if it never ran); else NULL */
-    const char *wait;      /* BLOCKED: what it waits for ("join", "queue get", "fd"...;
-                            * static text); else NULL */
-    int64_t deadline;      /* BLOCKED: when its wait times out (gr_now scale), -1: never */
-    size_t stack_size;     /* usable bytes of its stack (0 for a root context) */
+    void *result;      /* FINISHED: its result (GR_CANCELED if it never ran); else NULL */
+    const char *wait;  /* BLOCKED: what it waits for ("join", "queue get", "fd"...;
+                        * static text); else NULL */
+    int64_t deadline;  /* BLOCKED: when its wait times out (gr_now scale), -1: never */
+    size_t stack_size; /* usable bytes of its stack (0 for a root context) */
     char name[GR_NAME_MAX + 1];
 } gr_thread_info;
 
@@ -321,15 +321,15 @@ GR_API int gr_hubs_run(size_t n, gr_fn fn, void *const *args, void **results);
 
 /* Counters of the calling thread's hub, for monitoring and tests. */
 typedef struct gr_stats {
-    size_t threads;        /* green threads alive (not finished), root excluded */
-    size_t finished;       /* finished, waiting to be joined */
-    size_t ready;          /* in the ready queue */
-    size_t timers;         /* armed timers */
-    size_t fd_waiters;     /* green threads waiting on file descriptors */
-    size_t stacks_mapped;  /* stacks carved from mapped slabs */
-    size_t stacks_guarded; /* of which have a guard page */
-    size_t stacks_free;    /* of which are pooled, ready for reuse */
-    size_t switches;       /* switches to ready threads since the hub was created */
+    size_t threads;          /* green threads alive (not finished), root excluded */
+    size_t finished;         /* finished, waiting to be joined */
+    size_t ready;            /* in the ready queue */
+    size_t timers;           /* armed timers */
+    size_t fd_waiters;       /* green threads waiting on file descriptors */
+    size_t stacks_mapped;    /* stacks carved from mapped slabs */
+    size_t stacks_guarded;   /* of which have a guard page */
+    size_t stacks_free;      /* of which are pooled, ready for reuse */
+    size_t switches;         /* switches to ready threads since the hub was created */
     size_t blocking_reports; /* times the blocking monitor reported this hub */
 } gr_stats;
 
@@ -373,7 +373,8 @@ GR_API int gr_configure(const gr_config *cfg);
 /* --------------------------------------------------------------- reports */
 
 /* What grove reports (gr_report.kind). */
-#define GR_REPORT_MISUSE 1   /* a call made where it cannot work (blocking in a hub
+#define GR_REPORT_MISUSE                                                                           \
+    1                        /* a call made where it cannot work (blocking in a hub                \
                               * callback, a thread joining itself) */
 #define GR_REPORT_DEADLOCK 2 /* gr_main found every green thread blocked for good */
 #define GR_REPORT_OVERFLOW 3 /* a stack overflow: the process dies after the hook */
@@ -491,7 +492,6 @@ GR_API int gr_timeout_end(gr_timeout *t);
 /* 1 if the region's deadline has passed (by the hub's cached time). */
 GR_API int gr_timeout_expired(const gr_timeout *t);
 
-
 /* ================================================================== I/O
  * Cooperative versions of the blocking calls, for descriptors in
  * non-blocking mode (grove's own sockets are; gr_fd_nonblock makes any
@@ -562,8 +562,8 @@ GR_API ssize_t gr_reader_read(gr_reader *r, void *buf, size_t len, int64_t deadl
  * may recover), EINVAL, ETIMEDOUT, ECANCELED or a read error. A record
  * longer than the reader's buffer cannot be found: make the buffer at
  * least as large as max. */
-GR_API ssize_t gr_reader_until(gr_reader *r, const void *delim, size_t dlen, void *out,
-                               size_t max, int64_t deadline);
+GR_API ssize_t gr_reader_until(gr_reader *r, const void *delim, size_t dlen, void *out, size_t max,
+                               int64_t deadline);
 
 /* gr_reader_until with "\n", and the line NUL-terminated in out (so at
  * most max - 1 bytes of line; max >= 2). */
@@ -734,8 +734,8 @@ typedef void (*gr_datagram_fn)(int fd, const void *data, size_t len, const gr_ad
  * Each datagram, up to max_size bytes (0: 65535), runs the handler in a
  * green thread, at most opts->pool at once (0: one at a time, in arrival
  * order). Start, serve, stop and free with the gr_server functions. */
-GR_API gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg,
-                                         size_t max_size, const gr_server_opts *opts);
+GR_API gr_server *gr_datagram_server_new(int fd, gr_datagram_fn handler, void *arg, size_t max_size,
+                                         const gr_server_opts *opts);
 
 /* ================================================================ DNS */
 
@@ -756,7 +756,6 @@ GR_API int gr_resolver_set(int which);
  * (EINVAL: not parsable; ENOMEM). */
 GR_API int gr_resolver_servers(const char *csv);
 
-
 /* getaddrinfo(3) that blocks only the green thread: honours /etc/hosts and
  * /etc/resolv.conf. Returns 0 or an EAI_* code as getaddrinfo does
  * (EAI_NONAME for NXDOMAIN, ...); EAI_SYSTEM with errno ETIMEDOUT at the
@@ -770,9 +769,8 @@ GR_API void gr_freeaddrinfo(struct addrinfo *res);
 
 /* getnameinfo(3) that blocks only the green thread (reverse lookups).
  * Returns 0 or an EAI_* code, with EAI_SYSTEM/errno as gr_getaddrinfo. */
-GR_API int gr_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
-                          size_t hostlen, char *serv, size_t servlen, int flags,
-                          int64_t deadline);
+GR_API int gr_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, size_t hostlen,
+                          char *serv, size_t servlen, int flags, int64_t deadline);
 
 /* ========================================================= thread pool */
 
@@ -791,7 +789,7 @@ typedef void *(*gr_work_fn)(void *arg);
  * than the call. Also ENOMEM, EAGAIN when the pool's queue is full, and
  * EDEADLK in a hub callback. */
 GR_API int gr_threadpool_run(gr_work_fn fn, void *arg, void **result,
-                         void (*discard)(void *result, void *arg), int64_t deadline);
+                             void (*discard)(void *result, void *arg), int64_t deadline);
 
 /* Size the pool: at most max_threads OS threads (default 16), and at most
  * max_queue jobs waiting for one (default 1024; 0: unlimited). Threads are
@@ -807,8 +805,7 @@ GR_API int gr_threadpool_size(size_t max_threads, size_t max_queue);
  * the caller is already killed or the deadline has passed. */
 GR_API int gr_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
 GR_API ssize_t gr_file_read(int fd, void *buf, size_t len, off_t offset, int64_t deadline);
-GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset,
-                             int64_t deadline);
+GR_API ssize_t gr_file_write(int fd, const void *buf, size_t len, off_t offset, int64_t deadline);
 
 /* ============================================================ signals
  * Signals delivered to green threads (docs/process.md). Sets of signals
@@ -977,9 +974,8 @@ GR_API int gr_proc_kill(gr_proc *p, int signo);
  * or wait error: then *out and *err hold what came so far (free them),
  * stdin is closed, the child is left running, and a later call collects
  * what comes after. */
-GR_API int gr_proc_communicate(gr_proc *p, const void *in, size_t inlen, char **out,
-                               size_t *outlen, char **err, size_t *errlen, int *status,
-                               int64_t deadline);
+GR_API int gr_proc_communicate(gr_proc *p, const void *in, size_t inlen, char **out, size_t *outlen,
+                               char **err, size_t *errlen, int *status, int64_t deadline);
 
 /* Close the pipes and free p. A child not yet reaped is killed (SIGKILL)
  * and reaped first, so none is left behind, running or as a zombie (this
@@ -1247,8 +1243,7 @@ GR_API gr_group *gr_group_new(size_t limit);
 /* Spawn fn(arg) into the group, first waiting for room (pools; only that
  * wait can be cancelled). Returns its handle, stale once the member has
  * finished, or -1 with ETIMEDOUT, ECANCELED, or gr_spawn_opts' errors. */
-GR_API gr_t gr_group_spawn(gr_group *g, gr_fn fn, void *arg, const gr_opts *opts,
-                           int64_t deadline);
+GR_API gr_t gr_group_spawn(gr_group *g, gr_fn fn, void *arg, const gr_opts *opts, int64_t deadline);
 /* Wait until every member has finished. EDEADLK when called by a member. */
 GR_API int gr_group_join(gr_group *g, int64_t deadline);
 /* Kill every member (they unwind on their own; join to wait). */
@@ -1320,13 +1315,13 @@ GR_API int gr_imap_free(gr_imap *m);
 #define GR_WAIT_MAX 65536
 
 typedef struct gr_waitable {
-    int kind;     /* GR_WAIT_* */
-    void *obj;    /* EVENT, ASYNC, QUEUE, CHAN: the object */
-    gr_t thread;  /* THREAD: a green thread of the caller's hub */
-    int fd;       /* FD */
-    int events;   /* FD: GR_READ and/or GR_WRITE */
-    int ready;    /* out: 0, or non-zero when ready (FD: the ready subset of
-                   * events, errors and hang-ups counting as both) */
+    int kind;      /* GR_WAIT_* */
+    void *obj;     /* EVENT, ASYNC, QUEUE, CHAN: the object */
+    gr_t thread;   /* THREAD: a green thread of the caller's hub */
+    int fd;        /* FD */
+    int events;    /* FD: GR_READ and/or GR_WRITE */
+    int ready;     /* out: 0, or non-zero when ready (FD: the ready subset of
+                    * events, errors and hang-ups counting as both) */
     int reported_; /* private: returned by gr_iwait_next */
 } gr_waitable;
 
@@ -1371,8 +1366,7 @@ GR_API int gr_iwait_next(gr_iwait *it, int64_t deadline);
  * handle; or, once the rest are joined, one that another thread joined
  * meanwhile: its joined[i] is 0), EDEADLK (the caller is among them; hub
  * callback), ENOMEM. Argument errors are found before anything is joined. */
-GR_API int gr_joinall(const gr_t *threads, size_t n, void **results, int *joined,
-                      int64_t deadline);
+GR_API int gr_joinall(const gr_t *threads, size_t n, void **results, int *joined, int64_t deadline);
 
 /* Kill every thread of threads[0..n) (stale handles, threads already gone,
  * are skipped), then wait until all have finished, without joining them
@@ -1383,7 +1377,6 @@ GR_API int gr_joinall(const gr_t *threads, size_t n, void **results, int *joined
  * (threads NULL, n 0 or over GR_WAIT_MAX, a root context: before anything
  * is killed), ENOMEM. */
 GR_API int gr_killall(const gr_t *threads, size_t n, int64_t deadline);
-
 
 #ifdef __cplusplus
 }

@@ -106,14 +106,14 @@ static inline void close_pair(int sv[2])
 }
 
 /* Assert a call failed with the given errno. */
-#define assert_fails(call, err)                                                     \
-    do {                                                                            \
-        errno = 0;                                                                  \
-        long rc_ = (long)(call);                                                    \
-        int e_ = errno;                                                             \
-        cr_assert_eq(rc_, -1, "%s returned %ld, expected -1", #call, rc_);          \
-        cr_assert_eq(e_, (err), "%s: errno %d (%s), expected %d (%s)", #call, e_,   \
-                     strerror(e_), (err), strerror(err));                           \
+#define assert_fails(call, err)                                                                    \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        long rc_ = (long)(call);                                                                   \
+        int e_ = errno;                                                                            \
+        cr_assert_eq(rc_, -1, "%s returned %ld, expected -1", #call, rc_);                         \
+        cr_assert_eq(e_, (err), "%s: errno %d (%s), expected %d (%s)", #call, e_, strerror(e_),    \
+                     (err), strerror(err));                                                        \
     } while (0)
 
 /* Run off the end of the stack, 512 bytes a frame, as a runaway recursion
@@ -161,14 +161,14 @@ static inline int leaks_found(void)
 }
 #endif
 /* Assert a call returning a pointer failed (NULL) with the given errno. */
-#define assert_fails_null(call, err)                                                \
-    do {                                                                            \
-        errno = 0;                                                                  \
-        void *p_ = (void *)(call);                                                  \
-        int e_ = errno;                                                             \
-        cr_assert_null(p_, "%s succeeded, expected NULL", #call);                   \
-        cr_assert_eq(e_, (err), "%s: errno %d (%s), expected %d (%s)", #call, e_,   \
-                     strerror(e_), (err), strerror(err));                           \
+#define assert_fails_null(call, err)                                                               \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        void *p_ = (void *)(call);                                                                 \
+        int e_ = errno;                                                                            \
+        cr_assert_null(p_, "%s succeeded, expected NULL", #call);                                  \
+        cr_assert_eq(e_, (err), "%s: errno %d (%s), expected %d (%s)", #call, e_, strerror(e_),    \
+                     (err), strerror(err));                                                        \
     } while (0)
 
 /* Wait (yielding to the other green threads) until cond holds, within

@@ -161,7 +161,7 @@ static void respond(const unsigned char *q, size_t n, const struct sockaddr_in *
     m.n = qend;
     if ((rcode = answer(&m, name, type, &count)) < 0)
         return;
-    m.b[2] = 0x81; /* QR, RD */
+    m.b[2] = 0x81;                          /* QR, RD */
     m.b[3] = (unsigned char)(0x80 | rcode); /* RA */
     m.b[6] = 0;
     m.b[7] = (unsigned char)count;
@@ -349,7 +349,8 @@ Test(dns, socket_types_as_glibc, .timeout = 10, .init = start_dns, .fini = stop_
 
 static void *canonical(void *arg)
 {
-    struct addrinfo h = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
+    struct addrinfo h = {.ai_family = AF_INET,
+                         .ai_socktype = SOCK_STREAM,
                          .ai_flags = AI_CANONNAME},
                     *res;
 
@@ -394,8 +395,7 @@ static void *silent_deadline(void *arg)
 
     (void)arg;
     errno = 0;
-    cr_assert_eq(gr_getaddrinfo("silent.grove.test", "80", &tcp, &res, gr_now() + 100),
-                 EAI_SYSTEM);
+    cr_assert_eq(gr_getaddrinfo("silent.grove.test", "80", &tcp, &res, gr_now() + 100), EAI_SYSTEM);
     cr_assert_eq(errno, ETIMEDOUT);
     cr_assert_geq(ms_since(start), 99);
     cr_assert_lt(ms_since(start), 300);
@@ -418,8 +418,7 @@ static void *retry_timeout(void *arg)
     int64_t start = gr_now_update();
 
     (void)arg;
-    cr_assert_eq(gr_getaddrinfo("silent.grove.test", "80", &tcp, &res, gr_now() + 8000),
-                 EAI_AGAIN);
+    cr_assert_eq(gr_getaddrinfo("silent.grove.test", "80", &tcp, &res, gr_now() + 8000), EAI_AGAIN);
     cr_assert_geq(ms_since(start), 900, "c-ares' time-out is 1 s here");
     return NULL;
 }
@@ -496,8 +495,8 @@ Test(dns, a_caller_giving_up_leaves_the_others_alone, .timeout = 10, .init = sta
 enum { LOOKUPS = 60 };
 static const char *const names[] = {"v4.grove.test", "v6.grove.test", "both.grove.test",
                                     "nx.grove.test", "localhost"};
-static const char *const wants[] = {"192.0.2.1 192.0.2.2", "2001:db8::6",
-                                    "192.0.2.3 2001:db8::3", NULL, "127.0.0.1"};
+static const char *const wants[] = {"192.0.2.1 192.0.2.2", "2001:db8::6", "192.0.2.3 2001:db8::3",
+                                    NULL, "127.0.0.1"};
 static atomic_int lookups_ok;
 
 static void *one_lookup(void *arg)
@@ -646,8 +645,7 @@ static void *reverse(void *arg)
                  0);
     cr_assert_str_eq(host, "localhost");
     cr_assert_str_eq(serv, "80");
-    cr_assert_eq(gr_getnameinfo((struct sockaddr *)&a, sizeof a, tiny, sizeof tiny, NULL, 0, 0,
-                                -1),
+    cr_assert_eq(gr_getnameinfo((struct sockaddr *)&a, sizeof a, tiny, sizeof tiny, NULL, 0, 0, -1),
                  EAI_OVERFLOW);
     a = ipv4("192.0.2.1", 53);
     cr_assert_eq(gr_getnameinfo((struct sockaddr *)&a, sizeof a, host, sizeof host, NULL, 0,
@@ -658,8 +656,7 @@ static void *reverse(void *arg)
     cr_assert_eq(gr_getnameinfo((struct sockaddr *)&a, sizeof a, host, sizeof host, NULL, 0,
                                 NI_NAMEREQD, -1),
                  EAI_NONAME);
-    cr_assert_eq(gr_getnameinfo((struct sockaddr *)&a, sizeof a, host, sizeof host, NULL, 0, 0,
-                                -1),
+    cr_assert_eq(gr_getnameinfo((struct sockaddr *)&a, sizeof a, host, sizeof host, NULL, 0, 0, -1),
                  0);
     cr_assert_str_eq(host, "192.0.2.99", "without NI_NAMEREQD: the number");
     cr_assert_eq(gr_getnameinfo((struct sockaddr *)&a, sizeof a, host, sizeof host, serv,
@@ -690,8 +687,7 @@ Test(dns, works_from_the_root_context, .timeout = 10, .init = start_dns, .fini =
     cr_assert_str_eq(got, "192.0.2.1 192.0.2.2");
     gr_freeaddrinfo(res);
     errno = 0;
-    cr_assert_eq(gr_getaddrinfo("silent.grove.test", "80", &tcp, &res, gr_now() + 30),
-                 EAI_SYSTEM);
+    cr_assert_eq(gr_getaddrinfo("silent.grove.test", "80", &tcp, &res, gr_now() + 30), EAI_SYSTEM);
     cr_assert_eq(errno, ETIMEDOUT);
 }
 

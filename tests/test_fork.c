@@ -52,8 +52,7 @@ static int child_works(int sock)
     if (gr_getaddrinfo("localhost", "80", &hints, &res, gr_now() + 1000) != 0)
         return 5;
     gr_freeaddrinfo(res);
-    if (gr_threadpool_run(square, (void *)9, &r, NULL, gr_now() + 1000) != 0 ||
-        (intptr_t)r != 81)
+    if (gr_threadpool_run(square, (void *)9, &r, NULL, gr_now() + 1000) != 0 || (intptr_t)r != 81)
         return 6;
     if (sock >= 0) {
         if (gr_read(sock, &c, 1, gr_now() + 1000) != 1)
@@ -202,8 +201,7 @@ static void *fork_under_load(void *arg)
         cr_assert_eq(write(readers[i][0], "x", 1), 1);
     WAIT_FOR(echoed == READERS);
     fds_after = fds_but_dns(blackhole);
-    cr_assert_eq(fds_after, fds_before, "fds %d before the forks, %d after", fds_before,
-                 fds_after);
+    cr_assert_eq(fds_after, fds_before, "fds %d before the forks, %d after", fds_before, fds_after);
     for (int i = 0; i < nt; i++)
         gr_kill(t[i]);
     for (int i = 0; i < nt; i++)
@@ -379,7 +377,8 @@ Test(fork, daemonize_detaches_and_serves, .timeout = 30)
     cr_assert_eq(fscanf(f, "%d", &port), 1);
     fclose(f);
     c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0);
     n = read(c, line, sizeof line - 1);
@@ -453,7 +452,8 @@ static void *service_main(void *arg)
 /* The daemon's answer: its SIGHUP count. */
 static int ask_hups(int port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n = -1;
     char line[32];

@@ -478,9 +478,9 @@ static void *names(void *arg)
     char buf[64];
     gr_t g = gr_spawn_opts(ret_arg_times_two, NULL, &(gr_opts){.name = "worker-1"});
     gr_t h = gr_spawn(ret_arg_times_two, NULL);
-    gr_t long_name = gr_spawn_opts(
-        ret_arg_times_two, NULL,
-        &(gr_opts){.name = "a-name-much-longer-than-thirty-one-characters"});
+    gr_t long_name =
+        gr_spawn_opts(ret_arg_times_two, NULL,
+                      &(gr_opts){.name = "a-name-much-longer-than-thirty-one-characters"});
 
     (void)arg;
     cr_assert_eq(gr_name(g, buf, sizeof buf), 0);

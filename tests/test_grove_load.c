@@ -99,8 +99,8 @@ Test(hist, percentiles_match_a_sorted_list_within_1pct)
         double want = (double)sorted_percentile(v, N, ps[i]);
         double got = (double)gl_hist_percentile(h, ps[i]);
 
-        cr_assert_leq(fabs(got - want) / want, 0.01, "p%g: %.0f, sorted list says %.0f", ps[i],
-                      got, want);
+        cr_assert_leq(fabs(got - want) / want, 0.01, "p%g: %.0f, sorted list says %.0f", ps[i], got,
+                      want);
         cr_assert_leq(fabs(got - want) / want, 1.0 / 256 + 1e-9, "p%g beyond the design bound",
                       ps[i]);
     }
@@ -274,9 +274,9 @@ Test(resp, bounds_the_head)
 #endif
 
 typedef struct result {
-    int status;  /* exit status, or 128 + signal */
-    char *out;   /* stdout */
-    char *err;   /* stderr */
+    int status; /* exit status, or 128 + signal */
+    char *out;  /* stdout */
+    char *err;  /* stderr */
 } result;
 
 static char *slurp(int fd)
@@ -635,7 +635,8 @@ static ssize_t read_head(int fd, char *buf, size_t cap, size_t *have)
     while (!(end = memmem(buf, *have, "\r\n\r\n", 4))) {
         ssize_t n;
 
-        if (*have == cap - 1 || (n = gr_read(fd, buf + *have, cap - 1 - *have, gr_now() + 10000)) <= 0)
+        if (*have == cap - 1 ||
+            (n = gr_read(fd, buf + *have, cap - 1 - *have, gr_now() + 10000)) <= 0)
             return -1;
         *have += (size_t)n;
     }
@@ -752,8 +753,8 @@ Test(faulty, non_2xx_is_complete_and_counted, .timeout = 60, .fini = stop_server
      * usually opened, but a connection whose connect is slow may find the
      * other three have taken every request. */
     cr_assert_eq(jnum(r.out, "reconnects"), 0, "%s", r.out);
-    cr_assert(jnum(r.out, "connections_opened") >= 1 && jnum(r.out, "connections_opened") <= 4, "%s",
-              r.out);
+    cr_assert(jnum(r.out, "connections_opened") >= 1 && jnum(r.out, "connections_opened") <= 4,
+              "%s", r.out);
     cr_assert_eq(jnum(r.out, "connections_opened") + jnum(r.out, "keep_alive_requests"), 200, "%s",
                  r.out);
     free_result(&r);
@@ -782,7 +783,8 @@ Test(faulty, reset_is_a_read_failure, .timeout = 60, .fini = stop_server)
     int port = start_faulty();
 
     for (int ka = 0; ka < 2; ka++) {
-        result r = faulty_run(port, "/reset", (const char *[]){ka ? "-k" : "-q", "-n", "50", "-c", "5", NULL});
+        result r = faulty_run(port, "/reset",
+                              (const char *[]){ka ? "-k" : "-q", "-n", "50", "-c", "5", NULL});
 
         FAIL_EQ(r, "read", 50);
         FAIL_EQ(r, "total", 50);
@@ -812,7 +814,8 @@ Test(faulty, reset_while_sending_is_a_write_failure, .timeout = 60, .fini = stop
 Test(faulty, stall_past_s_is_a_timeout, .timeout = 60, .fini = stop_server)
 {
     int port = start_faulty();
-    result r = faulty_run(port, "/stall", (const char *[]){"-s", "0.3", "-n", "8", "-c", "4", NULL});
+    result r =
+        faulty_run(port, "/stall", (const char *[]){"-s", "0.3", "-n", "8", "-c", "4", NULL});
 
     FAIL_EQ(r, "timeout", 8);
     FAIL_EQ(r, "total", 8);
@@ -895,7 +898,8 @@ Test(faulty, refused_connects_are_connect_failures, .timeout = 60, .fini = stop_
 Test(faulty, without_r_the_first_socket_error_stops, .timeout = 60, .fini = stop_server)
 {
     int port = start_faulty();
-    result r = run_load((const char *[]){"-q", "--json", "-n", "1000", "-c", "2", url(port, "/reset"), NULL});
+    result r = run_load(
+        (const char *[]){"-q", "--json", "-n", "1000", "-c", "2", url(port, "/reset"), NULL});
 
     cr_assert_eq(r.status, 1, "%s", r.err);
     cr_assert_not_null(strstr(r.err, "-r"), "%s", r.err);
@@ -1005,10 +1009,12 @@ Test(args, limits_are_named, .timeout = 60)
 {
     /* 50,000 connections cannot fit one process (20,000 descriptors here)
      * nor the ports of one source address. */
-    refused((const char *[]){"-k", "-w", "1", "-c", "50000", "-d", "1", "http://127.0.0.1:1/", NULL},
-            "RLIMIT_NOFILE");
-    refused((const char *[]){"-k", "-w", "4", "-c", "50000", "-d", "1", "http://127.0.0.1:1/", NULL},
-            "-b 127.0.0.1-127.0.0.");
+    refused(
+        (const char *[]){"-k", "-w", "1", "-c", "50000", "-d", "1", "http://127.0.0.1:1/", NULL},
+        "RLIMIT_NOFILE");
+    refused(
+        (const char *[]){"-k", "-w", "4", "-c", "50000", "-d", "1", "http://127.0.0.1:1/", NULL},
+        "-b 127.0.0.1-127.0.0.");
 }
 
 Test(args, unreachable_target, .timeout = 60)

@@ -119,9 +119,9 @@ static void *t_client(void *arg)
     cr_assert_eq(gr_http_client_set_tls(c, ca), 0);
     gr_tls_ctx_free(ca); /* the client holds its own reference */
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(gr_http_client_request(c, "POST", "/p", NULL, 0, "abc", 3, &res,
-                                            gr_now() + WAIT_MS),
-                     0, "request %d: %s", i, strerror(errno));
+        cr_assert_eq(
+            gr_http_client_request(c, "POST", "/p", NULL, 0, "abc", 3, &res, gr_now() + WAIT_MS), 0,
+            "request %d: %s", i, strerror(errno));
         cr_assert_eq(res.status, 200);
         cr_assert_str_eq(res.body, "abc");
     }
@@ -131,9 +131,8 @@ static void *t_client(void *arg)
     cr_assert_eq(st.accepted, 1);
     /* A new connection (the server closes), then another. */
     static const gr_http_header close_h[] = {{"Connection", "close"}};
-    cr_assert_eq(gr_http_client_request(c, "GET", "/c", close_h, 1, NULL, 0, &res,
-                                        gr_now() + WAIT_MS),
-                 0);
+    cr_assert_eq(
+        gr_http_client_request(c, "GET", "/c", close_h, 1, NULL, 0, &res, gr_now() + WAIT_MS), 0);
     cr_assert_eq(gr_http_client_request(c, "GET", "/d", NULL, 0, NULL, 0, &res, gr_now() + WAIT_MS),
                  0, "%s", strerror(errno));
     cr_assert_str_eq(gr_http_response_header(&res, "X-Path"), "/d");

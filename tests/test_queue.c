@@ -103,8 +103,7 @@ static void *priority_order(void *arg)
     for (int i = 0; i < N; i++) {
         cr_assert_eq(gr_queue_get(p, &v, 0), 0);
         cr_assert_eq(v, want[i], "position %d: prio %d seq %d, want prio %d seq %d", i,
-                     ((prio_item *)v)->prio, ((prio_item *)v)->seq, want[i]->prio,
-                     want[i]->seq);
+                     ((prio_item *)v)->prio, ((prio_item *)v)->seq, want[i]->prio, want[i]->seq);
     }
     cr_assert_eq(gr_queue_free(p), 0);
     free(items);
@@ -117,11 +116,11 @@ Test(queue, priority_smallest_first_ties_in_put_order, .timeout = 10)
     run_main(priority_order, NULL);
 }
 
-#define assert_new_fails(kind, cmp)                                                     \
-    do {                                                                                \
-        errno = 0;                                                                      \
-        cr_assert_null(gr_queue_new(kind, 0, cmp));                                     \
-        cr_assert_eq(errno, EINVAL);                                                    \
+#define assert_new_fails(kind, cmp)                                                                \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        cr_assert_null(gr_queue_new(kind, 0, cmp));                                                \
+        cr_assert_eq(errno, EINVAL);                                                               \
     } while (0)
 
 Test(queue, new_validates_its_arguments, .timeout = 10)

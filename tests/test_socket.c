@@ -3,7 +3,6 @@
  * gr_tcp_connect's Happy Eyeballs. */
 #include "common.h"
 
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>

@@ -45,8 +45,8 @@ static void *overflows(void *arg)
 
 static void *spawn_overflower(void *arg)
 {
-    gr_t g = gr_spawn_opts(overflows, NULL,
-                           &(gr_opts){.name = "deep-diver", .stack_size = 64 * 1024});
+    gr_t g =
+        gr_spawn_opts(overflows, NULL, &(gr_opts){.name = "deep-diver", .stack_size = 64 * 1024});
 
     (void)arg;
     gr_join(g, NULL, -1);

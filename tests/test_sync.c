@@ -802,8 +802,7 @@ static void *pool_fifo_and_timeout(void *arg)
     cr_assert_eq(gr_group_join(pool, -1), 0);
     assert_trail("ABC");
     assert_fails(gr_group_spawn(pool, NULL, NULL, NULL, -1), EINVAL);
-    assert_fails(gr_group_spawn(pool, records_start, NULL, &(gr_opts){.flags = 0x40}, -1),
-                 EINVAL);
+    assert_fails(gr_group_spawn(pool, records_start, NULL, &(gr_opts){.flags = 0x40}, -1), EINVAL);
     cr_assert_eq(gr_group_size(pool), 0, "a failed spawn leaves no member");
     cr_assert_eq(gr_group_free(pool), 0);
     cr_assert_eq(gr_group_free(NULL), 0);

@@ -46,7 +46,8 @@ static void *ten_thousand_sleepers(void *arg)
     cr_assert_eq(nwoke, SLEEPERS);
     for (int k = 1; k < SLEEPERS; k++) {
         int a = woke[k - 1], b = woke[k];
-        int64_t da = ((int64_t)a * 7919 % SLEEPERS) / 100, db = ((int64_t)b * 7919 % SLEEPERS) / 100;
+        int64_t da = ((int64_t)a * 7919 % SLEEPERS) / 100,
+                db = ((int64_t)b * 7919 % SLEEPERS) / 100;
 
         cr_assert_leq(da, db, "woke out of deadline order at %d: %d (%lld) before %d (%lld)", k, a,
                       (long long)da, b, (long long)db);

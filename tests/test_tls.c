@@ -57,7 +57,8 @@ static size_t read_until(gr_tls *t, char *buf, size_t cap, const char *end)
 
 static void serve_tls(int fd, const gr_addr *peer, void *arg)
 {
-    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+    static const char resp[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
     tsrv *s = arg;
     gr_tls *t = gr_tls_new(s->ctx, fd, NULL);
     char buf[16384];
@@ -288,16 +289,18 @@ static void *t_curl(void *arg)
     (void)arg;
     tsrv_start(&s, server_ctx("a.test"), HTTP);
     for (int v = 0; v < 2; v++) {
-        out = sh(c, "curl -sS --max-time 10 --cacert %s --resolve a.test:%d:127.0.0.1 %s "
-                    "https://a.test:%d/",
+        out = sh(c,
+                 "curl -sS --max-time 10 --cacert %s --resolve a.test:%d:127.0.0.1 %s "
+                 "https://a.test:%d/",
                  cpath("a.test.pem"), s.port, v ? "--tlsv1.2 --tls-max 1.2" : "--tlsv1.3", s.port);
         cr_assert_eq(c->status, 0, "curl failed: %s", out);
         cr_assert_str_eq(out, "ok\n");
         cr_assert_str_eq(s.version, v ? "TLSv1.2" : "TLSv1.3");
     }
     /* curl checks the name too. */
-    out = sh(c, "curl -sS --max-time 10 --cacert %s --resolve b.test:%d:127.0.0.1 https://b.test:%d/",
-             cpath("a.test.pem"), s.port, s.port);
+    out =
+        sh(c, "curl -sS --max-time 10 --cacert %s --resolve b.test:%d:127.0.0.1 https://b.test:%d/",
+           cpath("a.test.pem"), s.port, s.port);
     cr_assert_neq(c->status, 0, "%s", out);
     tsrv_stop(&s);
     free(c);
@@ -337,12 +340,14 @@ static void *t_sni(void *arg)
     hangup(&c);
     WAIT_FOR(s.handshakes == 3);
     cr_assert_str_eq(s.sni, "");
-    out = sh(sc, "printf 'x\\n' | timeout 10 openssl s_client -connect 127.0.0.1:%d "
-                 "-servername b.test",
+    out = sh(sc,
+             "printf 'x\\n' | timeout 10 openssl s_client -connect 127.0.0.1:%d "
+             "-servername b.test",
              s.port);
     cr_assert(strstr(out, "subject=CN = b.test"), "%s", out);
-    out = sh(sc, "printf 'x\\n' | timeout 10 openssl s_client -connect 127.0.0.1:%d "
-                 "-servername other.test",
+    out = sh(sc,
+             "printf 'x\\n' | timeout 10 openssl s_client -connect 127.0.0.1:%d "
+             "-servername other.test",
              s.port);
     cr_assert(strstr(out, "subject=CN = a.test"), "%s", out);
     gr_tls_ctx_free(ca);
@@ -489,8 +494,8 @@ static void *t_verify(void *arg)
     tsrv_start(&s, server_ctx("a.test"), ECHO);
     /* The system's CAs do not know a self-signed certificate. */
     assert_fails(dial(&c, sys, s.port, "a.test"), EKEYREJECTED);
-    cr_assert(strstr(gr_tls_error(c.t), "certificate verify failed: self-signed certificate"),
-              "%s", gr_tls_error(c.t));
+    cr_assert(strstr(gr_tls_error(c.t), "certificate verify failed: self-signed certificate"), "%s",
+              gr_tls_error(c.t));
     hangup(&c);
     /* Trusted, but for another name. */
     assert_fails(dial(&c, ca, s.port, "wrong.test"), EKEYREJECTED);
@@ -614,13 +619,19 @@ static void *t_truncated(void *arg)
 {
     (void)arg;
     /* A record header promising 100 bytes, 10 of them, then the close. */
-    truncated_case("\x17\x03\x03\x00\x64" "0123456789", 15, ECONNRESET);
+    truncated_case("\x17\x03\x03\x00\x64"
+                   "0123456789",
+                   15, ECONNRESET);
     /* The close alone, with no close_notify. */
     truncated_case("", 0, ECONNRESET);
     /* A record that does not authenticate. */
-    truncated_case("\x17\x03\x03\x00\x20" "0123456789abcdef0123456789abcdef", 37, EPROTO);
+    truncated_case("\x17\x03\x03\x00\x20"
+                   "0123456789abcdef0123456789abcdef",
+                   37, EPROTO);
     /* A record type that does not exist. */
-    truncated_case("\x42\x03\x03\x00\x01" "x", 6, EPROTO);
+    truncated_case("\x42\x03\x03\x00\x01"
+                   "x",
+                   6, EPROTO);
     return NULL;
 }
 
@@ -737,8 +748,8 @@ typedef struct dribble {
 static void *dribbler(void *arg)
 {
     dribble *d = arg;
-    static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01,
-                                          0xfc, 0x03, 0x03};
+    static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01,
+                                          0x00, 0x01, 0xfc, 0x03, 0x03};
     int fd = loopback_connect(d->port);
     char b;
 
@@ -804,8 +815,8 @@ static void *big_writer(void *arg)
     for (size_t off = 0; off < BIG; off += chunk) {
         for (size_t i = 0; i < chunk; i++)
             buf[i] = (unsigned char)((off + i) % 251);
-        cr_assert_eq(gr_tls_write(c->t, buf, chunk, &done, gr_now() + 30000), 0, "at %zu: %s",
-                     off, gr_tls_error(c->t));
+        cr_assert_eq(gr_tls_write(c->t, buf, chunk, &done, gr_now() + 30000), 0, "at %zu: %s", off,
+                     gr_tls_error(c->t));
         cr_assert_eq(done, chunk);
     }
     free(buf);
@@ -897,8 +908,7 @@ static void *t_many(void *arg)
         c = (conn){sv[0], gr_tls_new(cl, sv[0], "a.test")};
         s = (conn){sv[1], gr_tls_new(sctx, sv[1], NULL)};
         g = gr_spawn(hs_server, &s);
-        cr_assert_eq(gr_tls_handshake(c.t, gr_now() + WAIT_MS), 0, "%d: %s", i,
-                     gr_tls_error(c.t));
+        cr_assert_eq(gr_tls_handshake(c.t, gr_now() + WAIT_MS), 0, "%d: %s", i, gr_tls_error(c.t));
         cr_assert_eq(gr_join(g, NULL, gr_now() + WAIT_MS), 0);
         /* TLS 1.3's ticket comes after the handshake, never read here:
          * every handshake is a full one. */
@@ -943,14 +953,16 @@ static int alloc_step(long n)
     gr__fail_arm(GR__FAIL_ALLOC, n, 0);
     ok = (s = gr_tls_ctx_new(GR_TLS_SERVER)) &&
          gr_tls_ctx_add_cert_file(s, cpath("a.test.pem"), cpath("a.test.key")) == 0 &&
-         gr_tls_ctx_set_alpn(s, alpn, 1) == 0 && gr_tls_ctx_set_ticket_keys(s, keys, sizeof keys) == 0 &&
+         gr_tls_ctx_set_alpn(s, alpn, 1) == 0 &&
+         gr_tls_ctx_set_ticket_keys(s, keys, sizeof keys) == 0 &&
          (c = gr_tls_ctx_new(GR_TLS_CLIENT)) && (tc = gr_tls_new(c, sv[0], "a.test")) &&
          (ts = gr_tls_new(s, sv[1], NULL));
     if (!ok)
         err = errno;
     gr__fail_disarm();
     cr_assert(ok || err == ENOMEM, "step %ld failed with %s", n, strerror(err));
-    cr_assert(ok == !gr__fail_fired(NULL), "step %ld: %s", n, ok ? "a failure was hidden" : "failed unasked");
+    cr_assert(ok == !gr__fail_fired(NULL), "step %ld: %s", n,
+              ok ? "a failure was hidden" : "failed unasked");
     gr_tls_free(ts);
     gr_tls_free(tc);
     gr_tls_ctx_free(s);

@@ -404,7 +404,6 @@ Test(xchan, four_hubs_four_producers_each_exact_count_fifo_per_producer, .timeou
 
 /* --------------- a send racing a receiver that is deciding to park */
 
-
 static gr_xchan *race;
 
 /* The receiver alternates a wait without deadline and one of 1 ms, so

@@ -32,56 +32,56 @@ typedef struct relay {
     int last_send; /* whether the last message received is passed on */
 } relay;
 
-#define PINGPONG_LOOPS(kind, SEND, RECV)                                                \
-    static void *kind##_relay(void *arg)                                                \
-    {                                                                                   \
-        relay *r = arg;                                                                 \
-        void *v;                                                                        \
-                                                                                        \
-        for (int i = 0; i < MESSAGES / 2; i++) {                                        \
-            check(RECV(r->in, &v), "receive");                                          \
-            if (i + 1 < MESSAGES / 2 || r->last_send)                                   \
-                check(SEND(r->out, v), "send");                                         \
-        }                                                                               \
-        return NULL;                                                                    \
-    }                                                                                   \
-    static void *kind##_client(void *arg)                                               \
-    {                                                                                   \
-        relay *r = arg;                                                                 \
-        void *v;                                                                        \
-                                                                                        \
-        for (intptr_t i = 0; i < MESSAGES / 2; i++) {                                   \
-            check(SEND(r->out, (void *)i), "send");                                     \
-            check(RECV(r->in, &v), "receive");                                          \
-        }                                                                               \
-        return NULL;                                                                    \
-    }                                                                                   \
-    static void *kind##_server(void *arg)                                               \
-    {                                                                                   \
-        relay *r = arg;                                                                 \
-        void *v;                                                                        \
-                                                                                        \
-        for (int i = 0; i < MESSAGES / 2; i++) {                                        \
-            check(RECV(r->in, &v), "receive");                                          \
-            check(SEND(r->out, v), "send");                                             \
-        }                                                                               \
-        return NULL;                                                                    \
-    }                                                                                   \
-    /* MESSAGES hops between two threads over a and b; ns per hop. */                   \
-    static double kind##_pingpong(void *a, void *b, int asym)                           \
-    {                                                                                   \
-        relay ra = {a, b, 1}, rb = {b, a, 0};                                           \
-        gr_t ta = gr_spawn(asym ? kind##_server : kind##_relay, &ra);                   \
-        gr_t tb = gr_spawn(asym ? kind##_client : kind##_relay, &rb);                   \
-        double t0;                                                                      \
-                                                                                        \
-        gr_yield(); /* both started and parked: time the steady state */               \
-        t0 = bench_now_ns();                                                            \
-        if (!asym)                                                                      \
-            check(SEND(a, NULL), "send"); /* the first hop */                           \
-        check(gr_join(ta, NULL, -1), "join");                                           \
-        check(gr_join(tb, NULL, -1), "join");                                           \
-        return (bench_now_ns() - t0) / MESSAGES;                                        \
+#define PINGPONG_LOOPS(kind, SEND, RECV)                                                           \
+    static void *kind##_relay(void *arg)                                                           \
+    {                                                                                              \
+        relay *r = arg;                                                                            \
+        void *v;                                                                                   \
+                                                                                                   \
+        for (int i = 0; i < MESSAGES / 2; i++) {                                                   \
+            check(RECV(r->in, &v), "receive");                                                     \
+            if (i + 1 < MESSAGES / 2 || r->last_send)                                              \
+                check(SEND(r->out, v), "send");                                                    \
+        }                                                                                          \
+        return NULL;                                                                               \
+    }                                                                                              \
+    static void *kind##_client(void *arg)                                                          \
+    {                                                                                              \
+        relay *r = arg;                                                                            \
+        void *v;                                                                                   \
+                                                                                                   \
+        for (intptr_t i = 0; i < MESSAGES / 2; i++) {                                              \
+            check(SEND(r->out, (void *)i), "send");                                                \
+            check(RECV(r->in, &v), "receive");                                                     \
+        }                                                                                          \
+        return NULL;                                                                               \
+    }                                                                                              \
+    static void *kind##_server(void *arg)                                                          \
+    {                                                                                              \
+        relay *r = arg;                                                                            \
+        void *v;                                                                                   \
+                                                                                                   \
+        for (int i = 0; i < MESSAGES / 2; i++) {                                                   \
+            check(RECV(r->in, &v), "receive");                                                     \
+            check(SEND(r->out, v), "send");                                                        \
+        }                                                                                          \
+        return NULL;                                                                               \
+    }                                                                                              \
+    /* MESSAGES hops between two threads over a and b; ns per hop. */                              \
+    static double kind##_pingpong(void *a, void *b, int asym)                                      \
+    {                                                                                              \
+        relay ra = {a, b, 1}, rb = {b, a, 0};                                                      \
+        gr_t ta = gr_spawn(asym ? kind##_server : kind##_relay, &ra);                              \
+        gr_t tb = gr_spawn(asym ? kind##_client : kind##_relay, &rb);                              \
+        double t0;                                                                                 \
+                                                                                                   \
+        gr_yield(); /* both started and parked: time the steady state */                           \
+        t0 = bench_now_ns();                                                                       \
+        if (!asym)                                                                                 \
+            check(SEND(a, NULL), "send"); /* the first hop */                                      \
+        check(gr_join(ta, NULL, -1), "join");                                                      \
+        check(gr_join(tb, NULL, -1), "join");                                                      \
+        return (bench_now_ns() - t0) / MESSAGES;                                                   \
     }
 
 /* -------------------------------------------------------------- channel */

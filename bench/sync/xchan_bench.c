@@ -233,13 +233,10 @@ int main(int argc, char **argv)
     }
     printf("grove-xchan-bench, medians of %d runs\n", runs);
     printf("  round trip, two plain threads, eventfd        %8.0f ns\n", e);
-    printf("  round trip, two hubs, gr_xchan                %8.0f ns  (%.2fx eventfd)\n", x,
-           x / e);
-    printf("  round trip, two hubs, gr_xchan, no idle spin  %8.0f ns  (%.2fx eventfd)\n", n,
-           n / e);
+    printf("  round trip, two hubs, gr_xchan                %8.0f ns  (%.2fx eventfd)\n", x, x / e);
+    printf("  round trip, two hubs, gr_xchan, no idle spin  %8.0f ns  (%.2fx eventfd)\n", n, n / e);
     printf("  round trip, two plain threads, gr_xchan       %8.0f ns\n", p);
-    printf("  two hubs, batches of %d                      %8.1f M messages/s\n", BATCH,
-           b / 1e6);
+    printf("  two hubs, batches of %d                      %8.1f M messages/s\n", BATCH, b / 1e6);
     printf("  two hubs, one message at a time               %8.1f M messages/s\n", s / 1e6);
     return 0;
 }

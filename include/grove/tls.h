@@ -90,8 +90,7 @@ GR_API const char *gr_tls_ctx_error(const gr_tls_ctx *ctx);
  * with EINVAL (the file cannot be read or parsed, or the key does not
  * match the certificate: gr_tls_ctx_error names the file and why) or
  * ENOMEM. The files are read during the call. */
-GR_API int gr_tls_ctx_add_cert_file(gr_tls_ctx *ctx, const char *chain_file,
-                                    const char *key_file);
+GR_API int gr_tls_ctx_add_cert_file(gr_tls_ctx *ctx, const char *chain_file, const char *key_file);
 
 /* The same from PEM text in memory (len bytes each; the text is copied).
  * Errors name "certificate" and "key" instead of files. */
@@ -143,11 +142,10 @@ GR_API int gr_tls_ctx_set_session_cache(gr_tls_ctx *ctx, int on);
 
 /* A TLS stream over the connected socket fd (non-blocking, as grove's
  * sockets are; it is made so, and TCP_NODELAY is set on it: Nagle would
- * hold the handshake's flights and the first data behind delayed ACKs). host: for a client, the server's name,
- * sent as SNI (unless it is an IP address) and checked against the
- * certificate (a name or an IP literal); NULL only when verification is
- * off. Servers pass NULL. A client context's cached session for host is
- * offered, for resumption. fd stays the caller's: close it after
+ * hold the handshake's flights and the first data behind delayed ACKs). host: for a client, the
+ * server's name, sent as SNI (unless it is an IP address) and checked against the certificate (a
+ * name or an IP literal); NULL only when verification is off. Servers pass NULL. A client context's
+ * cached session for host is offered, for resumption. fd stays the caller's: close it after
  * gr_tls_free. The stream holds a reference on ctx. Nothing is sent yet:
  * the handshake happens on gr_tls_handshake or the first read or write.
  * Returns NULL with EINVAL (fd < 0, host missing or invalid for a

@@ -242,7 +242,7 @@ static int add_slab(gr__stack_pool *p, gr__stack_class *c)
     if (!s || grow_free(c, c->total + n) != 0)
         return -1;
     base = gr__mmap(NULL, n * c->region, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED)
         return -1;
     /* A huge page would turn each idle stack's one touched page into 2 MiB. */
@@ -257,8 +257,8 @@ static int add_slab(gr__stack_pool *p, gr__stack_class *c)
      * lowest stack is handed out first and use stays dense. */
     memmove(c->free + n, c->free, c->nfree * sizeof *c->free);
     for (size_t i = 0; i < n; i++)
-        c->free[i] = (uintptr_t)(base + (n - 1 - i) * c->region + page_size) |
-                     (guarded ? GUARDED_BIT : 0);
+        c->free[i] =
+            (uintptr_t)(base + (n - 1 - i) * c->region + page_size) | (guarded ? GUARDED_BIT : 0);
     /* New stacks are untouched memory: cold, like madvised ones. */
     c->nfree += n;
     c->ncold += n;

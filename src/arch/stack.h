@@ -26,9 +26,9 @@
 #define GR__STACK_RESERVED 64
 
 typedef struct gr__stack {
-    char *lo;      /* lowest usable byte (the canary lives here) */
-    size_t size;   /* usable bytes above lo */
-    int guarded;   /* touching the page below lo faults */
+    char *lo;    /* lowest usable byte (the canary lives here) */
+    size_t size; /* usable bytes above lo */
+    int guarded; /* touching the page below lo faults */
 } gr__stack;
 
 #define GR__STACK_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -42,19 +42,19 @@ typedef struct gr__stack_class {
     size_t region;   /* size + one page */
     uintptr_t *free; /* [0, ncold) cold (madvised), [ncold, nfree) warm */
     size_t nfree, capfree, ncold;
-    size_t total;    /* stacks of this class in all slabs */
+    size_t total; /* stacks of this class in all slabs */
     unsigned nslabs;
 } gr__stack_class;
 
 typedef struct gr__stack_pool {
     gr__stack_class *classes; /* one per distinct usable size */
     size_t nclasses;
-    gr__stack_class *last;    /* the class last used: nearly always the one */
-    struct gr__slab *slabs;   /* every slab, for lookup and release */
+    gr__stack_class *last;  /* the class last used: nearly always the one */
+    struct gr__slab *slabs; /* every slab, for lookup and release */
     size_t nslabs, capslabs;
-    int guard_mode;           /* GR_GUARD_* */
+    int guard_mode; /* GR_GUARD_* */
     size_t mapped, guarded;
-    size_t slab_bytes;        /* address space of all slabs */
+    size_t slab_bytes; /* address space of all slabs */
 } gr__stack_pool;
 
 /* Initialise an empty pool. guard_mode is one of GR_GUARD_*. */

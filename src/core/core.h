@@ -81,9 +81,9 @@ typedef struct gr__waiter {
     struct gr__waiter *prev, *next;
     gr__wq *q; /* the queue it is linked in */
     struct gr__g *g;
-    int events;  /* what it waits for (fd waits) */
-    int fired;   /* what woke it (fd waits) */
-    void *data;  /* a value handed over, in either direction */
+    int events; /* what it waits for (fd waits) */
+    int fired;  /* what woke it (fd waits) */
+    void *data; /* a value handed over, in either direction */
     unsigned char linked;
 } gr__waiter;
 
@@ -143,10 +143,10 @@ enum gr__wake_reason {
 };
 
 typedef struct gr__latch {
-    gr_t waiter;          /* armed by (a handle: a latch may outlive its
-                           * waiter, as in a forked child); 0 when disarmed */
-    unsigned wake_on;     /* the reasons that end the waiter's waits */
-    unsigned fired;       /* reasons fired and not yet taken */
+    gr_t waiter;      /* armed by (a handle: a latch may outlive its
+                       * waiter, as in a forked child); 0 when disarmed */
+    unsigned wake_on; /* the reasons that end the waiter's waits */
+    unsigned fired;   /* reasons fired and not yet taken */
 } gr__latch;
 
 /* Arm l for the calling green thread: from now on, firing a reason in

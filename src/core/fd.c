@@ -39,8 +39,8 @@ void gr__fds_fini(gr_hub *h)
  * ask the kernel. Returns the ready subset of events, 0, or -1/EBADF. */
 static int ready_now(int fd, int events)
 {
-    struct pollfd p = {fd, (short)((events & GR_READ ? POLLIN : 0) |
-                                   (events & GR_WRITE ? POLLOUT : 0)), 0};
+    struct pollfd p = {
+        fd, (short)((events & GR_READ ? POLLIN : 0) | (events & GR_WRITE ? POLLOUT : 0)), 0};
 
     if (poll(&p, 1, 0) <= 0)
         return 0;

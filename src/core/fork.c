@@ -170,8 +170,8 @@ static void keep_timers(gr_hub *h, const kept *k)
     uint32_t n = h->timers.n, nkept = 0;
 
     for (uint32_t i = 0; i < n; i++) {
-        const gr__g *g = (const gr__g *)(const void *)((const char *)v[i].t -
-                                                       offsetof(gr__g, timer));
+        const gr__g *g =
+            (const gr__g *)(const void *)((const char *)v[i].t - offsetof(gr__g, timer));
 
         if (!is_gone(k, g))
             v[nkept++] = v[i];

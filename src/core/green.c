@@ -137,8 +137,7 @@ static GR__NO_TSAN gr__ctx *green_entry(void *arg)
     gr_hub *h = gr__tls_hub;
 
 #if defined(GR__ASAN)
-    __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
-                                    &h->switch_from->asan_size);
+    __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom, &h->switch_from->asan_size);
 #endif
 #if defined(GR__TSAN)
     gr__tsan_resumed(h);
@@ -166,8 +165,7 @@ static gr__g *green_new(gr_hub *h, gr_fn fn, void *arg, const gr_opts *opts, siz
 
     /* Room in the ready queue and the timer heap for every thread, the
      * root and this one, so that waking and parking never fail. */
-    if (GR__UNLIKELY(h->nlive + 2 > (size_t)h->ready_mask + 1 ||
-                     h->nlive + 2 > h->timers.cap) &&
+    if (GR__UNLIKELY(h->nlive + 2 > (size_t)h->ready_mask + 1 || h->nlive + 2 > h->timers.cap) &&
         (gr__ready_reserve(h, h->nlive + 2) != 0 ||
          gr__timer_reserve(&h->timers, h->nlive + 2) != 0))
         return NULL;

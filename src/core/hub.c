@@ -260,8 +260,7 @@ static gr__ctx *hub_loop(void *arg)
 
     (void)arg;
 #if defined(GR__ASAN)
-    __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom,
-                                    &h->switch_from->asan_size);
+    __sanitizer_finish_switch_fiber(NULL, &h->switch_from->asan_bottom, &h->switch_from->asan_size);
 #endif
 #if defined(GR__TSAN)
     gr__tsan_resumed(h);
@@ -376,9 +375,10 @@ static int hub_init(gr_hub *h)
     h->root->tsan_fiber = __tsan_get_current_fiber(); /* the thread's own */
     gr__tsan_fiber_new(h->hubg);
 #endif
-    h->spin_ns = config.idle_spin_us < 0 ? 0
-                 : (int64_t)(config.idle_spin_us ? config.idle_spin_us
-                                                 : GR_IDLE_SPIN_DEFAULT_US) * 1000;
+    h->spin_ns =
+        config.idle_spin_us < 0
+            ? 0
+            : (int64_t)(config.idle_spin_us ? config.idle_spin_us : GR_IDLE_SPIN_DEFAULT_US) * 1000;
     gr__update_now(h);
     return gr__overflow_trap_init(h);
 }
@@ -459,7 +459,7 @@ static void run_destroy_hooks(gr_hub *h)
 
 void gr__hub_destroy(gr_hub *h)
 {
-    gr__registry_remove(h); /* first: no other thread may look at it afterwards */
+    gr__registry_remove(h);  /* first: no other thread may look at it afterwards */
     gr__hub_wakes_settle(h); /* another thread may be about to write wakefd */
     run_destroy_hooks(h);
     gr__overflow_trap_fini(h);
@@ -593,8 +593,8 @@ int gr_configure(const gr_config *cfg)
 {
     int rc = 0;
 
-    if (!cfg || (cfg->stack_size && (cfg->stack_size < GR_STACK_MIN ||
-                                     cfg->stack_size > GR_STACK_MAX)) ||
+    if (!cfg ||
+        (cfg->stack_size && (cfg->stack_size < GR_STACK_MIN || cfg->stack_size > GR_STACK_MAX)) ||
         cfg->stack_guard < GR_GUARD_AUTO || cfg->stack_guard > GR_GUARD_NEVER ||
         cfg->idle_spin_us < -1 || cfg->idle_spin_us > GR_IDLE_SPIN_MAX_US ||
         cfg->max_blocking_ms < -1 || !gr__monitor_signal_ok(cfg->monitor_signal)) {
@@ -607,8 +607,8 @@ int gr_configure(const gr_config *cfg)
         rc = -1;
     } else {
         config = *cfg;
-        config.stack_size = gr__stack_round(config.stack_size ? config.stack_size
-                                                              : GR_STACK_DEFAULT);
+        config.stack_size =
+            gr__stack_round(config.stack_size ? config.stack_size : GR_STACK_DEFAULT);
     }
     pthread_mutex_unlock(&config_lock);
     return rc;

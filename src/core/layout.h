@@ -65,7 +65,7 @@ typedef struct gr__g {
     uint8_t state;
     uint8_t cancelled;
     uint8_t detached;
-    uint8_t kind; /* GR__KIND_* */
+    uint8_t kind;    /* GR__KIND_* */
     uint16_t shield; /* open gr_shield regions: kills are deferred while > 0 */
     uint8_t deaf;    /* in a park that kills and timeout regions cannot end */
     uint8_t ran;     /* its function was called (not killed before it started) */
@@ -75,18 +75,18 @@ typedef struct gr__g {
     gr_fn fn;
     void *arg;
     void *result;
-    gr__timer timer;     /* may stay armed after a wake (lazy; see gr__park) */
+    gr__timer timer;       /* may stay armed after a wake (lazy; see gr__park) */
     int64_t park_deadline; /* of the current or last park; -1: none */
     gr__waiter *qwait;     /* its waiter while in a queue wait */
     gr__waiter *fdw;       /* its waiters while in an fd wait or gr_poll... */
     uint32_t nfdw;         /* ...and how many (0: not waiting on fds) */
     gr__wq joiners;
-    uint32_t collectors; /* woken joiners yet to pick the result up */
-    uint32_t nwatches;     /* of watches, while parked in gr__watch_park */
-    gr__wq watchers;       /* watches of its end, which take nothing (watch.c) */
+    uint32_t collectors;       /* woken joiners yet to pick the result up */
+    uint32_t nwatches;         /* of watches, while parked in gr__watch_park */
+    gr__wq watchers;           /* watches of its end, which take nothing (watch.c) */
     struct gr__watch *watches; /* its watch set while in gr__watch_park */
-    const char *wait_what; /* why it is parked, for deadlock reports */
-    int64_t timeout_eff;   /* innermost gr_timeout's effective deadline */
+    const char *wait_what;     /* why it is parked, for deadlock reports */
+    int64_t timeout_eff;       /* innermost gr_timeout's effective deadline */
     gr_timeout *timeout;
     gr__exit_cb *exit_cbs, *exit_cbs_tail;
     struct gr__local *locals; /* GR_LOCAL_KEYS_MAX entries, or NULL */
@@ -122,7 +122,7 @@ typedef struct gr__post {
 typedef struct gr__fdrec {
     gr__wq readers, writers;
     gr__fd_cb *on_readable; /* called at the next readable edge, then dropped */
-    uint32_t gen; /* the hub's fd_gen when last used; older: stale (forked) */
+    uint32_t gen;           /* the hub's fd_gen when last used; older: stale (forked) */
     uint8_t registered;
     uint8_t ready; /* GR_READ/GR_WRITE edges seen since the last EAGAIN */
 } gr__fdrec;
@@ -139,14 +139,14 @@ struct gr_hub {
      * and never writes into the thread's record. */
     gr__g **ready;
     uint32_t ready_head, ready_tail, ready_mask;
-    uint32_t pass_mark; /* ready_head when the hub last looked around */
+    uint32_t pass_mark;  /* ready_head when the hub last looked around */
     uint64_t dispatched; /* switches counted up to pass_mark */
 
-    int64_t now;    /* cached ms */
+    int64_t now;          /* cached ms */
     size_t timed_waiters; /* parked threads with a deadline */
     size_t later;         /* gr_spawn_at threads waiting to start */
-    int64_t now_ns; /* cached ns, for precise poll time-outs */
-    int64_t spin_ns; /* gr_config.idle_spin_us, in ns; 0 never */
+    int64_t now_ns;       /* cached ns, for precise poll time-outs */
+    int64_t spin_ns;      /* gr_config.idle_spin_us, in ns; 0 never */
     gr__timer_heap timers;
 
     gr__slot *slots;
@@ -160,8 +160,8 @@ struct gr_hub {
     gr__backend backend;
     gr__fdrec *fds[GR__FD_CHUNKS];
     size_t nfd_waiters;
-    size_t nfd_cbs; /* fds with a gr__fd_on_readable: they too wait for edges */
-    size_t nqwait; /* threads in queue waits (a forked child looks for them) */
+    size_t nfd_cbs;  /* fds with a gr__fd_on_readable: they too wait for edges */
+    size_t nqwait;   /* threads in queue waits (a forked child looks for them) */
     uint32_t fd_gen; /* bumped by a fork: every fd record is stale at once */
 
     /* Cross-thread: guarded by lock, except the atomics. */
@@ -170,8 +170,8 @@ struct gr_hub {
     gr__xwaiter *xwakes; /* green threads woken by other OS threads (xwait.c) */
     atomic_int posted;
     atomic_long refs;
-    atomic_uint notified;      /* gr__hub_notify bits not yet handed to notify_fn */
-    atomic_long wake_sources;  /* gr__hub_wake_source: no deadlock while > 0 */
+    atomic_uint notified;     /* gr__hub_notify bits not yet handed to notify_fn */
+    atomic_long wake_sources; /* gr__hub_wake_source: no deadlock while > 0 */
     void (*notify_fn)(void *arg, unsigned bits);
     void *notify_arg;
     int sleeping;  /* in the blocking poll: posters must write wakefd */
@@ -179,8 +179,8 @@ struct gr_hub {
     int wakefd;
     atomic_int waking; /* wakefd writes decided, not yet made (post.c) */
 
-    uint64_t root_canary; /* the root's stack has no canary of ours: fake one */
-    int *errno_loc;       /* this thread's errno, without a libc call per switch */
+    uint64_t root_canary;            /* the root's stack has no canary of ours: fake one */
+    int *errno_loc;                  /* this thread's errno, without a libc call per switch */
     struct gr__hub_hook *on_destroy; /* subsystems' clean-up, newest first */
     struct gr__hub_hook *on_fork;    /* subsystems' rebuild in a forked child */
     uint8_t in_main;
@@ -196,10 +196,10 @@ struct gr_hub {
     /* In the registry of live hubs, which other OS threads read under its
      * lock (inspect.c: run-info dumps; monitor.c: the blocking monitor). */
     struct gr_hub *reg_prev, *reg_next;
-    uint64_t id;          /* 1, 2, ... in creation order, for reports */
+    uint64_t id; /* 1, 2, ... in creation order, for reports */
     pthread_t os_thread;
     int tid;
-    struct gr__mon *mon;  /* the blocking monitor's view of it, or NULL */
+    struct gr__mon *mon; /* the blocking monitor's view of it, or NULL */
 };
 
 gr_hub *gr__hub_create(void);

@@ -146,8 +146,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     gr__stack s;
     int in_guard;
 
-    if (h && si->si_code > 0 && gr__stack_find(&h->stacks, si->si_addr, &s, &in_guard) &&
-        in_guard)
+    if (h && si->si_code > 0 && gr__stack_find(&h->stacks, si->si_addr, &s, &in_guard) && in_guard)
         report_guard_hit(h, &s, si->si_addr);
     errno = saved;
     chain(sig, si, uc);
@@ -173,7 +172,7 @@ int gr__overflow_trap_init(gr_hub *h)
     /* A thread that already has an alternate stack keeps it. */
     if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
         void *mem = gr__mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
         if (mem == MAP_FAILED)
             return -1;

@@ -54,9 +54,9 @@ gr__ctx *gr__leave(gr_hub *h, gr__g *from)
      * here (a return is a TSan function exit, owed to this fiber). */
     if (GR__LIKELY(gr__ctx_started(&to->ctx)))
         return &to->ctx;
-    /* Never run yet: start it from here. Nothing returns to this frame; the
-     * save into our record is harmless, nothing can reuse it before the
-     * switch. */
+        /* Never run yet: start it from here. Nothing returns to this frame; the
+         * save into our record is harmless, nothing can reuse it before the
+         * switch. */
 #if defined(GR__TSAN)
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif

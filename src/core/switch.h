@@ -29,8 +29,7 @@ static inline __attribute__((always_inline)) void resume(gr__g *from, gr__g *to)
  * call and the context switch is a return the CPU mispredicts when the
  * thread is resumed, since the return-stack predictor still holds the
  * calls of the thread that ran before. */
-static inline __attribute__((always_inline)) void switch_inline(gr_hub *h, gr__g *from,
-                                                                gr__g *to)
+static inline __attribute__((always_inline)) void switch_inline(gr_hub *h, gr__g *from, gr__g *to)
 {
     /* errno rides across the switch in a callee-saved register. */
     int *errno_loc = h->errno_loc;
@@ -98,8 +97,7 @@ static inline int arm_for_park(gr_hub *h, gr__g *g, int64_t deadline)
     return gr__timer_arm(&h->timers, t, deadline);
 }
 
-static inline __attribute__((always_inline)) int park_inline(int64_t deadline,
-                                                             const char *what)
+static inline __attribute__((always_inline)) int park_inline(int64_t deadline, const char *what)
 {
     gr_hub *h = gr__tls_hub;
     gr__g *g = h->current;

@@ -32,9 +32,9 @@ struct gr_http_client {
     char *host;       /* for gr_tcp_connect: brackets of an IPv6 literal removed */
     char *host_field; /* the Host header's value: host[:port], IPv6 in brackets */
     int port;
-    int fd;   /* -1 when not connected */
-    int busy; /* a request is in flight (from another green thread) */
-    int used; /* it has connected once */
+    int fd;              /* -1 when not connected */
+    int busy;            /* a request is in flight (from another green thread) */
+    int used;            /* it has connected once */
     gr_tls_ctx *tls_ctx; /* HTTPS */
     gr_tls *tls;         /* over fd, when connected with HTTPS */
 
@@ -351,7 +351,8 @@ static int set_host(gr_http_client *c, const char *host, int port, int default_p
         host++;
         n -= 2;
     }
-    if (!(c->host = gr__strndup(host, n)) || !(c->host_field = gr__malloc(n + 3 + sizeof portbuf))) {
+    if (!(c->host = gr__strndup(host, n)) ||
+        !(c->host_field = gr__malloc(n + 3 + sizeof portbuf))) {
         errno = ENOMEM;
         return -1;
     }

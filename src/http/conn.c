@@ -570,8 +570,8 @@ static void report_failure(gr__http_conn *c, int rc, const char *outcome)
                    c->req.method, c->req.target, strerror(err), outcome);
     else
         gr__report(GR_REPORT_HANDLER, 0,
-                   "http: the handler for %s %.200s returned without answering; %s",
-                   c->req.method, c->req.target, outcome);
+                   "http: the handler for %s %.200s returned without answering; %s", c->req.method,
+                   c->req.target, outcome);
     errno = err;
 }
 

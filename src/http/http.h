@@ -63,7 +63,7 @@ typedef struct gr__http_cfg {
     int64_t header_timeout, idle_timeout, body_timeout, write_timeout;
     FILE *access_log;
     struct gr_tls_ctx *tls; /* HTTPS (the server holds a reference) */
-    atomic_int stopping; /* finish the request in hand, then close */
+    atomic_int stopping;    /* finish the request in hand, then close */
     /* While stopping: how long an idle connection (a new one too) may
      * still wait for one more request (answered with Connection: close);
      * 0 (the default): take only a request already there. */

@@ -255,7 +255,8 @@ gr_http_threaded *gr_http_threaded_new(int fd, gr_http_handler handler, void *ar
         err = EINVAL;
         goto fail;
     }
-    if (!(s = gr__calloc(1, sizeof *s)) || !(s->idle_fds = gr__malloc(nthreads * sizeof *s->idle_fds)))
+    if (!(s = gr__calloc(1, sizeof *s)) ||
+        !(s->idle_fds = gr__malloc(nthreads * sizeof *s->idle_fds)))
         goto fail;
     if (gr__http_cfg_init(&s->cfg, handler, arg, opts) != 0) {
         err = EINVAL;

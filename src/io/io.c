@@ -20,7 +20,7 @@
 #define IO_LOOP(fd, events, deadline, call)                                                        \
     do {                                                                                           \
         ssize_t n_;                                                                                \
-        if (gr__enter() != 0)                                                                   \
+        if (gr__enter() != 0)                                                                      \
             return -1;                                                                             \
         while ((n_ = (call)) < 0)                                                                  \
             if (!gr__io_again((fd), (events), (deadline)))                                         \

@@ -26,7 +26,7 @@ typedef struct ai_node {
 } ai_node;
 
 int gr__dns_chain_add(gr__dns_chain *c, int family, int socktype, int protocol,
-                     const struct sockaddr *sa, socklen_t len, const char *canon)
+                      const struct sockaddr *sa, socklen_t len, const char *canon)
 {
     size_t clen = canon ? strlen(canon) + 1 : 0;
     ai_node *n;
@@ -65,7 +65,7 @@ int gr__dns_adopt(struct addrinfo *sys, struct addrinfo **res)
 
     for (struct addrinfo *a = sys; a && !rc; a = a->ai_next)
         rc = gr__dns_chain_add(&c, a->ai_family, a->ai_socktype, a->ai_protocol, a->ai_addr,
-                       a->ai_addrlen, a->ai_canonname);
+                               a->ai_addrlen, a->ai_canonname);
     freeaddrinfo(sys);
     if (rc) {
         gr_freeaddrinfo(c.head);

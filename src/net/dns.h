@@ -37,7 +37,6 @@ int gr__dns_thread_nameinfo(const struct sockaddr *sa, socklen_t salen, char *ho
 int gr__dns_ares_addrinfo(gr_hub *h, const char *node, const char *service,
                           const struct addrinfo *hints, struct addrinfo **res, int64_t deadline);
 int gr__dns_ares_nameinfo(gr_hub *h, const struct sockaddr *sa, socklen_t salen, char *host,
-                          size_t hostlen, char *serv, size_t servlen, int flags,
-                          int64_t deadline);
+                          size_t hostlen, char *serv, size_t servlen, int flags, int64_t deadline);
 
 #endif

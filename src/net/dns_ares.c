@@ -617,7 +617,7 @@ static int build(const struct ares_addrinfo *ai, const struct addrinfo *tpl, int
             socklen_t len = with_port(&ss, n, ((struct sockaddr_in *)t->ai_addr)->sin_port);
 
             rc = gr__dns_chain_add(&c, n->ai_family, t->ai_socktype, t->ai_protocol,
-                           (struct sockaddr *)&ss, len, c.head ? NULL : canon);
+                                   (struct sockaddr *)&ss, len, c.head ? NULL : canon);
         }
     }
     if (!rc && !c.head)
@@ -713,8 +713,7 @@ static int ares_ni_flags_of(int flags, int want_serv)
 }
 
 int gr__dns_ares_nameinfo(gr_hub *h, const struct sockaddr *sa, socklen_t salen, char *host,
-                          size_t hostlen, char *serv, size_t servlen, int flags,
-                          int64_t deadline)
+                          size_t hostlen, char *serv, size_t servlen, int flags, int64_t deadline)
 {
     int af = ares_ni_flags_of(flags, serv && servlen);
     int rc;

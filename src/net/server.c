@@ -56,7 +56,7 @@ struct gr_server {
     gr_handler_fn on_conn;
     gr_datagram_fn on_dgram;
     gr__parking_fn on_park;
-    int64_t idle_ms; /* parked connections are closed after this; -1 never */
+    int64_t idle_ms;    /* parked connections are closed after this; -1 never */
     int64_t park_grace; /* a stop keeps parked connections until then */
     conn *idle_head, *idle_tail;
     size_t parked;
@@ -582,8 +582,7 @@ static void *loop_main(void *arg)
     const char *what = s->kind == KIND_STREAM ? "accept" : "receive";
 
     if (run_loop(s) != 0 && errno != ECANCELED)
-        gr__report(GR_REPORT_SERVER, errno, "server: the %s loop ended: %s", what,
-                   strerror(errno));
+        gr__report(GR_REPORT_SERVER, errno, "server: the %s loop ended: %s", what, strerror(errno));
     return NULL;
 }
 

@@ -138,8 +138,7 @@ static int stream_fail(gr_tls *t, int e, int sys_errno)
             ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
             err = ECONNRESET;
             t->unclean = 1;
-        }
-        else if (ERR_GET_REASON(last) == ERR_R_MALLOC_FAILURE)
+        } else if (ERR_GET_REASON(last) == ERR_R_MALLOC_FAILURE)
             err = ENOMEM;
         gr__ssl_error_text(t->err, sizeof t->err, "TLS");
     }

@@ -18,7 +18,7 @@
 typedef struct gr__ssl_cert {
     X509 *leaf;
     EVP_PKEY *key;
-    STACK_OF(X509) *chain;
+    STACK_OF(X509) * chain;
 } gr__ssl_cert;
 
 typedef struct gr__ssl_ticket_key {

@@ -314,7 +314,7 @@ static int abandon(job *j, void **result)
 }
 
 int gr_threadpool_run(gr_work_fn fn, void *arg, void **result,
-                  void (*discard)(void *result, void *arg), int64_t deadline)
+                      void (*discard)(void *result, void *arg), int64_t deadline)
 {
     gr_hub *h;
     job *j;

@@ -110,11 +110,10 @@ static void run_host(job *j, int grow)
         int herr = 0;
 
         if (j->kind == J_HOST)
-            j->rc = gr__orig.gethostbyname_r(j->name, &j->he, j->buf, j->buflen, &j->result,
-                                             &herr);
+            j->rc = gr__orig.gethostbyname_r(j->name, &j->he, j->buf, j->buflen, &j->result, &herr);
         else if (j->kind == J_HOST2)
-            j->rc = gr__orig.gethostbyname2_r(j->name, j->af, &j->he, j->buf, j->buflen,
-                                              &j->result, &herr);
+            j->rc = gr__orig.gethostbyname2_r(j->name, j->af, &j->he, j->buf, j->buflen, &j->result,
+                                              &herr);
         else
             j->rc = gr__orig.gethostbyaddr_r(j->addr, j->addrlen, j->type, &j->he, j->buf,
                                              j->buflen, &j->result, &herr);
@@ -145,14 +144,12 @@ static void *run_job(void *arg)
     }
     switch (j->kind) {
     case J_GAI:
-        j->rc = gr__orig.getaddrinfo(j->name, j->service, j->has_hints ? &j->hints : NULL,
-                                     &j->res);
+        j->rc = gr__orig.getaddrinfo(j->name, j->service, j->has_hints ? &j->hints : NULL, &j->res);
         j->err = errno;
         break;
     case J_GNI:
-        j->rc = gr__orig.getnameinfo((struct sockaddr *)&j->sa, j->salen,
-                                     j->buflen ? j->buf : NULL, (socklen_t)j->buflen,
-                                     j->servlen ? j->buf + j->buflen : NULL,
+        j->rc = gr__orig.getnameinfo((struct sockaddr *)&j->sa, j->salen, j->buflen ? j->buf : NULL,
+                                     (socklen_t)j->buflen, j->servlen ? j->buf + j->buflen : NULL,
                                      (socklen_t)j->servlen, j->flags);
         j->err = errno;
         break;
@@ -242,7 +239,8 @@ int getaddrinfo(const char *restrict name, const char *restrict service,
         return EAI_MEMORY;
     }
     if ((j->has_hints = req != NULL))
-        j->hints = (struct addrinfo){.ai_flags = req->ai_flags, .ai_family = req->ai_family,
+        j->hints = (struct addrinfo){.ai_flags = req->ai_flags,
+                                     .ai_family = req->ai_family,
                                      .ai_socktype = req->ai_socktype,
                                      .ai_protocol = req->ai_protocol};
     conf_snapshot(&j->conf);
@@ -394,8 +392,7 @@ int gethostbyaddr_r(const void *restrict addr, __socklen_t len, int type,
 
     ORIG_OR_RESOLVE(gethostbyaddr_r, ENOSYS);
     if (!addr || len > sizeof j->addr || !gr__patch_coop(GR_PATCH_DNS))
-        return gr__orig.gethostbyaddr_r(addr, len, type, result_buf, buf, buflen, result,
-                                        h_errnop);
+        return gr__orig.gethostbyaddr_r(addr, len, type, result_buf, buf, buflen, result, h_errnop);
     if (!(j = host_job(J_ADDR, NULL, buflen)))
         return ENOMEM;
     memcpy(j->addr, addr, len);

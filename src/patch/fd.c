@@ -256,8 +256,8 @@ int setsockopt(int fd, int level, int optname, const void *optval, socklen_t opt
     ORIG_OR(setsockopt, (int)syscall(SYS_setsockopt, fd, level, optname, optval, optlen));
     rc = gr__orig.setsockopt(fd, level, optname, optval, optlen);
     if (rc == 0 && level == SOL_SOCKET && optval &&
-        (optname == SO_RCVTIMEO_OLD || optname == SO_RCVTIMEO_NEW ||
-         optname == SO_SNDTIMEO_OLD || optname == SO_SNDTIMEO_NEW) &&
+        (optname == SO_RCVTIMEO_OLD || optname == SO_RCVTIMEO_NEW || optname == SO_SNDTIMEO_OLD ||
+         optname == SO_SNDTIMEO_NEW) &&
         (ms = timeo_ms(optval, optlen)) >= 0)
         gr__fd_set_timeo(fd, optname == SO_RCVTIMEO_OLD || optname == SO_RCVTIMEO_NEW, ms);
     return rc;

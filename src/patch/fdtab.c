@@ -36,8 +36,8 @@ static rec *rec_of(int fd, int create)
     if (!create)
         return NULL;
     /* mmap, not malloc: this may run inside an allocator's own start-up. */
-    fresh = mmap(NULL, CHUNK * sizeof(rec), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
+    fresh =
+        mmap(NULL, CHUNK * sizeof(rec), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (fresh == MAP_FAILED)
         return NULL;
     if (!__atomic_compare_exchange_n(&chunks[fd / CHUNK], &c, fresh, 0, __ATOMIC_ACQ_REL,
@@ -52,8 +52,8 @@ static void note_high(int fd)
 {
     int h = __atomic_load_n(&high_fd, __ATOMIC_RELAXED);
 
-    while (fd > h && !__atomic_compare_exchange_n(&high_fd, &h, fd, 1, __ATOMIC_RELAXED,
-                                                  __ATOMIC_RELAXED)) {
+    while (fd > h &&
+           !__atomic_compare_exchange_n(&high_fd, &h, fd, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
 }
 
@@ -162,8 +162,8 @@ static void update_bits(int fd, unsigned set, unsigned clear)
     if (!r)
         return;
     s = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
-    while (s && !__atomic_compare_exchange_n(&r->state, &s, (s | set) & ~clear, 1,
-                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    while (s && !__atomic_compare_exchange_n(&r->state, &s, (s | set) & ~clear, 1, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE)) {
     }
 }
 

@@ -153,8 +153,8 @@ static int try_once(gr__op *o, unsigned *st, ssize_t *n)
 
         if (kind == GR__FD_SOCK) {
             *n = call_dontwait(o);
-            if (*n >= 0 || errno != ENOTSOCK || o->type == OP_RECVFROM ||
-                o->type == OP_RECVMSG || o->type == OP_SENDTO || o->type == OP_SENDMSG)
+            if (*n >= 0 || errno != ENOTSOCK || o->type == OP_RECVFROM || o->type == OP_RECVMSG ||
+                o->type == OP_SENDTO || o->type == OP_SENDMSG)
                 return TRY_DONE;
             /* A stale record (the fd was closed out of our sight and its
              * number reused): learn the new one. */
@@ -404,8 +404,8 @@ static ssize_t send_coop(gr__op *o)
 
     if (GR__P_LIKELY(sock_blocking(st))) {
         int *errp = &errno, err0 = *errp;
-        ssize_t r = gr__orig.sendto(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT, o->to,
-                                    o->tolen);
+        ssize_t r =
+            gr__orig.sendto(o->fd, o->buf, o->len, o->flags | MSG_DONTWAIT, o->to, o->tolen);
 
         int full;
 
@@ -453,8 +453,13 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 static ssize_t recv_coop(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
                          socklen_t *addr_len)
 {
-    gr__op o = {.type = OP_RECVFROM, .fd = fd, .buf = buf, .len = n, .flags = flags,
-                .from = addr, .fromlen = addr_len};
+    gr__op o = {.type = OP_RECVFROM,
+                .fd = fd,
+                .buf = buf,
+                .len = n,
+                .flags = flags,
+                .from = addr,
+                .fromlen = addr_len};
     unsigned st = gr__fd_state(fd);
     int *errp, err0;
     ssize_t r;
@@ -543,8 +548,13 @@ static inline ssize_t send_any(int fd, const void *buf, size_t n, int flags,
     ORIG_OR(sendto, syscall(SYS_sendto, fd, buf, n, flags, to, tolen));
     if ((flags & MSG_DONTWAIT) || !gr__patch_coop(GR_PATCH_SOCKET))
         return gr__orig.sendto(fd, buf, n, flags, to, tolen);
-    return send_coop(&(gr__op){.type = OP_SENDTO, .fd = fd, .buf = (void *)buf, .len = n,
-                               .flags = flags, .to = to, .tolen = tolen});
+    return send_coop(&(gr__op){.type = OP_SENDTO,
+                               .fd = fd,
+                               .buf = (void *)buf,
+                               .len = n,
+                               .flags = flags,
+                               .to = to,
+                               .tolen = tolen});
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -563,6 +573,6 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
     ORIG_OR(sendmsg, syscall(SYS_sendmsg, fd, message, flags));
     if ((flags & MSG_DONTWAIT) || !gr__patch_coop(GR_PATCH_SOCKET))
         return gr__orig.sendmsg(fd, message, flags);
-    return run((gr__op){
-        .type = OP_SENDMSG, .fd = fd, .msg = (struct msghdr *)message, .flags = flags});
+    return run(
+        (gr__op){.type = OP_SENDMSG, .fd = fd, .msg = (struct msghdr *)message, .flags = flags});
 }

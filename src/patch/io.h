@@ -49,8 +49,8 @@ typedef struct gr__op {
     size_t len;
     const struct iovec *iov; /* OP_READV, OP_WRITEV */
     int iovcnt;
-    struct msghdr *msg; /* OP_RECVMSG, OP_SENDMSG */
-    int flags;          /* OP_RECV*, OP_SEND* */
+    struct msghdr *msg;    /* OP_RECVMSG, OP_SENDMSG */
+    int flags;             /* OP_RECV*, OP_SEND* */
     struct sockaddr *from; /* OP_RECVFROM */
     socklen_t *fromlen;
     const struct sockaddr *to; /* OP_SENDTO */
@@ -83,7 +83,7 @@ int gr__wait_again(int fd, int events, int64_t deadline, int own_err) GR__P_HIDD
  * then restored (for calls with no per-call flag: accept, connect,
  * sendfile, terminals...). If the program had made fd non-blocking, the
  * call is simply made. *was_nonblock tells which. Keeps fn's errno. */
-long gr__nonblock_call(int fd, long (*fn)(int fd, void *arg), void *arg, int *was_nonblock)
-    GR__P_HIDDEN;
+long gr__nonblock_call(int fd, long (*fn)(int fd, void *arg), void *arg,
+                       int *was_nonblock) GR__P_HIDDEN;
 
 #endif

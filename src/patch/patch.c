@@ -59,8 +59,9 @@ static const struct family {
     const char *name;
     unsigned bit;
 } families[] = {
-    {"socket", GR_PATCH_SOCKET}, {"select", GR_PATCH_SELECT}, {"time", GR_PATCH_TIME},
-    {"dns", GR_PATCH_DNS},       {"signal", GR_PATCH_SIGNAL}, {"process", GR_PATCH_PROCESS},
+    {"socket", GR_PATCH_SOCKET}, {"select", GR_PATCH_SELECT},
+    {"time", GR_PATCH_TIME},     {"dns", GR_PATCH_DNS},
+    {"signal", GR_PATCH_SIGNAL}, {"process", GR_PATCH_PROCESS},
     {"all", GR_PATCH_ALL},       {"none", 0},
 };
 

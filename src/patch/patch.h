@@ -133,7 +133,7 @@ enum {
     GR__FD_OTHER = 3,   /* pollable, no per-call flag (terminal, eventfd...) */
     GR__FD_PASS = 4,    /* regular file, directory, block device: never waits */
     GR__FD_KIND = 7,
-    GR__FD_NONBLOCK = 8, /* the program made it non-blocking: never wait for it */
+    GR__FD_NONBLOCK = 8,   /* the program made it non-blocking: never wait for it */
     GR__FD_NO_NOWAIT = 16, /* RWF_NOWAIT refused: fall back as for OTHER */
 };
 

@@ -22,8 +22,8 @@ static long accept_thunk(int fd, void *arg)
  * SO_RCVTIMEO and SO_SNDTIMEO in the kernel, and so here. */
 static void record_accepted(int lfd, int c, int flags)
 {
-    gr__fd_set(c, GR__FD_SOCK | (flags & SOCK_NONBLOCK ? GR__FD_NONBLOCK : 0),
-               gr__fd_timeo(lfd, 1), gr__fd_timeo(lfd, 0));
+    gr__fd_set(c, GR__FD_SOCK | (flags & SOCK_NONBLOCK ? GR__FD_NONBLOCK : 0), gr__fd_timeo(lfd, 1),
+               gr__fd_timeo(lfd, 0));
 }
 
 static int accept_coop(int fd, accept_args *a)
@@ -271,8 +271,7 @@ static int64_t ts_deadline(const struct timespec *tmo)
 /* recvmmsg as the kernel runs it: the first message waited for; then
  * more until vlen, unless MSG_WAITFORONE; the time-out looked at only
  * after a message arrives (recvmmsg(2), BUGS), and written back. */
-static int recvmmsg_coop(int fd, struct mmsghdr *v, unsigned vlen, int flags,
-                         struct timespec *tmo)
+static int recvmmsg_coop(int fd, struct mmsghdr *v, unsigned vlen, int flags, struct timespec *tmo)
 {
     unsigned st = gr__fd_state(fd);
     int64_t end = ts_deadline(tmo), deadline = -2;
@@ -311,8 +310,7 @@ static int recvmmsg_coop(int fd, struct mmsghdr *v, unsigned vlen, int flags,
     return (int)got;
 }
 
-int recvmmsg(int fd, struct mmsghdr *vmessages, unsigned int vlen, int flags,
-             struct timespec *tmo)
+int recvmmsg(int fd, struct mmsghdr *vmessages, unsigned int vlen, int flags, struct timespec *tmo)
 {
     int n;
 

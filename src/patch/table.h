@@ -106,25 +106,24 @@ GR_PATCH(SOCKET, WAIT, ssize_t, sendfile64,
          "as sendfile (_FILE_OFFSET_BITS=64)")
 
 /* ---------------------------------------------------------- waiting */
-GR_PATCH(SELECT, LOOK, int, poll, (struct pollfd *fds, nfds_t nfds, int timeout),
+GR_PATCH(SELECT, LOOK, int, poll, (struct pollfd * fds, nfds_t nfds, int timeout),
          "a closed fd shows as POLLNVAL, as in poll")
 GR_PATCH(SELECT, CHK, int, __poll_chk,
-         (struct pollfd *fds, nfds_t nfds, int timeout, __SIZE_TYPE__ fdslen), "poll")
+         (struct pollfd * fds, nfds_t nfds, int timeout, __SIZE_TYPE__ fdslen), "poll")
 GR_PATCH(SELECT, LOOK, int, ppoll,
-         (struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const __sigset_t *ss),
+         (struct pollfd * fds, nfds_t nfds, const struct timespec *timeout, const __sigset_t *ss),
          "the mask applies to each look")
 GR_PATCH(SELECT, CHK, int, __ppoll_chk,
-         (struct pollfd *fds, nfds_t nfds, const struct timespec *timeout, const __sigset_t *ss,
+         (struct pollfd * fds, nfds_t nfds, const struct timespec *timeout, const __sigset_t *ss,
           __SIZE_TYPE__ fdslen),
          "ppoll")
 GR_PATCH(SELECT, LOOK, int, select,
-         (int nfds, fd_set *restrict readfds, fd_set *restrict writefds,
-          fd_set *restrict exceptfds, struct timeval *restrict timeout),
+         (int nfds, fd_set *restrict readfds, fd_set *restrict writefds, fd_set *restrict exceptfds,
+          struct timeval *restrict timeout),
          "the time-out is updated as Linux does; no descriptors: a sleep")
 GR_PATCH(SELECT, LOOK, int, pselect,
-         (int nfds, fd_set *restrict readfds, fd_set *restrict writefds,
-          fd_set *restrict exceptfds, const struct timespec *restrict timeout,
-          const __sigset_t *restrict sigmask),
+         (int nfds, fd_set *restrict readfds, fd_set *restrict writefds, fd_set *restrict exceptfds,
+          const struct timespec *restrict timeout, const __sigset_t *restrict sigmask),
          "as select and ppoll")
 GR_PATCH(SELECT, LOOK, int, epoll_wait,
          (int epfd, struct epoll_event *events, int maxevents, int timeout),
@@ -141,8 +140,8 @@ GR_PATCH(SELECT, LOOK, int, epoll_pwait2,
 GR_PATCH(TIME, SLEEP, unsigned int, sleep, (unsigned int seconds),
          "returns the seconds left when killed")
 GR_PATCH(TIME, SLEEP, int, usleep, (__useconds_t useconds), "")
-GR_PATCH(TIME, SLEEP, int, nanosleep, (const struct timespec *requested_time,
-                                       struct timespec *remaining),
+GR_PATCH(TIME, SLEEP, int, nanosleep,
+         (const struct timespec *requested_time, struct timespec *remaining),
          "rounded up to the hub's millisecond")
 GR_PATCH(TIME, SLEEP, int, clock_nanosleep,
          (clockid_t clock_id, int flags, const struct timespec *req, struct timespec *rem),
@@ -153,7 +152,7 @@ GR_PATCH(DNS, POOL, int, getaddrinfo,
          (const char *restrict name, const char *restrict service,
           const struct addrinfo *restrict req, struct addrinfo **restrict pai),
          "numeric hosts answered in place (no I/O)")
-GR_PATCH(DNS, PASS, void, freeaddrinfo, (struct addrinfo *ai), "the results are glibc's")
+GR_PATCH(DNS, PASS, void, freeaddrinfo, (struct addrinfo * ai), "the results are glibc's")
 GR_PATCH(DNS, POOL, int, getnameinfo,
          (const struct sockaddr *restrict sa, socklen_t salen, char *restrict host,
           socklen_t hostlen, char *restrict serv, socklen_t servlen, int flags),
@@ -162,8 +161,8 @@ GR_PATCH(DNS, POOL, struct hostent *, gethostbyname, (const char *name),
          "the result lives until the OS thread's next such call")
 GR_PATCH(DNS, POOL, struct hostent *, gethostbyname2, (const char *name, int af),
          "as gethostbyname")
-GR_PATCH(DNS, POOL, struct hostent *, gethostbyaddr,
-         (const void *addr, __socklen_t len, int type), "as gethostbyname")
+GR_PATCH(DNS, POOL, struct hostent *, gethostbyaddr, (const void *addr, __socklen_t len, int type),
+         "as gethostbyname")
 GR_PATCH(DNS, POOL, int, gethostbyname_r,
          (const char *restrict name, struct hostent *restrict result_buf, char *restrict buf,
           size_t buflen, struct hostent **restrict result, int *restrict h_errnop),
@@ -174,9 +173,9 @@ GR_PATCH(DNS, POOL, int, gethostbyname2_r,
           int *restrict h_errnop),
          "as gethostbyname_r")
 GR_PATCH(DNS, POOL, int, gethostbyaddr_r,
-         (const void *restrict addr, __socklen_t len, int type,
-          struct hostent *restrict result_buf, char *restrict buf, size_t buflen,
-          struct hostent **restrict result, int *restrict h_errnop),
+         (const void *restrict addr, __socklen_t len, int type, struct hostent *restrict result_buf,
+          char *restrict buf, size_t buflen, struct hostent **restrict result,
+          int *restrict h_errnop),
          "as gethostbyname_r")
 GR_PATCH(DNS, POOL, int, res_query,
          (const char *dname, int class, int type, unsigned char *answer, int anslen),
@@ -227,5 +226,5 @@ GR_PATCH(PROCESS, OWN, int, system, (const char *command),
          "glibc's steps (SIGINT and SIGQUIT ignored, SIGCHLD blocked) with posix_spawn")
 GR_PATCH(PROCESS, OWN, FILE *, popen, (const char *command, const char *modes),
          "a fopencookie stream whose reads and writes park the green thread; its fileno() is -1")
-GR_PATCH(PROCESS, OWN, int, pclose, (FILE *stream),
+GR_PATCH(PROCESS, OWN, int, pclose, (FILE * stream),
          "any popen stream; one made outside a green thread (libc's) is closed by libc, blocking")

@@ -21,9 +21,9 @@ static const struct entry {
 static const struct {
     const char *how, *doc;
 } handlings[] = {
-    {"WAIT", "waits"},       {"LOOK", "looks again"}, {"SLEEP", "sleeps"}, {"POOL", "thread pool"},
-    {"BOOK", "bookkeeping"}, {"CHK", "fortify"},      {"PASS", "real call"},
-    {"OWN", "replaced"},
+    {"WAIT", "waits"},       {"LOOK", "looks again"}, {"SLEEP", "sleeps"},
+    {"POOL", "thread pool"}, {"BOOK", "bookkeeping"}, {"CHK", "fortify"},
+    {"PASS", "real call"},   {"OWN", "replaced"},
 };
 
 static const char *handling_doc(const char *how)
@@ -60,8 +60,8 @@ int main(int argc, char **argv)
 
             lower(entries[i].family, fam, sizeof fam);
             if (!strcmp(entries[i].handling, "CHK"))
-                printf("| `%s` | %s | fortify | checks the size, then as `%s` |\n",
-                       entries[i].name, fam, entries[i].note);
+                printf("| `%s` | %s | fortify | checks the size, then as `%s` |\n", entries[i].name,
+                       fam, entries[i].note);
             else
                 printf("| `%s` | %s | %s | %s |\n", entries[i].name, fam,
                        handling_doc(entries[i].handling), entries[i].note);

@@ -89,8 +89,7 @@ static int mappable(clockid_t c)
     return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC || c == CLOCK_BOOTTIME || c == CLOCK_TAI;
 }
 
-int clock_nanosleep(clockid_t clock_id, int flags, const struct timespec *req,
-                    struct timespec *rem)
+int clock_nanosleep(clockid_t clock_id, int flags, const struct timespec *req, struct timespec *rem)
 {
     struct timespec rel = {0, 0}, now;
     int64_t deadline;

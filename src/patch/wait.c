@@ -55,11 +55,11 @@ static int ppoll_coop(struct pollfd *fds, nfds_t nfds, int64_t deadline, const _
 
 int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
-    ORIG_OR(poll, (int)syscall(SYS_ppoll, fds, nfds,
-                               timeout < 0 ? NULL
-                                           : &(struct timespec){timeout / 1000,
-                                                                (timeout % 1000) * 1000000L},
-                               NULL, 8));
+    ORIG_OR(poll, (int)syscall(
+                      SYS_ppoll, fds, nfds,
+                      timeout < 0 ? NULL
+                                  : &(struct timespec){timeout / 1000, (timeout % 1000) * 1000000L},
+                      NULL, 8));
     if (timeout == 0 || !gr__patch_coop(GR_PATCH_SELECT))
         return gr__orig.poll(fds, nfds, timeout);
     return ppoll_coop(fds, nfds, gr__deadline_in_ms(timeout), NULL);
@@ -197,8 +197,7 @@ int select(int nfds, fd_set *restrict readfds, fd_set *restrict writefds,
 
     ORIG_OR_RESOLVE(select, (int)gr__patch_enosys());
     if ((timeout && !timeout->tv_sec && !timeout->tv_usec) || nfds < 0 || nfds > FD_SETSIZE ||
-        (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0 ||
-                     timeout->tv_usec >= 1000000)) ||
+        (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0 || timeout->tv_usec >= 1000000)) ||
         !gr__patch_coop(GR_PATCH_SELECT))
         return gr__orig.select(nfds, readfds, writefds, exceptfds, timeout);
     if (timeout) {
@@ -228,8 +227,8 @@ int pselect(int nfds, fd_set *restrict readfds, fd_set *restrict writefds,
 
     ORIG_OR_RESOLVE(pselect, (int)gr__patch_enosys());
     if ((timeout && !timeout->tv_sec && !timeout->tv_nsec) || nfds < 0 || nfds > FD_SETSIZE ||
-        (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
-                     timeout->tv_nsec >= 1000000000)) ||
+        (timeout &&
+         (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) ||
         !gr__patch_coop(GR_PATCH_SELECT))
         return gr__orig.pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask);
     sel_init(&s, nfds, readfds, writefds, exceptfds);
@@ -284,11 +283,10 @@ int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout
 int epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
                  const struct timespec *timeout, const __sigset_t *ss)
 {
-    ORIG_OR(epoll_pwait2,
-            (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, timeout, ss, 8));
+    ORIG_OR(epoll_pwait2, (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, timeout, ss, 8));
     if ((timeout && !timeout->tv_sec && !timeout->tv_nsec) || maxevents <= 0 ||
-        (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
-                     timeout->tv_nsec >= 1000000000)) ||
+        (timeout &&
+         (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) ||
         !gr__patch_coop(GR_PATCH_SELECT))
         return gr__orig.epoll_pwait2(epfd, events, maxevents, timeout, ss);
     return epoll_coop(epfd, events, maxevents, ts_deadline(timeout), ss);

@@ -47,8 +47,7 @@ int gr_chan_recv(gr_chan *c, void **v, int64_t deadline)
     if (c->senders_.head_ && (s = gr__wq_pop(&c->senders_))) {
         w.data = s->data;
         gr__wake(s, 0);
-    } else if (gr__wait_queue(&c->receivers_, &w, deadline, "channel receive") !=
-               0) {
+    } else if (gr__wait_queue(&c->receivers_, &w, deadline, "channel receive") != 0) {
         return -1;
     }
     if (v)

@@ -16,9 +16,9 @@ typedef struct member {
 } member;
 
 struct gr_group {
-    size_t limit;    /* 0: no limit */
-    size_t size;     /* members alive */
-    size_t reserved; /* slots handed to woken spawners that have yet to spawn */
+    size_t limit;           /* 0: no limit */
+    size_t size;            /* members alive */
+    size_t reserved;        /* slots handed to woken spawners that have yet to spawn */
     member *members, *last; /* in spawn order, so kill goes in that order */
     gr__wq joiners, spawners;
     gr__wq available; /* gr_group_wait_available: woken whole, taking no slot */
@@ -93,8 +93,8 @@ static void member_exited(gr_t g, void *result, void *arg)
 }
 
 /* Spawn into a slot already counted as free or reserved. */
-static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts,
-                         gr_exit_fn hook, void *hook_arg)
+static gr_t spawn_member(gr_group *grp, gr_fn fn, void *arg, const gr_opts *opts, gr_exit_fn hook,
+                         void *hook_arg)
 {
     gr_opts o = opts ? *opts : (gr_opts){0};
     member *m = gr__malloc(sizeof *m);

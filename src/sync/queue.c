@@ -27,7 +27,7 @@ typedef struct qpost {
 
 struct gr_queue {
     gr__wq getters, putters, peekers, joiners;
-    qent *v;    /* FIFO: a ring from head; LIFO: a stack; PRIORITY: a heap */
+    qent *v; /* FIFO: a ring from head; LIFO: a stack; PRIORITY: a heap */
     size_t cap, head, n;
     size_t maxsize;    /* 0: unbounded */
     size_t unfinished; /* items put and not yet marked done */
@@ -207,8 +207,7 @@ gr_queue *gr_queue_new(int kind, size_t maxsize, int (*cmp)(const void *a, const
     gr_hub *h;
     gr_queue *q;
 
-    if (kind < GR_QUEUE_FIFO || kind > GR_QUEUE_PRIORITY ||
-        (kind == GR_QUEUE_PRIORITY && !cmp)) {
+    if (kind < GR_QUEUE_FIFO || kind > GR_QUEUE_PRIORITY || (kind == GR_QUEUE_PRIORITY && !cmp)) {
         errno = EINVAL;
         return NULL;
     }
@@ -238,9 +237,8 @@ int gr_queue_free(gr_queue *q)
         return 0;
     /* A waiter still linked may be one that timed out and has yet to run
      * and unlink itself: it will touch the queue. */
-    if (!gr__wq_empty(&q->getters) || !gr__wq_empty(&q->putters) ||
-        !gr__wq_empty(&q->peekers) || !gr__wq_empty(&q->joiners) ||
-        atomic_load(&q->inflight) > 0) {
+    if (!gr__wq_empty(&q->getters) || !gr__wq_empty(&q->putters) || !gr__wq_empty(&q->peekers) ||
+        !gr__wq_empty(&q->joiners) || atomic_load(&q->inflight) > 0) {
         errno = EBUSY;
         return -1;
     }

@@ -28,7 +28,7 @@ struct gr_xchan {
     int lock;
     int closed;
     gr__xq senders, receivers;
-    void **ring;     /* the buffer: n items from head, cap slots */
+    void **ring; /* the buffer: n items from head, cap slots */
     size_t cap, head, n;
     size_t capacity; /* as created: 0, a bound, or GR_XCHAN_UNBOUNDED */
 };

@@ -28,13 +28,13 @@ static int failures;
 /* Checks also run inside contexts, where aborting would hide the rest, so
  * a failure is counted and reported; the report is capped because some
  * checks sit in 100,000-iteration loops. */
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond) && ++failures <= 20) {                                   \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-        }                                                                    \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond) && ++failures <= 20) {                                                         \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 #define ULL(x) ((unsigned long long)(x))
 
@@ -49,8 +49,7 @@ static gr__ctx root; /* main's context, saved whenever it switches away */
 static void *stack_new(size_t size)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    char *p = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
     if (p == MAP_FAILED || mprotect(p, page, PROT_NONE) != 0) {
         perror("ctx selfcheck: stack");
@@ -126,57 +125,46 @@ static void watchdog(void)
  * fp_probe_c(arg). */
 void reg_switch(gr__ctx *from, gr__ctx *to, const uint64_t *in, uint64_t *out)
     __attribute__((visibility("hidden")));
-void reg_start(gr__ctx *from, gr__ctx *to, void *lo, size_t size,
-               gr__ctx_entry entry, void *arg, const uint64_t *in,
-               uint64_t *out) __attribute__((visibility("hidden")));
+void reg_start(gr__ctx *from, gr__ctx *to, void *lo, size_t size, gr__ctx_entry entry, void *arg,
+               const uint64_t *in, uint64_t *out) __attribute__((visibility("hidden")));
 uintptr_t sp_at_call(void) __attribute__((visibility("hidden")));
 gr__ctx *fp_probe_entry(void *arg) __attribute__((visibility("hidden")));
 gr__ctx *fp_probe_c(void *arg) __attribute__((visibility("hidden"), used));
 uintptr_t fp_probe_fp __attribute__((visibility("hidden")));
-#define ASM_FN(name, type)                                                   \
-    ".globl " name "\n.hidden " name "\n.type " name ", " type "\n"          \
+#define ASM_FN(name, type)                                                                         \
+    ".globl " name "\n.hidden " name "\n.type " name ", " type "\n"                                \
     ".p2align 4\n" name ":\n"
 
 #if defined(__x86_64__)
 #define NREGS 6
 #define REG_FP 1 /* rbp's index in in[] */
-static const char *const reg_name[NREGS] = {"rbx", "rbp", "r12",
-                                            "r13", "r14", "r15"};
-#define X86_LOAD(p)                                                          \
-    "mov (" p "), %rbx; mov 8(" p "), %rbp; mov 16(" p "), %r12\n"           \
+static const char *const reg_name[NREGS] = {"rbx", "rbp", "r12", "r13", "r14", "r15"};
+#define X86_LOAD(p)                                                                                \
+    "mov (" p "), %rbx; mov 8(" p "), %rbp; mov 16(" p "), %r12\n"                                 \
     "mov 24(" p "), %r13; mov 32(" p "), %r14; mov 40(" p "), %r15\n"
-#define X86_STORE(p)                                                         \
-    "mov %rbx, (" p "); mov %rbp, 8(" p "); mov %r12, 16(" p ")\n"           \
+#define X86_STORE(p)                                                                               \
+    "mov %rbx, (" p "); mov %rbp, 8(" p "); mov %r12, 16(" p ")\n"                                 \
     "mov %r13, 24(" p "); mov %r14, 32(" p "); mov %r15, 40(" p ")\n"
 #define X86_PUSH "push %rbx; push %rbp; push %r12; push %r13; push %r14; push %r15\n"
 #define X86_POP "pop %r15; pop %r14; pop %r13; pop %r12; pop %rbp; pop %rbx\n"
-__asm__(".pushsection .text\n" ASM_FN("reg_switch", "@function")
-        X86_PUSH
+__asm__(".pushsection .text\n" ASM_FN("reg_switch", "@function") X86_PUSH
         "push %rcx\n" /* out, kept on our own stack; 16-aligns rsp too */
-        X86_LOAD("%rdx")
-        "call gr__ctx_switch@PLT\n"
-        "pop %rax\n"
-        X86_STORE("%rax")
-        X86_POP
-        "ret\n.size reg_switch, .-reg_switch\n"
-        ASM_FN("reg_start", "@function")
-        X86_PUSH
+        X86_LOAD("%rdx") "call gr__ctx_switch@PLT\n"
+                         "pop %rax\n" X86_STORE("%rax") X86_POP
+        "ret\n.size reg_switch, .-reg_switch\n" ASM_FN("reg_start", "@function") X86_PUSH
         /* in and out came on the stack, now at 56 and 64(%rsp) */
         "mov 64(%rsp), %rax; push %rax\n" /* out; 16-aligns rsp */
         "mov 64(%rsp), %rax\n"            /* in */
-        X86_LOAD("%rax")
-        "call gr__ctx_start@PLT\n"
-        "pop %rax\n"
-        X86_STORE("%rax")
-        X86_POP
-        "ret\n.size reg_start, .-reg_start\n"
-        ASM_FN("sp_at_call", "@function")
-        "lea 8(%rsp), %rax; ret\n" /* above the return address */
-        ".size sp_at_call, .-sp_at_call\n"
-        ASM_FN("fp_probe_entry", "@function")
-        "mov %rbp, fp_probe_fp(%rip)\n"
-        "jmp fp_probe_c\n"
-        ".size fp_probe_entry, .-fp_probe_entry\n.popsection\n");
+        X86_LOAD("%rax") "call gr__ctx_start@PLT\n"
+                         "pop %rax\n" X86_STORE("%rax") X86_POP
+        "ret\n.size reg_start, .-reg_start\n" ASM_FN(
+            "sp_at_call",
+            "@function") "lea 8(%rsp), %rax; ret\n" /* above the return address */
+                         ".size sp_at_call, .-sp_at_call\n" ASM_FN(
+                             "fp_probe_entry",
+                             "@function") "mov %rbp, fp_probe_fp(%rip)\n"
+                                          "jmp fp_probe_c\n"
+                                          ".size fp_probe_entry, .-fp_probe_entry\n.popsection\n");
 
 /* The FP control state a switch must carry: the MXCSR control bits (its
  * low six bits are sticky status flags, not control) and, in the high
@@ -213,48 +201,48 @@ static void fpctl_set(uint64_t v)
 #else /* __aarch64__ */
 #define NREGS 19
 #define REG_FP 10 /* x29's index in in[] */
-static const char *const reg_name[NREGS] = {
-    "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
-    "x29", "d8",  "d9",  "d10", "d11", "d12", "d13", "d14", "d15"};
+static const char *const reg_name[NREGS] = {"x19", "x20", "x21", "x22", "x23", "x24", "x25",
+                                            "x26", "x27", "x28", "x29", "d8",  "d9",  "d10",
+                                            "d11", "d12", "d13", "d14", "d15"};
 /* in[] and out[] hold x19-x29 then d8-d15; our own 176-byte frame holds
  * the caller's x29, x30, x19-x28, d8-d15, then out at sp+160. */
-#define A64_REG_CALL(name, callee, in, out)                                  \
-    ASM_FN(name, "%function")                                                \
-    "stp x29, x30, [sp, #-176]!\n"                                           \
-    "stp x19, x20, [sp, #16];  stp x21, x22, [sp, #32]\n"                    \
-    "stp x23, x24, [sp, #48];  stp x25, x26, [sp, #64]\n"                    \
-    "stp x27, x28, [sp, #80];  stp d8, d9, [sp, #96]\n"                      \
-    "stp d10, d11, [sp, #112]; stp d12, d13, [sp, #128]\n"                   \
-    "stp d14, d15, [sp, #144]; str " out ", [sp, #160]\n"                    \
-    "ldp x19, x20, [" in "];       ldp x21, x22, [" in ", #16]\n"            \
-    "ldp x23, x24, [" in ", #32];  ldp x25, x26, [" in ", #48]\n"            \
-    "ldp x27, x28, [" in ", #64];  ldr x29, [" in ", #80]\n"                 \
-    "ldp d8, d9, [" in ", #88];    ldp d10, d11, [" in ", #104]\n"           \
-    "ldp d12, d13, [" in ", #120]; ldp d14, d15, [" in ", #136]\n"           \
-    "bl " callee "\n"                                                        \
-    "ldr x9, [sp, #160]\n"                                                   \
-    "stp x19, x20, [x9];       stp x21, x22, [x9, #16]\n"                    \
-    "stp x23, x24, [x9, #32];  stp x25, x26, [x9, #48]\n"                    \
-    "stp x27, x28, [x9, #64];  str x29, [x9, #80]\n"                         \
-    "stp d8, d9, [x9, #88];    stp d10, d11, [x9, #104]\n"                   \
-    "stp d12, d13, [x9, #120]; stp d14, d15, [x9, #136]\n"                   \
-    "ldp x19, x20, [sp, #16];  ldp x21, x22, [sp, #32]\n"                    \
-    "ldp x23, x24, [sp, #48];  ldp x25, x26, [sp, #64]\n"                    \
-    "ldp x27, x28, [sp, #80];  ldp d8, d9, [sp, #96]\n"                      \
-    "ldp d10, d11, [sp, #112]; ldp d12, d13, [sp, #128]\n"                   \
-    "ldp d14, d15, [sp, #144]; ldp x29, x30, [sp], #176\n"                   \
+#define A64_REG_CALL(name, callee, in, out)                                                        \
+    ASM_FN(name, "%function")                                                                      \
+    "stp x29, x30, [sp, #-176]!\n"                                                                 \
+    "stp x19, x20, [sp, #16];  stp x21, x22, [sp, #32]\n"                                          \
+    "stp x23, x24, [sp, #48];  stp x25, x26, [sp, #64]\n"                                          \
+    "stp x27, x28, [sp, #80];  stp d8, d9, [sp, #96]\n"                                            \
+    "stp d10, d11, [sp, #112]; stp d12, d13, [sp, #128]\n"                                         \
+    "stp d14, d15, [sp, #144]; str " out ", [sp, #160]\n"                                          \
+    "ldp x19, x20, [" in "];       ldp x21, x22, [" in ", #16]\n"                                  \
+    "ldp x23, x24, [" in ", #32];  ldp x25, x26, [" in ", #48]\n"                                  \
+    "ldp x27, x28, [" in ", #64];  ldr x29, [" in ", #80]\n"                                       \
+    "ldp d8, d9, [" in ", #88];    ldp d10, d11, [" in ", #104]\n"                                 \
+    "ldp d12, d13, [" in ", #120]; ldp d14, d15, [" in ", #136]\n"                                 \
+    "bl " callee "\n"                                                                              \
+    "ldr x9, [sp, #160]\n"                                                                         \
+    "stp x19, x20, [x9];       stp x21, x22, [x9, #16]\n"                                          \
+    "stp x23, x24, [x9, #32];  stp x25, x26, [x9, #48]\n"                                          \
+    "stp x27, x28, [x9, #64];  str x29, [x9, #80]\n"                                               \
+    "stp d8, d9, [x9, #88];    stp d10, d11, [x9, #104]\n"                                         \
+    "stp d12, d13, [x9, #120]; stp d14, d15, [x9, #136]\n"                                         \
+    "ldp x19, x20, [sp, #16];  ldp x21, x22, [sp, #32]\n"                                          \
+    "ldp x23, x24, [sp, #48];  ldp x25, x26, [sp, #64]\n"                                          \
+    "ldp x27, x28, [sp, #80];  ldp d8, d9, [sp, #96]\n"                                            \
+    "ldp d10, d11, [sp, #112]; ldp d12, d13, [sp, #128]\n"                                         \
+    "ldp d14, d15, [sp, #144]; ldp x29, x30, [sp], #176\n"                                         \
     "ret\n.size " name ", .-" name "\n"
-__asm__(".pushsection .text\n"
-        A64_REG_CALL("reg_switch", "gr__ctx_switch", "x2", "x3")
-        A64_REG_CALL("reg_start", "gr__ctx_start", "x6", "x7")
-        ASM_FN("sp_at_call", "%function")
-        "mov x0, sp; ret\n" /* bl does not move sp */
-        ".size sp_at_call, .-sp_at_call\n"
-        ASM_FN("fp_probe_entry", "%function")
-        "adrp x9, fp_probe_fp\n"
-        "str x29, [x9, #:lo12:fp_probe_fp]\n"
-        "b fp_probe_c\n"
-        ".size fp_probe_entry, .-fp_probe_entry\n.popsection\n");
+__asm__(
+    ".pushsection .text\n" A64_REG_CALL("reg_switch", "gr__ctx_switch", "x2", "x3")
+        A64_REG_CALL("reg_start", "gr__ctx_start", "x6", "x7") ASM_FN(
+            "sp_at_call",
+            "%function") "mov x0, sp; ret\n" /* bl does not move sp */
+                         ".size sp_at_call, .-sp_at_call\n" ASM_FN(
+                             "fp_probe_entry",
+                             "%function") "adrp x9, fp_probe_fp\n"
+                                          "str x29, [x9, #:lo12:fp_probe_fp]\n"
+                                          "b fp_probe_c\n"
+                                          ".size fp_probe_entry, .-fp_probe_entry\n.popsection\n");
 
 static uint64_t fpctl_get(void)
 {
@@ -293,16 +281,14 @@ static uint64_t root_in[NREGS], root_out[NREGS], ctx_in[NREGS], ctx_out[NREGS];
 static void reg_fill(uint64_t *v, uint64_t tag, unsigned round)
 {
     for (int i = 0; i < NREGS; i++)
-        v[i] = tag ^ (uint64_t)(i + 1) << 40 ^ (uint64_t)round << 8 ^
-               (uint64_t)(i + 1);
+        v[i] = tag ^ (uint64_t)(i + 1) << 40 ^ (uint64_t)round << 8 ^ (uint64_t)(i + 1);
 }
 
-static void reg_compare(const char *who, const uint64_t *in,
-                        const uint64_t *out)
+static void reg_compare(const char *who, const uint64_t *in, const uint64_t *out)
 {
     for (int i = 0; i < NREGS; i++)
-        CHECK(out[i] == in[i], "%s: %s is %#llx, want %#llx",
-              who, reg_name[i], ULL(out[i]), ULL(in[i]));
+        CHECK(out[i] == in[i], "%s: %s is %#llx, want %#llx", who, reg_name[i], ULL(out[i]),
+              ULL(in[i]));
 }
 
 /* The other side: loads its own values into the same registers before
@@ -327,12 +313,11 @@ static void test_regs(void)
     for (unsigned round = 0; round < REG_ROUNDS; round++) {
         reg_fill(root_in, 0xa500000000000000ull, round);
         if (round == 0)
-            reg_start(&root, &regctx, stack_new(STACK_SIZE), STACK_SIZE,
-                      reg_entry, &regctx, root_in, root_out);
+            reg_start(&root, &regctx, stack_new(STACK_SIZE), STACK_SIZE, reg_entry, &regctx,
+                      root_in, root_out);
         else
             reg_switch(&root, &regctx, root_in, root_out);
-        reg_compare(round ? "root" : "root, after starting", root_in,
-                    root_out);
+        reg_compare(round ? "root" : "root, after starting", root_in, root_out);
     }
 }
 
@@ -375,8 +360,7 @@ static gr__ctx *x_entry(void *arg)
         fesetround(FE_TOWARDZERO);
         gr__ctx_init(&yctx);
         reg_start(&xctx, &yctx, ylo, STACK_SIZE, y_entry, &yctx, x_in, x_out);
-        reg_compare(round % 2 ? "X, returned to by Y" : "X, after Y returned root",
-                    x_in, x_out);
+        reg_compare(round % 2 ? "X, returned to by Y" : "X, after Y returned root", x_in, x_out);
         check_round("X after starting Y", FE_TOWARDZERO);
         if (round % 2)
             gr__ctx_switch(&xctx, &root);
@@ -388,16 +372,14 @@ static void test_regs_return(void)
 {
     ylo = stack_new(STACK_SIZE);
     gr__ctx_init(&xctx);
-    gr__ctx_start(&root, &xctx, stack_new(STACK_SIZE), STACK_SIZE, x_entry,
-                  &xctx);
+    gr__ctx_start(&root, &xctx, stack_new(STACK_SIZE), STACK_SIZE, x_entry, &xctx);
     CHECK(gr__ctx_started(&xctx), "X not started after switching away");
     for (unsigned round = 0; round < REG_ROUNDS; round++) {
         ret_round = round;
         reg_fill(root_in, 0xc300000000000000ull, round);
         fesetround(FE_DOWNWARD);
         reg_switch(&root, &xctx, root_in, root_out);
-        reg_compare(round % 2 ? "root, switched to by X"
-                              : "root, returned to by Y's entry",
+        reg_compare(round % 2 ? "root, switched to by X" : "root, returned to by Y's entry",
                     root_in, root_out);
         check_round("root, Y finished", FE_DOWNWARD);
         CHECK(y_runs == round + 1, "round %u: Y ran %u times", round, y_runs);
@@ -421,15 +403,12 @@ static gr__ctx *pp_entry(void *arg)
     struct pp *me = arg;
     long mine = 0; /* a local that must survive every switch too */
 
-    CHECK(me == &pp[pp_turn], "pp entry: arg %p, want %p", arg,
-          (void *)&pp[pp_turn]);
+    CHECK(me == &pp[pp_turn], "pp entry: arg %p, want %p", arg, (void *)&pp[pp_turn]);
     check_aligned("pp entry");
     for (;;) {
-        CHECK(pp_turn == me->id, "context %d ran on %d's turn", me->id,
-              pp_turn);
+        CHECK(pp_turn == me->id, "context %d ran on %d's turn", me->id, pp_turn);
         me->runs++;
-        CHECK(++mine == me->runs, "context %d: local %ld, count %ld", me->id,
-              mine, me->runs);
+        CHECK(++mine == me->runs, "context %d: local %ld, count %ld", me->id, mine, me->runs);
         if (pp_ring && me->id < 2) {
             pp_turn = me->id + 1;
             gr__ctx_switch(&me->ctx, &pp[me->id + 1].ctx);
@@ -448,8 +427,7 @@ static void test_pingpong(void)
     for (int j = 0; j < 3; j++) {
         pp[j].id = j;
         gr__ctx_init(&pp[j].ctx);
-        CHECK(!gr__ctx_started(&pp[j].ctx), "context %d started after init",
-              j);
+        CHECK(!gr__ctx_started(&pp[j].ctx), "context %d started after init", j);
     }
     for (long i = 0; i < PINGS; i++) {
         struct pp *p = &pp[i % 3];
@@ -459,10 +437,8 @@ static void test_pingpong(void)
             gr__ctx_switch(&root, &p->ctx);
         } else {
             CHECK(i < 3, "star %ld: context %d not started", i, p->id);
-            gr__ctx_start(&root, &p->ctx, stack_new(STACK_SIZE), STACK_SIZE,
-                          pp_entry, p);
-            CHECK(gr__ctx_started(&p->ctx),
-                  "context %d not started after switching away", p->id);
+            gr__ctx_start(&root, &p->ctx, stack_new(STACK_SIZE), STACK_SIZE, pp_entry, p);
+            CHECK(gr__ctx_started(&p->ctx), "context %d not started after switching away", p->id);
         }
         CHECK(pp_turn == 3, "star %ld: root resumed on %d's turn", i, pp_turn);
     }
@@ -474,8 +450,7 @@ static void test_pingpong(void)
     }
     for (int j = 0; j < 3; j++) {
         long want = PINGS / 3 + (j < PINGS % 3) + PINGS;
-        CHECK(pp[j].runs == want, "context %d ran %ld times, want %ld", j,
-              pp[j].runs, want);
+        CHECK(pp[j].runs == want, "context %d ran %ld times, want %ld", j, pp[j].runs, want);
     }
 }
 
@@ -494,8 +469,7 @@ static int arith_round(void)
     memcpy(&l, &lo, sizeof l);
     int up = h == 0x3ffaaaaaaaaaaaabull;   /* +5/3 rounded away from 0 */
     int down = l == 0xbffaaaaaaaaaaaabull; /* -5/3 rounded away from 0 */
-    return up ? (down ? FE_TONEAREST : FE_UPWARD)
-              : (down ? FE_DOWNWARD : FE_TOWARDZERO);
+    return up ? (down ? FE_TONEAREST : FE_UPWARD) : (down ? FE_DOWNWARD : FE_TOWARDZERO);
 }
 
 /* Every copy of the rounding mode must agree with want: libm's view, the
@@ -514,8 +488,7 @@ static void check_round(const char *who, int want)
     int fpcr = (int)(ctl & 0xc00000);
     CHECK(fpcr == want, "%s: FPCR rounding %#x, want %#x", who, fpcr, want);
 #endif
-    CHECK(arith == want, "%s: arithmetic rounds %#x, want %#x", who, arith,
-          want);
+    CHECK(arith == want, "%s: arithmetic rounds %#x, want %#x", who, arith, want);
 }
 
 /* A new context starts in the default state, whatever its starter had. */
@@ -524,8 +497,8 @@ static void check_default(const char *who)
     uint64_t ctl = fpctl_get();
 
     check_round(who, FE_TONEAREST);
-    CHECK(ctl == FPCTL_DEFAULT, "%s: FP control %#llx, want the default %#llx",
-          who, ULL(ctl), ULL(FPCTL_DEFAULT));
+    CHECK(ctl == FPCTL_DEFAULT, "%s: FP control %#llx, want the default %#llx", who, ULL(ctl),
+          ULL(FPCTL_DEFAULT));
 }
 
 /* C is started by the root in an odd state and comes straight back. Then
@@ -589,8 +562,7 @@ static gr__ctx *fp_d(void *arg)
     check_default("D at start");
     for (;;) {
         uint64_t ctl = fpctl_get();
-        CHECK(ctl == fd_want, "D: FP control %#llx, want %#llx", ULL(ctl),
-              ULL(fd_want));
+        CHECK(ctl == fd_want, "D: FP control %#llx, want %#llx", ULL(ctl), ULL(fd_want));
         gr__ctx_switch(&fd, &root);
     }
     return NULL; /* not reached */
@@ -604,8 +576,8 @@ static void test_fpctl(void)
      * wherever only the x87 control word differs. */
     feclearexcept(FE_ALL_EXCEPT);
     ctl0 = fpctl_get();
-    CHECK(ctl0 == FPCTL_DEFAULT, "root: FP control %#llx at start, want %#llx",
-          ULL(ctl0), ULL(FPCTL_DEFAULT));
+    CHECK(ctl0 == FPCTL_DEFAULT, "root: FP control %#llx at start, want %#llx", ULL(ctl0),
+          ULL(FPCTL_DEFAULT));
     check_round("root at start", FE_TONEAREST);
 
     fesetround(FE_DOWNWARD);
@@ -614,8 +586,7 @@ static void test_fpctl(void)
     gr__ctx_init(&fc);
     gr__ctx_start(&root, &fc, stack_new(STACK_SIZE), STACK_SIZE, fp_c, NULL);
     ctl = fpctl_get();
-    CHECK(ctl == odd, "root after starting C: FP control %#llx, want %#llx",
-          ULL(ctl), ULL(odd));
+    CHECK(ctl == odd, "root after starting C: FP control %#llx, want %#llx", ULL(ctl), ULL(odd));
     check_round("root after starting C", FE_DOWNWARD);
     fpctl_set(ctl0);
 
@@ -631,8 +602,8 @@ static void test_fpctl(void)
     fpctl_set(ctl0 ^ FPCTL_OTHER);
     gr__ctx_switch(&root, &fd);
     ctl = fpctl_get();
-    CHECK(ctl == (ctl0 ^ FPCTL_OTHER), "root: FP control %#llx, want %#llx",
-          ULL(ctl), ULL(ctl0 ^ FPCTL_OTHER));
+    CHECK(ctl == (ctl0 ^ FPCTL_OTHER), "root: FP control %#llx, want %#llx", ULL(ctl),
+          ULL(ctl0 ^ FPCTL_OTHER));
     fpctl_set(ctl0);
 }
 
@@ -662,8 +633,8 @@ static gr__ctx *fp_e(void *arg)
     gr__ctx_init(&fe2);
     gr__ctx_start(&fe, &fe2, stack_new(STACK_SIZE), STACK_SIZE, fp_e2, NULL);
     ctl = fpctl_get();
-    CHECK(ctl == fe2_odd, "E, returned to by E2: FP control %#llx, want %#llx",
-          ULL(ctl), ULL(fe2_odd));
+    CHECK(ctl == fe2_odd, "E, returned to by E2: FP control %#llx, want %#llx", ULL(ctl),
+          ULL(fe2_odd));
     check_round("E, returned to by E2", FE_TOWARDZERO);
     fesetround(FE_UPWARD);
     return &root;
@@ -679,8 +650,7 @@ static void test_fpctl_return(void)
     gr__ctx_init(&fe);
     gr__ctx_start(&root, &fe, stack_new(STACK_SIZE), STACK_SIZE, fp_e, NULL);
     ctl = fpctl_get();
-    CHECK(ctl == odd, "root, returned to by E: FP control %#llx, want %#llx",
-          ULL(ctl), ULL(odd));
+    CHECK(ctl == odd, "root, returned to by E: FP control %#llx, want %#llx", ULL(ctl), ULL(odd));
     check_round("root, returned to by E", FE_DOWNWARD);
     fpctl_set(ctl0);
 }
@@ -688,7 +658,7 @@ static void test_fpctl_return(void)
 /* ---- deep recursion on a green stack ---------------------------------- */
 
 #if defined(__SANITIZE_ADDRESS__) /* gcc's spelling, clang's below */
-#define DEEP_SIZE (4u << 20)         /* redzones make frames ~3x larger */
+#define DEEP_SIZE (4u << 20)      /* redzones make frames ~3x larger */
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define DEEP_SIZE (4u << 20)
@@ -754,18 +724,15 @@ static void test_deep(void)
     gr__ctx_start(&root, &deepctx, lo, DEEP_SIZE, deep_entry, DEEP_ARG);
     CHECK(!deep_done, "deep context finished without switching out");
     /* Proves the recursion really ran, unflattened, on this stack. */
-    CHECK(deep_sp > (uintptr_t)lo &&
-              (uintptr_t)lo + DEEP_SIZE - deep_sp >= DEPTH * 16u,
-          "deepest sp %#llx, stack [%p, +%#x)", ULL(deep_sp), (void *)lo,
-          DEEP_SIZE);
+    CHECK(deep_sp > (uintptr_t)lo && (uintptr_t)lo + DEEP_SIZE - deep_sp >= DEPTH * 16u,
+          "deepest sp %#llx, stack [%p, +%#x)", ULL(deep_sp), (void *)lo, DEEP_SIZE);
     CHECK(deep_sp % 16 == 0, "deepest sp %#llx misaligned", ULL(deep_sp));
     scribble();
     gr__ctx_switch(&root, &deepctx);
     CHECK(deep_done, "deep context did not finish");
     for (unsigned n = 0; n <= DEPTH; n++)
         want = want * 31 + frame_value(n);
-    CHECK(deep_sum == want, "deep checksum %#llx, want %#llx", ULL(deep_sum),
-          ULL(want));
+    CHECK(deep_sum == want, "deep checksum %#llx, want %#llx", ULL(deep_sum), ULL(want));
 }
 
 /* ---- the return protocol -------------------------------------------- */
@@ -875,14 +842,12 @@ static gr__ctx *rr_entry(void *arg)
     uintptr_t sp = sp_at_call(), top = (uintptr_t)rlo + rsize;
 
     check_aligned("R entry");
-    CHECK(sp < top && top - sp <= 512,
-          "R round %u: entry sp %#llx, stack top %#llx", round, ULL(sp),
-          ULL(top));
+    CHECK(sp < top && top - sp <= 512, "R round %u: entry sp %#llx, stack top %#llx", round,
+          ULL(sp), ULL(top));
     if (round < 16)
         r_sp[k] = sp;
     else
-        CHECK(sp == r_sp[k], "R round %u: entry sp %#llx, was %#llx", round,
-              ULL(sp), ULL(r_sp[k]));
+        CHECK(sp == r_sp[k], "R round %u: entry sp %#llx, was %#llx", round, ULL(sp), ULL(r_sp[k]));
     CHECK(r_phase++ == 0, "R round %u: started out of order", round);
     gr__ctx_switch(&rr, &root);
     CHECK(r_phase++ == 1, "R round %u: resumed out of order", round);
@@ -897,15 +862,11 @@ static void test_reuse(void)
         r_phase = 0;
         gr__ctx_init(&rr);
         CHECK(!gr__ctx_started(&rr), "R round %u: started after init", round);
-        gr__ctx_start(&root, &rr, rlo, rsize, rr_entry,
-                      (void *)(uintptr_t)round);
-        CHECK(r_phase == 1, "R round %u: root resumed at phase %d", round,
-              r_phase);
-        CHECK(gr__ctx_started(&rr),
-              "R round %u: not started after switching away", round);
+        gr__ctx_start(&root, &rr, rlo, rsize, rr_entry, (void *)(uintptr_t)round);
+        CHECK(r_phase == 1, "R round %u: root resumed at phase %d", round, r_phase);
+        CHECK(gr__ctx_started(&rr), "R round %u: not started after switching away", round);
         gr__ctx_switch(&root, &rr);
-        CHECK(r_phase == 2, "R round %u: root resumed at phase %d, want 2",
-              round, r_phase);
+        CHECK(r_phase == 2, "R round %u: root resumed at phase %d, want 2", round, r_phase);
     }
 }
 
@@ -929,8 +890,7 @@ gr__ctx *fp_probe_c(void *arg)
         CHECK(fp > (uintptr_t)fplo && fp < top && fp % 8 == 0,
               "new context's fp %#llx: neither zero nor on its stack", ULL(fp));
         if (fp > (uintptr_t)fplo && fp < top && fp % 8 == 0)
-            CHECK(*(uintptr_t *)fp == 0,
-                  "new context's fp %#llx: its record links to %#llx, not 0",
+            CHECK(*(uintptr_t *)fp == 0, "new context's fp %#llx: its record links to %#llx, not 0",
                   ULL(fp), ULL(*(uintptr_t *)fp));
     }
     return &root;
@@ -942,8 +902,7 @@ static void test_frame_end(void)
     reg_fill(root_in, 0x6900000000000000ull, 0);
     CHECK(root_in[REG_FP] != 0, "the garbage frame pointer is zero");
     gr__ctx_init(&fpctx);
-    reg_start(&root, &fpctx, fplo, STACK_SIZE, fp_probe_entry, &fpctx,
-              root_in, root_out);
+    reg_start(&root, &fpctx, fplo, STACK_SIZE, fp_probe_entry, &fpctx, root_in, root_out);
     reg_compare("root, returned to by the probe", root_in, root_out);
 }
 #else
@@ -987,8 +946,7 @@ int main(void)
     test_frame_end();
     phase = "report";
     if (failures) {
-        printf("ctx selfcheck (%s): %d check(s) failed\n", gr__ctx_impl(),
-               failures);
+        printf("ctx selfcheck (%s): %d check(s) failed\n", gr__ctx_impl(), failures);
         return 1;
     }
     printf("ctx selfcheck (%s): ok\n", gr__ctx_impl());

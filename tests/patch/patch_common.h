@@ -199,8 +199,8 @@ static inline void hb_check(heartbeat *hb)
                  "the hub's thread slept %.1f ms in one system call (limit %d ms): %s",
                  hb->worst_block_ns / 1e6, HB_LIMIT_MS, hb->worst_call);
     cr_assert(hb->blocking_only || hb->worst_cpu_ns < (int64_t)HB_LIMIT_MS * 1000000,
-                 "the hub computed for %.1f ms without a beat (limit %d ms)",
-                 hb->worst_cpu_ns / 1e6, HB_LIMIT_MS);
+              "the hub computed for %.1f ms without a beat (limit %d ms)", hb->worst_cpu_ns / 1e6,
+              HB_LIMIT_MS);
     cr_assert_gt(hb->ticks, 0, "the heartbeat never ran");
 }
 
@@ -301,7 +301,8 @@ static inline int posix_listen(int *port)
 /* A blocking TCP connection to 127.0.0.1:port with plain POSIX calls. */
 static inline int posix_connect(int port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 

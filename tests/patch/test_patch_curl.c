@@ -114,7 +114,8 @@ static void *fifty(void *arg)
     took = now_ms() - t0;
     hb_check(&hb);
     cr_assert_geq(took, 1000);
-    cr_assert_lt(took, TIME_TARGET(1500), "50 requests answered after 1 s took %lld ms", (long long)took);
+    cr_assert_lt(took, TIME_TARGET(1500), "50 requests answered after 1 s took %lld ms",
+                 (long long)took);
     return NULL;
 }
 

@@ -163,11 +163,16 @@ static void same_addrinfo(const struct addrinfo *a, const struct addrinfo *b, co
     cr_assert(!a && !b, "%s: lists of different lengths", what);
 }
 
-static const char *nodes[] = {"127.0.0.1", "::1", "localhost", "known.grove.test",
-                              "unknown.grove.test", NULL, ""};
+static const char *nodes[] = {"127.0.0.1",          "::1", "localhost", "known.grove.test",
+                              "unknown.grove.test", NULL,  ""};
 static const char *services[] = {NULL, "80", "http", "no-such-service"};
-static const int flags[] = {0, AI_PASSIVE, AI_CANONNAME, AI_ADDRCONFIG, AI_NUMERICSERV,
-                            AI_NUMERICHOST, AI_CANONNAME | AI_ADDRCONFIG};
+static const int flags[] = {0,
+                            AI_PASSIVE,
+                            AI_CANONNAME,
+                            AI_ADDRCONFIG,
+                            AI_NUMERICSERV,
+                            AI_NUMERICHOST,
+                            AI_CANONNAME | AI_ADDRCONFIG};
 static const int families[] = {AF_UNSPEC, AF_INET, AF_INET6};
 static const int socktypes[] = {0, SOCK_STREAM};
 
@@ -185,17 +190,19 @@ static void *gai_matrix(void *arg)
             for (size_t f = 0; f < N(flags); f++)
                 for (size_t fa = 0; fa < N(families); fa++)
                     for (size_t st = 0; st < N(socktypes); st++) {
-                        struct addrinfo h = {.ai_flags = flags[f], .ai_family = families[fa],
+                        struct addrinfo h = {.ai_flags = flags[f],
+                                             .ai_family = families[fa],
                                              .ai_socktype = socktypes[st]};
                         struct addrinfo *ra = NULL, *rb = NULL;
                         char what[160];
                         int a = orig(nodes[n], services[s], &h, &ra);
                         int b = getaddrinfo(nodes[n], services[s], &h, &rb);
 
-                        snprintf(what, sizeof what, "getaddrinfo(%s, %s, flags 0x%x, family %d, "
-                                 "socktype %d)", nodes[n] ? nodes[n] : "NULL",
-                                 services[s] ? services[s] : "NULL", flags[f], families[fa],
-                                 socktypes[st]);
+                        snprintf(what, sizeof what,
+                                 "getaddrinfo(%s, %s, flags 0x%x, family %d, "
+                                 "socktype %d)",
+                                 nodes[n] ? nodes[n] : "NULL", services[s] ? services[s] : "NULL",
+                                 flags[f], families[fa], socktypes[st]);
                         cr_assert_eq(a, b, "%s: glibc %d (%s), patched %d (%s)", what, a,
                                      gai_strerror(a), b, gai_strerror(b));
                         if (!a)
@@ -236,8 +243,8 @@ static void *gni_matrix(void *arg)
     gni_fn orig = (gni_fn)gr_patch_original("getnameinfo");
     struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(80)};
     struct sockaddr_in a5 = {.sin_family = AF_INET, .sin_port = htons(53)};
-    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(443),
-                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    struct sockaddr_in6 a6 = {
+        .sin6_family = AF_INET6, .sin6_port = htons(443), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
     const struct sockaddr *sas[] = {(void *)&a4, (void *)&a5, (void *)&a6};
     const socklen_t lens[] = {sizeof a4, sizeof a5, sizeof a6};
     const int fl[] = {0, NI_NUMERICHOST, NI_NUMERICSERV, NI_NAMEREQD, NI_DGRAM, NI_NOFQDN};
@@ -370,8 +377,7 @@ Test(patch_dns, gethostbyname_and_friends_give_glibcs_answers, .timeout = 60, .i
 static void *queries(void *arg)
 {
     int (*o_query)(const char *, int, int, unsigned char *, int) = gr_patch_original("res_query");
-    int (*o_search)(const char *, int, int, unsigned char *, int) =
-        gr_patch_original("res_search");
+    int (*o_search)(const char *, int, int, unsigned char *, int) = gr_patch_original("res_search");
     const char *names[] = {"known.grove.test", "unknown.grove.test"};
 
     (void)arg;
@@ -431,7 +437,8 @@ static void *concurrent(void *arg)
     took = now_ms() - t0;
     hb_check(&hb);
     cr_assert_eq(resolved, NLOOKUPS);
-    cr_assert_lt(took, TIME_TARGET(1500), "20 lookups answered after 300 ms took %lld ms", (long long)took);
+    cr_assert_lt(took, TIME_TARGET(1500), "20 lookups answered after 300 ms took %lld ms",
+                 (long long)took);
     return NULL;
 }
 

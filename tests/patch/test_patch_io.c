@@ -421,7 +421,8 @@ static int hanging_connect_socket(int *l, struct sockaddr_in *a, int *filler)
 
     *l = posix_listen(&port);
     listen(*l, 0);
-    *a = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    *a = (struct sockaddr_in){.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     /* Fill the queue (backlog 0 holds one or two). */
     for (int i = 0; i < 3; i++) {
@@ -948,8 +949,8 @@ static void *scm_rights(void *arg)
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {&c, 1};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
-                       .msg_controllen = sizeof ctl.b};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
     delayed d;
     gr_t w;

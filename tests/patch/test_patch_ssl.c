@@ -26,8 +26,8 @@ static void make_cert(void)
     X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
     X509_set_pubkey(cert, key);
     name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
+                               0);
     X509_set_issuer_name(cert, name);
     cr_assert_gt(X509_sign(cert, key, EVP_sha256()), 0);
 }
@@ -97,8 +97,7 @@ static void *one_client(void *arg)
     SSL_set_fd(s, fd); /* a socket BIO over the blocking socket */
     SSL_set_tlsext_host_name(s, "localhost");
     if (SSL_connect(s) != 1) {
-        snprintf(t->err, sizeof t->err, "SSL_connect: %s",
-                 ERR_error_string(ERR_get_error(), NULL));
+        snprintf(t->err, sizeof t->err, "SSL_connect: %s", ERR_error_string(ERR_get_error(), NULL));
     } else if (SSL_write(s, "hello", 5) != 5) {
         snprintf(t->err, sizeof t->err, "SSL_write failed");
     } else if ((n = SSL_read(s, buf, sizeof buf - 1)) != 5) {
@@ -131,7 +130,8 @@ static void *fifty(void *arg)
     took = now_ms() - t0;
     hb_check(&hb);
     cr_assert_geq(took, 1000);
-    cr_assert_lt(took, TIME_TARGET(1600), "50 TLS exchanges answered after 1 s took %lld ms", (long long)took);
+    cr_assert_lt(took, TIME_TARGET(1600), "50 TLS exchanges answered after 1 s took %lld ms",
+                 (long long)took);
     return NULL;
 }
 

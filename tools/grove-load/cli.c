@@ -85,8 +85,8 @@ static uint64_t parse_count(const char *opt, const char *s, uint64_t min, uint64
     errno = 0;
     v = strtoull(s, &end, 10);
     if (errno || end == s || *end || *s == '-' || v < min || v > max)
-        bad("%s wants a whole number from %llu to %llu, not '%s'", opt,
-            (unsigned long long)min, (unsigned long long)max, s);
+        bad("%s wants a whole number from %llu to %llu, not '%s'", opt, (unsigned long long)min,
+            (unsigned long long)max, s);
     return v;
 }
 
@@ -179,40 +179,96 @@ static int parse_close_mode(const char *s)
 static void take_option(gl_opts *o, int ch, const char *arg, int *head)
 {
     switch (ch) {
-    case 'n': o->requests = parse_count("-n", arg, 1, UINT64_C(1) << 62); o->n_given = 1; break;
-    case 'c': o->concurrency = (size_t)parse_count("-c", arg, 1, 10000000); break;
-    case 't': o->timelimit_s = parse_real("-t", arg, 0.001, 365 * 86400.0); break;
-    case 'd': o->timelimit_s = parse_duration("-d", arg); o->unbounded = 1; break;
-    case 's': o->timeout_s = parse_real("-s", arg, 0.001, 86400); break;
-    case 'w': o->workers = (int)parse_count("-w", arg, 1, GL_MAX_WORKERS); break;
-    case 'k': o->keepalive = 1; break;
-    case 'r': o->keep_going = 1; break;
-    case 'q': o->quiet = 1; break;
-    case 'l': break; /* ab: accept variable document lengths; never checked here */
-    case 'i': *head = 1; break;
-    case 'm': o->method = arg; break;
-    case 'p': set_body(o, arg, "POST"); break;
-    case 'u': set_body(o, arg, "PUT"); break;
-    case 'T': o->content_type = arg; break;
-    case 'b': o->sources = arg; break;
+    case 'n':
+        o->requests = parse_count("-n", arg, 1, UINT64_C(1) << 62);
+        o->n_given = 1;
+        break;
+    case 'c':
+        o->concurrency = (size_t)parse_count("-c", arg, 1, 10000000);
+        break;
+    case 't':
+        o->timelimit_s = parse_real("-t", arg, 0.001, 365 * 86400.0);
+        break;
+    case 'd':
+        o->timelimit_s = parse_duration("-d", arg);
+        o->unbounded = 1;
+        break;
+    case 's':
+        o->timeout_s = parse_real("-s", arg, 0.001, 86400);
+        break;
+    case 'w':
+        o->workers = (int)parse_count("-w", arg, 1, GL_MAX_WORKERS);
+        break;
+    case 'k':
+        o->keepalive = 1;
+        break;
+    case 'r':
+        o->keep_going = 1;
+        break;
+    case 'q':
+        o->quiet = 1;
+        break;
+    case 'l':
+        break; /* ab: accept variable document lengths; never checked here */
+    case 'i':
+        *head = 1;
+        break;
+    case 'm':
+        o->method = arg;
+        break;
+    case 'p':
+        set_body(o, arg, "POST");
+        break;
+    case 'u':
+        set_body(o, arg, "PUT");
+        break;
+    case 'T':
+        o->content_type = arg;
+        break;
+    case 'b':
+        o->sources = arg;
+        break;
     case 'H':
         if (o->nheaders == sizeof o->headers / sizeof o->headers[0])
             bad("too many -H headers (at most 64)");
         o->headers[o->nheaders++] = arg;
         break;
-    case OPT_RATE: o->rate = parse_real("--rate", arg, 0.001, 1e9); break;
-    case OPT_JSON: o->json = 1; break;
-    case OPT_PROGRESS: o->progress = 1; break;
-    case OPT_NO_PROGRESS: o->progress = 0; break;
-    case OPT_DOCTOR: o->doctor = 1; break;
-    case OPT_CLOSE: o->close_mode = parse_close_mode(arg); break;
-    case OPT_SPIN: o->spin_us = (int)parse_count("--spin", arg, 0, GR_IDLE_SPIN_MAX_US); break;
-    case OPT_INSECURE: o->insecure = 1; break;
-    case OPT_TLS_RESUME: o->tls_resume = 1; break;
-    case 'h': gl_usage(stdout); exit(0);
-    case 'V': printf("grove-load %s (grove %d.%d.%d)\n", GL_VERSION, GROVE_VERSION_MAJOR,
-                     GROVE_VERSION_MINOR, GROVE_VERSION_PATCH); exit(0);
-    default: bad("unknown option (see below)");
+    case OPT_RATE:
+        o->rate = parse_real("--rate", arg, 0.001, 1e9);
+        break;
+    case OPT_JSON:
+        o->json = 1;
+        break;
+    case OPT_PROGRESS:
+        o->progress = 1;
+        break;
+    case OPT_NO_PROGRESS:
+        o->progress = 0;
+        break;
+    case OPT_DOCTOR:
+        o->doctor = 1;
+        break;
+    case OPT_CLOSE:
+        o->close_mode = parse_close_mode(arg);
+        break;
+    case OPT_SPIN:
+        o->spin_us = (int)parse_count("--spin", arg, 0, GR_IDLE_SPIN_MAX_US);
+        break;
+    case OPT_INSECURE:
+        o->insecure = 1;
+        break;
+    case OPT_TLS_RESUME:
+        o->tls_resume = 1;
+        break;
+    case 'h':
+        gl_usage(stdout);
+        exit(0);
+    case 'V':
+        printf("grove-load %s (grove %d.%d.%d)\n", GL_VERSION, GROVE_VERSION_MAJOR,
+               GROVE_VERSION_MINOR, GROVE_VERSION_PATCH);
+        exit(0);
+    default:
+        bad("unknown option (see below)");
     }
 }
 

@@ -15,12 +15,12 @@
 #define TARGET_CONNS 10000
 
 typedef struct check {
-    const char *name;  /* sysctl name, or what it is */
-    char value[64];    /* as read; "" if unavailable */
-    int ok;            /* 1 fine, 0 change it, -1 not applicable */
-    char want[64];     /* value to set */
+    const char *name; /* sysctl name, or what it is */
+    char value[64];   /* as read; "" if unavailable */
+    int ok;           /* 1 fine, 0 change it, -1 not applicable */
+    char want[64];    /* value to set */
     const char *why;
-    char fix[192];     /* the command */
+    char fix[192]; /* the command */
 } check;
 
 /* The first line of /proc/sys/<name with dots as slashes>, tabs as spaces. */
@@ -119,15 +119,14 @@ static void conntrack(check *c)
              "linger for minutes); when the table is full new connections are dropped "
              "(\"nf_conntrack: table full\" in dmesg)";
     snprintf(c->want, sizeof c->want, ">= %d", 262144);
-    snprintf(c->fix, sizeof c->fix, "sysctl -w net.netfilter.nf_conntrack_max=%d",
-             262144);
+    snprintf(c->fix, sizeof c->fix, "sysctl -w net.netfilter.nf_conntrack_max=%d", 262144);
     if ((v = sysctl_num(c)) < 0) {
         strcpy(c->value, "(not loaded: no limit)");
         return;
     }
     if (read_sysctl("net.netfilter.nf_conntrack_count", count, sizeof count) == 0)
-        snprintf(c->value + strlen(c->value), sizeof c->value - strlen(c->value),
-                 " (%s in use)", count);
+        snprintf(c->value + strlen(c->value), sizeof c->value - strlen(c->value), " (%s in use)",
+                 count);
     c->ok = v >= 262144;
 }
 
@@ -229,7 +228,10 @@ static void print_json(FILE *f, const check *c, size_t n)
         json_str(f, c[i].name);
         fputs(", \"value\": ", f);
         json_str(f, c[i].value);
-        fprintf(f, ", \"ok\": %s, \"want\": ", c[i].ok > 0 ? "true" : c[i].ok == 0 ? "false" : "null");
+        fprintf(f, ", \"ok\": %s, \"want\": ",
+                c[i].ok > 0    ? "true"
+                : c[i].ok == 0 ? "false"
+                               : "null");
         json_str(f, c[i].want);
         fputs(", \"why\": ", f);
         json_str(f, c[i].why);

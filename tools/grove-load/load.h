@@ -58,25 +58,25 @@ enum {
  * reads while the run goes on are stored with relaxed atomics (single
  * writer, so load + store, no locked instruction). */
 typedef struct gl_slot {
-    uint64_t completed;          /* whole responses */
-    uint64_t status[6];          /* by class: [0] other, [1] 1xx ... [5] 5xx */
+    uint64_t completed; /* whole responses */
+    uint64_t status[6]; /* by class: [0] other, [1] 1xx ... [5] 5xx */
     uint64_t fail[GL_F_KINDS];
-    uint64_t bytes;              /* everything read: heads and bodies */
-    uint64_t body_bytes;         /* payload of bodies */
-    uint64_t connects;           /* connections opened */
-    uint64_t reconnects;         /* reused connections found closed, request resent */
-    uint64_t keepalive_reqs;     /* requests sent on a reused connection */
-    int64_t end_ns;              /* when the worker finished (monotonic) */
-    int64_t doc_len;             /* body length of its first response; -1 none yet */
-    int abort_kind;              /* -r not given: the failure that stopped the run, -1 none */
+    uint64_t bytes;          /* everything read: heads and bodies */
+    uint64_t body_bytes;     /* payload of bodies */
+    uint64_t connects;       /* connections opened */
+    uint64_t reconnects;     /* reused connections found closed, request resent */
+    uint64_t keepalive_reqs; /* requests sent on a reused connection */
+    int64_t end_ns;          /* when the worker finished (monotonic) */
+    int64_t doc_len;         /* body length of its first response; -1 none yet */
+    int abort_kind;          /* -r not given: the failure that stopped the run, -1 none */
     int abort_errno;
-    int setup_errno;             /* the worker could not start (hub, spawn) */
-    int done;                    /* set (release) when the slot is final */
-    char server[64];             /* Server header of its first response */
-    gl_hist total;               /* latency of completed requests */
-    gl_hist connect;             /* non-keep-alive: connection set up */
-    gl_hist waiting;             /* non-keep-alive: request sent to first byte */
-    gl_hist processing;          /* non-keep-alive: connected to done */
+    int setup_errno;    /* the worker could not start (hub, spawn) */
+    int done;           /* set (release) when the slot is final */
+    char server[64];    /* Server header of its first response */
+    gl_hist total;      /* latency of completed requests */
+    gl_hist connect;    /* non-keep-alive: connection set up */
+    gl_hist waiting;    /* non-keep-alive: request sent to first byte */
+    gl_hist processing; /* non-keep-alive: connected to done */
 } __attribute__((aligned(64))) gl_slot;
 
 /* The region: this header, then one slot per worker. */
@@ -90,7 +90,7 @@ typedef struct gl_shared {
 /* ------------------------------------------------------------- options */
 
 typedef struct gl_opts {
-    uint64_t requests;     /* -n; 0: unbounded (-d) */
+    uint64_t requests; /* -n; 0: unbounded (-d) */
     int n_given;
     size_t concurrency;    /* -c */
     double timelimit_s;    /* -t or -d; 0: none */
@@ -110,27 +110,27 @@ typedef struct gl_opts {
     const char *content_type;
     const char *headers[64];
     size_t nheaders;
-    const char *sources;   /* -b */
+    const char *sources; /* -b */
     const char *url;
     int doctor;
-    int insecure;          /* --insecure: https without verifying the server */
-    int tls_resume;        /* --tls-resume: resume TLS sessions on new connections */
+    int insecure;   /* --insecure: https without verifying the server */
+    int tls_resume; /* --tls-resume: resume TLS sessions on new connections */
 } gl_opts;
 
 /* The parsed target and everything a worker needs, built once by the
  * parent and inherited by the workers. */
 typedef struct gl_target {
-    char host[256];       /* as in the URL (for the report and Host) */
+    char host[256]; /* as in the URL (for the report and Host) */
     char port_str[8];
     int port;
-    char path[4096];      /* request-target: path and query */
-    gr_addr addr;         /* resolved */
+    char path[4096]; /* request-target: path and query */
+    gr_addr addr;    /* resolved */
     gr_addr sources[GL_MAX_SOURCES];
     size_t nsources;
-    char *request;        /* the whole request: head and body */
+    char *request; /* the whole request: head and body */
     size_t request_len;
-    int head_only;        /* HEAD: responses have no body */
-    int tls;              /* an https:// URL */
+    int head_only; /* HEAD: responses have no body */
+    int tls;       /* an https:// URL */
 } gl_target;
 
 /* The run as a worker sees it. */
@@ -139,8 +139,8 @@ typedef struct gl_run {
     const gl_target *t;
     gl_shared *shm;
     int nworkers;
-    int64_t t0_ns;        /* the run's start, monotonic */
-    int64_t end_ns;       /* -t/-d: when to stop; 0 none */
+    int64_t t0_ns;  /* the run's start, monotonic */
+    int64_t end_ns; /* -t/-d: when to stop; 0 none */
 } gl_run;
 
 /* ------------------------------------------------------------ functions */
@@ -161,11 +161,11 @@ int gl_worker_main(const gl_run *r, int index, size_t conns, size_t first_conn);
 
 /* report.c */
 typedef struct gl_totals {
-    gl_slot s;            /* sums (histograms merged); server/doc_len from the first */
+    gl_slot s; /* sums (histograms merged); server/doc_len from the first */
     double duration_s;
     int abort_kind, abort_errno;
     int setup_errno;
-    int interrupted;      /* the signal that stopped the run, 0 none */
+    int interrupted; /* the signal that stopped the run, 0 none */
 } gl_totals;
 
 /* Sum the slots; a worker that never recorded its end (killed) counts

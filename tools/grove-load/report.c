@@ -93,9 +93,8 @@ static double ms(uint64_t ns)
 
 static void conn_row(FILE *f, const char *label, const gl_hist *h)
 {
-    fprintf(f, "%-11s %8.3f %8.3f %6.3f %8.3f %8.3f\n", label, ms(h->min_ns),
-            gl_hist_mean(h) / 1e6, gl_hist_stddev(h) / 1e6, ms(gl_hist_percentile(h, 50)),
-            ms(h->max_ns));
+    fprintf(f, "%-11s %8.3f %8.3f %6.3f %8.3f %8.3f\n", label, ms(h->min_ns), gl_hist_mean(h) / 1e6,
+            gl_hist_stddev(h) / 1e6, ms(gl_hist_percentile(h, 50)), ms(h->max_ns));
 }
 
 static void percentiles_text(FILE *f, const gl_hist *h, int rate)
@@ -132,9 +131,11 @@ void gl_report_text(FILE *f, const gl_run *r, const gl_totals *t)
 
     if (s->server[0])
         fprintf(f, "Server Software:        %s\n", s->server);
-    fprintf(f, "Server Hostname:        %s\nServer Port:            %d\n\n", r->t->host, r->t->port);
+    fprintf(f, "Server Hostname:        %s\nServer Port:            %d\n\n", r->t->host,
+            r->t->port);
     fprintf(f, "Document Path:          %s\n", r->t->path);
-    fprintf(f, "Document Length:        %lld bytes\n\n", (long long)(s->doc_len < 0 ? 0 : s->doc_len));
+    fprintf(f, "Document Length:        %lld bytes\n\n",
+            (long long)(s->doc_len < 0 ? 0 : s->doc_len));
     fprintf(f, "Concurrency Level:      %zu\n", o->concurrency);
     fprintf(f, "Time taken for tests:   %.3f seconds\n", d);
     fprintf(f, "Complete requests:      %llu\n", (unsigned long long)s->completed);
@@ -158,8 +159,8 @@ void gl_report_text(FILE *f, const gl_run *r, const gl_totals *t)
     if (!s->completed)
         return;
     if (!o->keepalive) {
-        fprintf(f, "\nConnection Times (ms)\n%-11s %8s %8s %6s %8s %8s\n", "", "min", "mean", "[+/-sd]",
-                "median", "max");
+        fprintf(f, "\nConnection Times (ms)\n%-11s %8s %8s %6s %8s %8s\n", "", "min", "mean",
+                "[+/-sd]", "median", "max");
         conn_row(f, "Connect:", &s->connect);
         conn_row(f, "Processing:", &s->processing);
         conn_row(f, "Waiting:", &s->waiting);
@@ -219,7 +220,8 @@ void gl_report_json(FILE *f, const gl_run *r, const gl_totals *t)
     fprintf(f, ", \"keep_alive\": %s, \"concurrency\": %zu, \"workers\": %d",
             o->keepalive ? "true" : "false", o->concurrency, r->nworkers);
     fprintf(f, ", \"requests\": %llu, \"completed\": %llu, ",
-            (unsigned long long)(s->completed + failed_sockets(s)), (unsigned long long)s->completed);
+            (unsigned long long)(s->completed + failed_sockets(s)),
+            (unsigned long long)s->completed);
     json_failed(f, s);
     fprintf(f,
             ", \"status\": {\"1xx\": %llu, \"2xx\": %llu, \"3xx\": %llu, \"4xx\": %llu, "
@@ -227,14 +229,16 @@ void gl_report_json(FILE *f, const gl_run *r, const gl_totals *t)
             (unsigned long long)s->status[1], (unsigned long long)s->status[2],
             (unsigned long long)s->status[3], (unsigned long long)s->status[4],
             (unsigned long long)s->status[5], (unsigned long long)s->status[0]);
-    fprintf(f, ", \"duration_s\": %.6f, \"requests_per_sec\": %.2f, \"transfer_bytes_per_sec\": %.1f",
+    fprintf(f,
+            ", \"duration_s\": %.6f, \"requests_per_sec\": %.2f, \"transfer_bytes_per_sec\": %.1f",
             d, (double)s->completed / d, (double)s->bytes / d);
     fprintf(f, ", \"bytes_received\": %llu, \"body_bytes\": %llu, \"document_length\": %lld",
             (unsigned long long)s->bytes, (unsigned long long)s->body_bytes,
             (long long)(s->doc_len < 0 ? 0 : s->doc_len));
     fputs(", \"server\": ", f);
     json_string(f, s->server);
-    fprintf(f, ", \"connections_opened\": %llu, \"reconnects\": %llu, \"keep_alive_requests\": %llu",
+    fprintf(f,
+            ", \"connections_opened\": %llu, \"reconnects\": %llu, \"keep_alive_requests\": %llu",
             (unsigned long long)s->connects, (unsigned long long)s->reconnects,
             (unsigned long long)s->keepalive_reqs);
     if (o->rate > 0)

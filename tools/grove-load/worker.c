@@ -19,7 +19,6 @@
 
 #include <grove/tls.h>
 
-
 #include <errno.h>
 #include <stdio.h>
 #include <netinet/in.h>
@@ -50,7 +49,7 @@ typedef struct worker {
     gl_slot *slot;
     int index;
     int64_t timeout_ms;
-    int64_t end_ms;     /* -t/-d on the hub's clock; 0 none */
+    int64_t end_ms; /* -t/-d on the hub's clock; 0 none */
     char *rbuf;
     gr_group *conns;
     gr_t watcher, pacer;
@@ -59,17 +58,17 @@ typedef struct worker {
     int64_t rate_t0_ns;
     double interval_ns;
     uint64_t taken;
-    int have_first;     /* a response was recorded: doc_len and server set */
-    gr_tls_ctx *tls;    /* https: this process's client context */
+    int have_first;  /* a response was recorded: doc_len and server set */
+    gr_tls_ctx *tls; /* https: this process's client context */
 } worker;
 
 typedef struct conn {
     worker *w;
-    int fd;             /* -1: not connected */
-    gr_tls *tls;        /* https: the stream over fd */
-    int established;    /* a send succeeded on it */
-    int drained;        /* its last read took everything there was */
-    size_t index;       /* among all connections, for -b */
+    int fd;          /* -1: not connected */
+    gr_tls *tls;     /* https: the stream over fd */
+    int established; /* a send succeeded on it */
+    int drained;     /* its last read took everything there was */
+    size_t index;    /* among all connections, for -b */
     gl_resp resp;
 } conn;
 
@@ -301,8 +300,7 @@ static int read_failed(conn *c, int reused)
 /* Read and parse the response. On XCH_OK the connection is still open
  * unless the body ended with the close (*saw_eof); *extra tells that
  * bytes came after the response. */
-static int read_response(conn *c, times *tm, int64_t deadline, int reused, int *saw_eof,
-                         int *extra)
+static int read_response(conn *c, times *tm, int64_t deadline, int reused, int *saw_eof, int *extra)
 {
     gl_slot *s = c->w->slot;
 
@@ -491,8 +489,9 @@ static void *pacer_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1000UL); /* 1 us instead of 50 */
     for (;;) {
         int64_t now = gl_now_ns(), next;
-        uint64_t due = now < w->rate_t0_ns ? 0
-                                           : (uint64_t)((double)(now - w->rate_t0_ns) / w->interval_ns) + 1;
+        uint64_t due = now < w->rate_t0_ns
+                           ? 0
+                           : (uint64_t)((double)(now - w->rate_t0_ns) / w->interval_ns) + 1;
         struct itimerspec its = {{0, 0}, {0, 0}};
 
         for (; released < due; released++)

@@ -354,8 +354,8 @@ static int work(gr_sup_worker *w, void *arg)
 
     if (!o->threaded)
         return serve_hubs(o, gr_sup_worker_fd(w, 0), w, NULL);
-    if (!(tw.srv = gr_http_threaded_new(gr_sup_worker_fd(w, 0), seed, NULL, NULL,
-                                        o->concurrency))) {
+    if (!(tw.srv =
+              gr_http_threaded_new(gr_sup_worker_fd(w, 0), seed, NULL, NULL, o->concurrency))) {
         perror("seed-server: gr_http_threaded_new");
         return 1;
     }
@@ -375,10 +375,8 @@ typedef struct master_run {
 static void *master(void *arg)
 {
     master_run *m = arg;
-    gr_sup_opts so = {.workers = (size_t)m->o->workers,
-                      .fds = &m->fd,
-                      .nfds = 1,
-                      .drain_ms = m->o->drain_ms};
+    gr_sup_opts so = {
+        .workers = (size_t)m->o->workers, .fds = &m->fd, .nfds = 1, .drain_ms = m->o->drain_ms};
 
     return gr_sup_run(work, (void *)m->o, &so) == 0 ? NULL : (void *)1;
 }

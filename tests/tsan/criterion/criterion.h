@@ -23,18 +23,17 @@ void cr_register(struct cr_test *t);
 void cr_fail_at(const char *file, int line, const char *what, const char *fmt, ...)
     __attribute__((noreturn)); /* fmt may be "": no format check */
 
-#define Test(S, N, ...)                                                                 \
-    static void S##_##N(void);                                                          \
-    static struct cr_test S##_##N##_test = {                                            \
-        .suite = #S, .name = #N, .fn = S##_##N, __VA_ARGS__};                           \
-    __attribute__((constructor)) static void S##_##N##_register(void)                   \
-    {                                                                                   \
-        cr_register(&S##_##N##_test);                                                   \
-    }                                                                                   \
+#define Test(S, N, ...)                                                                            \
+    static void S##_##N(void);                                                                     \
+    static struct cr_test S##_##N##_test = {.suite = #S, .name = #N, .fn = S##_##N, __VA_ARGS__};  \
+    __attribute__((constructor)) static void S##_##N##_register(void)                              \
+    {                                                                                              \
+        cr_register(&S##_##N##_test);                                                              \
+    }                                                                                              \
     static void S##_##N(void)
 
 /* An optional printf-style message follows the operands, as in Criterion. */
-#define cr_assert(cond, ...)                                                            \
+#define cr_assert(cond, ...)                                                                       \
     ((cond) ? (void)0 : cr_fail_at(__FILE__, __LINE__, #cond, "" __VA_ARGS__))
 #define cr_assert_not(cond, ...) cr_assert(!(cond), __VA_ARGS__)
 #define cr_assert_eq(a, b, ...) cr_assert((a) == (b), __VA_ARGS__)
