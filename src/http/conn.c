@@ -684,13 +684,13 @@ void gr__http_conn_linger(gr__http_conn *c)
 {
     int64_t deadline = c->io->now() + GR__HTTP_LINGER_MS;
     size_t dropped = 0;
-
     /* A plain close is clean when nothing is unread and the client is not
      * about to send more: it asked to close, or the connection was idle.
      * One that expected to keep the connection (an error, faulty framing,
      * a stopping server closed it) may have a pipelined request in flight. */
-    if (c->parsed == c->end && !c->limit_error && !(c->message_done && c->peer_keep_alive) &&
-        (c->message_done || !c->headers_done) && c->status < 400)
+    int client_done = c->message_done ? !c->peer_keep_alive : !c->headers_done;
+
+    if (c->parsed == c->end && client_done && !c->limit_error && c->status < 400)
         return;
     shutdown(c->fd, SHUT_WR);
     while (dropped < GR__HTTP_LINGER_BYTES) {
